@@ -1,0 +1,177 @@
+// Package batch is allot's group commit: concurrent callers that want to
+// write to the same key share one transaction.
+//
+// Each key has at most one writer goroutine. A caller enqueues its request
+// and waits. The writer takes everything queued for the key, in arrival
+// order, up to MaxBatch, and hands it to the flush function, which runs it
+// as one transaction. While that transaction commits, new requests queue up
+// and form the next batch, so the number of commits per second stays
+// bounded by the database's commit latency, not by the number of callers.
+//
+// Guarantees: a batch holds requests in the order they were enqueued; each
+// caller gets exactly one result; a flush error is delivered to every
+// caller of that batch. The package does not retry: the flush function
+// decides what is safe to retry.
+package batch
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// MaxBatchDefault is the largest batch handed to one flush.
+const MaxBatchDefault = 1024
+
+// ErrClosed is returned by Do after Close.
+var ErrClosed = errors.New("batch: closed")
+
+// FlushFunc writes one batch. It must return exactly one result per
+// request, in order, or an error that fails the whole batch.
+type FlushFunc[K comparable, Req, Res any] func(ctx context.Context, key K, reqs []Req) ([]Res, error)
+
+// Opts are optional knobs of a Batcher.
+type Opts struct {
+	// MaxBatch caps the requests in one flush. Defaults to MaxBatchDefault.
+	MaxBatch int
+	// Observe, if set, is called after every flush with its size and duration.
+	Observe func(size int, d time.Duration, err error)
+}
+
+// Batcher groups concurrent requests per key into single flushes.
+type Batcher[K comparable, Req, Res any] struct {
+	flush FlushFunc[K, Req, Res]
+	opts  Opts
+
+	mu     sync.Mutex
+	queues map[K]*queue[Req, Res]
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type call[Req, Res any] struct {
+	ctx  context.Context
+	req  Req
+	done chan result[Res]
+}
+
+type result[Res any] struct {
+	res Res
+	err error
+}
+
+type queue[Req, Res any] struct {
+	pending []*call[Req, Res]
+	running bool
+}
+
+// New returns a Batcher that writes with flush.
+func New[K comparable, Req, Res any](flush FlushFunc[K, Req, Res], opts Opts) *Batcher[K, Req, Res] {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = MaxBatchDefault
+	}
+	return &Batcher[K, Req, Res]{flush: flush, opts: opts, queues: make(map[K]*queue[Req, Res])}
+}
+
+// Do enqueues req under key and waits for its result. If ctx ends first,
+// Do returns ctx.Err(), but the request may still be written: callers that
+// must know use an idempotency key.
+func (b *Batcher[K, Req, Res]) Do(ctx context.Context, key K, req Req) (Res, error) {
+	c := &call[Req, Res]{ctx: ctx, req: req, done: make(chan result[Res], 1)}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		var zero Res
+		return zero, ErrClosed
+	}
+	q := b.queues[key]
+	if q == nil {
+		q = &queue[Req, Res]{}
+		b.queues[key] = q
+	}
+	q.pending = append(q.pending, c)
+	if !q.running {
+		q.running = true
+		b.wg.Add(1)
+		go b.run(key, q)
+	}
+	b.mu.Unlock()
+
+	select {
+	case r := <-c.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		var zero Res
+		return zero, ctx.Err()
+	}
+}
+
+// run is the key's writer: it flushes until the queue is empty, then exits.
+// Only one run per key exists at a time (q.running), which is what makes a
+// batch the unit of ordering for that key.
+func (b *Batcher[K, Req, Res]) run(key K, q *queue[Req, Res]) {
+	defer b.wg.Done()
+	for {
+		b.mu.Lock()
+		n := len(q.pending)
+		if n == 0 {
+			q.running = false
+			delete(b.queues, key)
+			b.mu.Unlock()
+			return
+		}
+		if n > b.opts.MaxBatch {
+			n = b.opts.MaxBatch
+		}
+		calls := make([]*call[Req, Res], 0, n)
+		for _, c := range q.pending[:n] {
+			// A caller that already gave up is dropped before the
+			// write, so nothing is taken for it.
+			if c.ctx.Err() != nil {
+				c.done <- result[Res]{err: c.ctx.Err()}
+				continue
+			}
+			calls = append(calls, c)
+		}
+		rest := q.pending[n:]
+		q.pending = append(q.pending[:0:0], rest...)
+		b.mu.Unlock()
+		if len(calls) == 0 {
+			continue
+		}
+		b.flushCalls(key, calls)
+	}
+}
+
+func (b *Batcher[K, Req, Res]) flushCalls(key K, calls []*call[Req, Res]) {
+	reqs := make([]Req, len(calls))
+	for i, c := range calls {
+		reqs[i] = c.req
+	}
+	start := time.Now()
+	// The batch runs to completion even if its callers leave: a half-done
+	// group commit is worse than an unwanted one.
+	res, err := b.flush(context.WithoutCancel(calls[0].ctx), key, reqs)
+	if err == nil && len(res) != len(reqs) {
+		err = errors.New("batch: flush returned the wrong number of results")
+	}
+	if b.opts.Observe != nil {
+		b.opts.Observe(len(reqs), time.Since(start), err)
+	}
+	for i, c := range calls {
+		if err != nil {
+			c.done <- result[Res]{err: err}
+			continue
+		}
+		c.done <- result[Res]{res: res[i]}
+	}
+}
+
+// Close stops accepting requests and waits for queued ones to be flushed.
+func (b *Batcher[K, Req, Res]) Close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.wg.Wait()
+}

@@ -1,0 +1,122 @@
+// Package testdb gives tests real databases: a fresh PostgreSQL schema per
+// test and SQLite files in temporary directories. Nothing is mocked.
+//
+// PostgreSQL comes from TEST_DATABASE_URL, or postgres://postgres@127.0.0.1:5432/postgres.
+// Redis comes from TEST_REDIS_URL, or redis://127.0.0.1:6379. When a server
+// can't be reached the test fails if CI is set (CI must never skip a test
+// that needs a server) and is skipped with a message otherwise.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// PostgresURLDefault is used when TEST_DATABASE_URL is not set.
+const PostgresURLDefault = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// PostgresBaseURL returns the server URL tests use.
+func PostgresBaseURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return PostgresURLDefault
+}
+
+// Unavailable fails the test in CI and skips it elsewhere.
+func Unavailable(t testing.TB, what string, err error) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is required in CI but unavailable: %v", what, err)
+	}
+	t.Skipf("%s unavailable (%v); set CI=1 to make this a failure", what, err)
+}
+
+// Postgres creates a fresh schema and returns a URL whose connections use
+// it. The schema is dropped when the test ends.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	base := PostgresBaseURL()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		Unavailable(t, "PostgreSQL at "+redact(base), err)
+	}
+	defer conn.Close(context.Background())
+	schema := "allot_t_" + randHex(6)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Logf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Logf("drop schema %s: %v", schema, err)
+		}
+	})
+	return WithSearchPath(base, schema)
+}
+
+// WithSearchPath returns url with its connections' search_path set to schema.
+func WithSearchPath(base, schema string) string {
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "search_path=" + url.QueryEscape(schema)
+}
+
+// RedisAddr returns the address of a reachable Redis, failing in CI and
+// skipping elsewhere when there is none.
+func RedisAddr(t testing.TB) string {
+	t.Helper()
+	addr := "127.0.0.1:6379"
+	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
+		if p, err := url.Parse(u); err == nil && p.Host != "" {
+			addr = p.Host
+		}
+	}
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		Unavailable(t, "Redis at "+addr, err)
+	}
+	c.Close()
+	return addr
+}
+
+// SQLitePath returns a path for a new SQLite file in a temporary directory.
+func SQLitePath(t testing.TB) string {
+	t.Helper()
+	return filepath.Join(t.TempDir(), "allot.db")
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "the configured URL"
+	}
+	return p.Redacted()
+}

@@ -1,0 +1,53 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/allot/allot"
+	"github.com/allot/allot/internal/storetest"
+	"github.com/allot/allot/internal/testdb"
+	"github.com/allot/allot/postgres"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) func() allot.Store {
+		url := testdb.Postgres(t)
+		return func() allot.Store {
+			s, err := postgres.Open(context.Background(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+	})
+}
+
+// TestTriggersGuardCounter checks the database itself refuses a counter that
+// moves back or past max, whatever the application does.
+func TestTriggersGuardCounter(t *testing.T) {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	max := int64(10)
+	q, _ := allot.NewSequence(allot.SequenceCreateParams{Name: "a", Max: &max})
+	if _, err := s.SequenceCreate(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	db := s.Pool()
+	if _, err := db.Exec(ctx, `INSERT INTO allot_sequence_counters (sequence, period, last) VALUES ('a', '', 5)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `UPDATE allot_sequence_counters SET last = 4`); err == nil {
+		t.Fatal("counter moved back")
+	}
+	if _, err := db.Exec(ctx, `UPDATE allot_sequence_counters SET last = 11`); err == nil {
+		t.Fatal("counter passed max")
+	}
+}

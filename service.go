@@ -1,0 +1,677 @@
+package allot
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/allot/allot/batch"
+	"github.com/allot/allot/format"
+)
+
+// Config configures a Service. Fill it, then pass it to New, which applies
+// defaults and validates it.
+type Config struct {
+	// Store is the source of truth. Required.
+	Store Store
+	// Logger receives structured logs. Defaults to slog.Default().
+	Logger *slog.Logger
+	// Owner names this process in the ledger. Defaults to host:pid:random.
+	Owner string
+	// Now returns the current time. Defaults to time.Now.
+	Now func() time.Time
+	// IdempotencyTTL is how long idempotency keys are kept; at least 24h.
+	// Defaults to 24h.
+	IdempotencyTTL time.Duration
+	// LeaseBlocksMax caps how many blocks a cached sequence leases at once
+	// when demand is high. A crash can leave at most this many blocks
+	// unissued (all recorded in the ledger). Defaults to 64.
+	LeaseBlocksMax int64
+	// Metrics receives measurements. Defaults to a no-op.
+	Metrics Observer
+}
+
+// Observer receives the service's measurements. Implementations must be
+// safe for concurrent use.
+type Observer interface {
+	// ObserveBatch is called after each group commit with its kind
+	// ("issued" or "leased"), number of requests and duration.
+	ObserveBatch(kind string, size int, d time.Duration, err error)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ObserveBatch(string, int, time.Duration, error) {}
+
+// IdempotencyTTLDefault is how long idempotency keys are kept by default.
+const IdempotencyTTLDefault = 24 * time.Hour
+
+// LeaseBlocksMaxDefault caps how many blocks one lease takes.
+const LeaseBlocksMaxDefault int64 = 64
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Owner == "" {
+		host, _ := os.Hostname()
+		var b [3]byte
+		_, _ = rand.Read(b[:])
+		c.Owner = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.IdempotencyTTL == 0 {
+		c.IdempotencyTTL = IdempotencyTTLDefault
+	}
+	if c.LeaseBlocksMax == 0 {
+		c.LeaseBlocksMax = LeaseBlocksMaxDefault
+	}
+	if c.Metrics == nil {
+		c.Metrics = nopObserver{}
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if c.Store == nil {
+		return errors.New("allot: Config.Store is required")
+	}
+	if c.IdempotencyTTL < 24*time.Hour {
+		return fmt.Errorf("allot: Config.IdempotencyTTL must be at least 24h, got %s", c.IdempotencyTTL)
+	}
+	if c.LeaseBlocksMax < 1 {
+		return fmt.Errorf("allot: Config.LeaseBlocksMax must be at least 1, got %d", c.LeaseBlocksMax)
+	}
+	return nil
+}
+
+// Service hands out sequence numbers. It is safe for concurrent use, and
+// any number of Services (in one process or many) may share one Store.
+type Service struct {
+	cfg   Config
+	store Store
+	log   *slog.Logger
+
+	mu   sync.RWMutex
+	seqs map[string]*seqRuntime
+
+	advance *batch.Batcher[advanceKey, SequenceAdvanceRequest, SequenceAdvanceResult]
+
+	inflightMu sync.Mutex
+	inflight   map[string]struct{}
+
+	closed  atomic.Bool
+	running sync.WaitGroup
+	bg      sync.WaitGroup
+	stop    chan struct{}
+}
+
+type advanceKey struct {
+	seq    string
+	period string
+	kind   LedgerKind
+}
+
+// seqRuntime is what a process keeps about one sequence: the immutable
+// parts of its configuration, parsed once, and the cached-mode allocators.
+type seqRuntime struct {
+	seq  *Sequence // Max and WarnAt here may be stale: the store is asked for those
+	tmpl *format.Template
+	loc  *time.Location
+
+	mu     sync.Mutex
+	allocs map[string]*allocator // by period
+}
+
+// New returns a Service over cfg.Store. It does not run migrations.
+func New(cfg Config) (*Service, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg:      cfg,
+		store:    cfg.Store,
+		log:      cfg.Logger,
+		seqs:     make(map[string]*seqRuntime),
+		inflight: make(map[string]struct{}),
+		stop:     make(chan struct{}),
+	}
+	s.advance = batch.New(s.flushAdvance, batch.Opts{
+		Observe: func(size int, d time.Duration, err error) {
+			s.cfg.Metrics.ObserveBatch("advance", size, d, err)
+		},
+	})
+	s.bg.Add(1)
+	go s.janitor()
+	return s, nil
+}
+
+// Store returns the service's store.
+func (s *Service) Store() Store { return s.store }
+
+// Owner returns the name this process records in the ledger.
+func (s *Service) Owner() string { return s.cfg.Owner }
+
+func (s *Service) flushAdvance(ctx context.Context, k advanceKey, reqs []SequenceAdvanceRequest) ([]SequenceAdvanceResult, error) {
+	return s.store.SequenceAdvance(ctx, SequenceAdvanceParams{
+		Sequence: k.seq, Period: k.period, Kind: k.kind, Owner: s.cfg.Owner, Requests: reqs,
+	})
+}
+
+// janitor purges idempotency keys past their TTL.
+func (s *Service) janitor() {
+	defer s.bg.Done()
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			n, err := s.store.IdempotencyPurge(ctx, s.cfg.Now().Add(-s.cfg.IdempotencyTTL))
+			cancel()
+			if err != nil {
+				s.log.Warn("purge idempotency keys", "err", err)
+			} else if n > 0 {
+				s.log.Info("purged idempotency keys", "count", n)
+			}
+		}
+	}
+}
+
+// enter marks a call in progress so Close can wait for it.
+func (s *Service) enter() error {
+	s.running.Add(1)
+	if s.closed.Load() {
+		s.running.Done()
+		return ErrClosed
+	}
+	return nil
+}
+
+// Close stops taking requests, waits for those in progress, and records the
+// unused rest of every leased block as voided, so a graceful shutdown
+// leaves no unexplained gap. It returns when ctx ends at the latest.
+func (s *Service) Close(ctx context.Context) error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	close(s.stop)
+	done := make(chan struct{})
+	go func() {
+		s.running.Wait()
+		s.advance.Close()
+		s.bg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("allot: close: %w", ctx.Err())
+	}
+	var errs []error
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for name, rt := range s.seqs {
+		rt.mu.Lock()
+		for period, a := range rt.allocs {
+			for _, sp := range a.drain() {
+				_, err := s.store.SequenceVoid(ctx, SequenceVoidParams{
+					Sequence: name, Period: period, First: sp.first, Last: sp.last,
+					Reason: "unused rest of a leased block, returned at shutdown", Owner: s.cfg.Owner,
+				})
+				if err != nil {
+					errs = append(errs, fmt.Errorf("void unused block %s[%s] %d-%d: %w", name, period, sp.first, sp.last, err))
+				}
+			}
+		}
+		rt.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// runtime returns the process's view of a sequence, loading it once.
+func (s *Service) runtime(ctx context.Context, name string) (*seqRuntime, error) {
+	s.mu.RLock()
+	rt := s.seqs[name]
+	s.mu.RUnlock()
+	if rt != nil {
+		return rt, nil
+	}
+	if err := ValidateName("sequence", name); err != nil {
+		return nil, NotFoundf("sequence %q", name)
+	}
+	seq, err := s.store.SequenceGet(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return s.addRuntime(seq)
+}
+
+func (s *Service) addRuntime(seq *Sequence) (*seqRuntime, error) {
+	tmpl, err := seq.Template()
+	if err != nil {
+		return nil, fmt.Errorf("stored format of %q: %w", seq.Name, err)
+	}
+	loc, err := seq.Location()
+	if err != nil {
+		return nil, fmt.Errorf("stored timezone of %q: %w", seq.Name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rt := s.seqs[seq.Name]; rt != nil {
+		return rt, nil
+	}
+	rt := &seqRuntime{seq: seq, tmpl: tmpl, loc: loc, allocs: make(map[string]*allocator)}
+	s.seqs[seq.Name] = rt
+	return rt, nil
+}
+
+// SequenceCreate validates params, fills defaults and stores a new sequence.
+func (s *Service) SequenceCreate(ctx context.Context, p SequenceCreateParams) (*SequenceState, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.running.Done()
+	seq, err := NewSequence(p)
+	if err != nil {
+		return nil, err
+	}
+	seq, err = s.store.SequenceCreate(ctx, seq)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.addRuntime(seq); err != nil {
+		return nil, err
+	}
+	return s.SequenceGet(ctx, seq.Name)
+}
+
+// SequenceGet returns a sequence with its figures for the current period.
+func (s *Service) SequenceGet(ctx context.Context, name string) (*SequenceState, error) {
+	rt, err := s.runtime(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	seq, err := s.store.SequenceGet(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return s.state(ctx, rt, seq)
+}
+
+// SequenceList returns every sequence with its figures.
+func (s *Service) SequenceList(ctx context.Context) ([]*SequenceState, error) {
+	seqs, err := s.store.SequenceList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*SequenceState, 0, len(seqs))
+	for _, seq := range seqs {
+		rt, err := s.runtime(ctx, seq.Name)
+		if err != nil {
+			return nil, err
+		}
+		st, err := s.state(ctx, rt, seq)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (s *Service) state(ctx context.Context, rt *seqRuntime, seq *Sequence) (*SequenceState, error) {
+	period := seq.Period(Today(s.cfg.Now(), rt.loc))
+	c, err := s.store.SequenceCounterGet(ctx, seq.Name, period)
+	if err != nil {
+		return nil, err
+	}
+	st := &SequenceState{Sequence: *seq, Period: period, Next: c.Last + 1, Voided: c.Voided}
+	if c.Last == math.MaxInt64 {
+		st.Next = c.Last
+	}
+	var local, lowest int64 = 0, -1
+	if a := rt.allocator(period); a != nil {
+		local, lowest = a.unissued()
+	}
+	if lowest >= 0 {
+		st.Next = lowest
+	}
+	taken := c.Last - seq.Start + 1 // leased or issued, including voided
+	st.Issued = max(taken-local-c.Voided, 0)
+	st.Remaining = Remaining(c.Last, seq.Max)
+	if st.Remaining < math.MaxInt64-local {
+		st.Remaining += local
+	}
+	used := float64(taken-local) / float64(seq.Size())
+	st.Warning = used >= seq.WarnAt
+	return st, nil
+}
+
+// SequencePatch changes max or warn_at.
+func (s *Service) SequencePatch(ctx context.Context, name string, p SequencePatchParams) (*SequenceState, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.running.Done()
+	rt, err := s.runtime(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if p.Max == nil && p.WarnAt == nil {
+		return nil, Invalidf("", "nothing to change: give max and/or warn_at")
+	}
+	if p.Max != nil {
+		if *p.Max < 0 {
+			return nil, Invalidf("max", "must be 0 or more, got %d", *p.Max)
+		}
+		if *p.Max < rt.seq.Start {
+			return nil, Invalidf("max", "must be at least start (%d), got %d", rt.seq.Start, *p.Max)
+		}
+		if capacity, bounded := rt.tmpl.Capacity(); bounded && *p.Max > capacity-1 {
+			return nil, Invalidf("max", "%d does not fit the format's mask, whose largest number is %d", *p.Max, capacity-1)
+		}
+	}
+	if p.WarnAt != nil && (*p.WarnAt <= 0 || *p.WarnAt > 1 || *p.WarnAt != *p.WarnAt) {
+		return nil, Invalidf("warn_at", "must be a fraction in (0, 1], got %v", *p.WarnAt)
+	}
+	seq, err := s.store.SequenceUpdate(ctx, SequenceUpdateParams{Name: name, Max: p.Max, WarnAt: p.WarnAt})
+	if err != nil {
+		return nil, err
+	}
+	rt.mu.Lock()
+	for _, a := range rt.allocs {
+		a.clearExhausted()
+	}
+	rt.mu.Unlock()
+	return s.state(ctx, rt, seq)
+}
+
+// Next takes Count contiguous numbers from a sequence and renders them.
+func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.running.Done()
+	rt, err := s.runtime(ctx, p.Sequence)
+	if err != nil {
+		return nil, err
+	}
+	if p.Count == 0 {
+		p.Count = 1
+	}
+	if p.Count < 1 || p.Count > CountMax {
+		return nil, Invalidf("count", "must be between 1 and %d, got %d", CountMax, p.Count)
+	}
+	var date format.Date
+	if p.Date != "" {
+		if date, err = ParseDate("date", p.Date); err != nil {
+			return nil, err
+		}
+	} else {
+		date = Today(s.cfg.Now(), rt.loc)
+	}
+	period := rt.seq.Period(date)
+
+	if p.IdempotencyKey != "" {
+		return s.nextIdempotent(ctx, rt, p, date, period)
+	}
+	var first int64
+	if rt.seq.Mode == ModeCached {
+		first, err = s.nextCached(ctx, rt, period, p.Count)
+	} else {
+		first, err = s.nextDirect(ctx, rt, period, p.Count, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.result(rt, period, date, first, p.Count, false)
+}
+
+func (s *Service) result(rt *seqRuntime, period string, date format.Date, first, count int64, replayed bool) (*NextResult, error) {
+	ids := make([]string, count)
+	buf := make([]byte, 0, 64)
+	for i := range ids {
+		var err error
+		buf, err = rt.tmpl.AppendRender(buf[:0], first+int64(i), date)
+		if err != nil {
+			// The store keeps every number within max, and max within
+			// the mask, so this is a broken invariant, not bad input.
+			return nil, fmt.Errorf("render %d with %q: %w", first+int64(i), rt.seq.Format, err)
+		}
+		ids[i] = string(buf)
+	}
+	return &NextResult{
+		Sequence: rt.seq.Name, First: first, Last: first + count - 1, Count: count,
+		Period: period, IDs: ids, Replayed: replayed,
+	}, nil
+}
+
+// nextDirect takes numbers in a group-committed transaction.
+func (s *Service) nextDirect(ctx context.Context, rt *seqRuntime, period string, count int64, idem *IdempotencyParams) (int64, error) {
+	res, err := s.advance.Do(ctx, advanceKey{rt.seq.Name, period, LedgerIssued}, SequenceAdvanceRequest{Count: count, Idempotency: idem})
+	if err != nil {
+		if errors.Is(err, batch.ErrClosed) {
+			return 0, ErrClosed
+		}
+		return 0, err
+	}
+	if res.Err != nil {
+		return 0, res.Err
+	}
+	return res.First, nil
+}
+
+func (s *Service) nextIdempotent(ctx context.Context, rt *seqRuntime, p NextParams, date format.Date, period string) (*NextResult, error) {
+	scope := "sequence:" + rt.seq.Name
+	if len(p.IdempotencyKey) > 255 {
+		return nil, Invalidf("Idempotency-Key", "must be at most 255 characters")
+	}
+	sum := sha256.Sum256([]byte("count=" + strconv.FormatInt(p.Count, 10) + "\x00date=" + p.Date))
+	hash := hex.EncodeToString(sum[:])
+	slot := scope + "\x00" + p.IdempotencyKey
+
+	s.inflightMu.Lock()
+	if _, busy := s.inflight[slot]; busy {
+		s.inflightMu.Unlock()
+		return nil, fmt.Errorf("key %q: %w", p.IdempotencyKey, ErrIdempotencyInFlight)
+	}
+	s.inflight[slot] = struct{}{}
+	s.inflightMu.Unlock()
+	defer func() {
+		s.inflightMu.Lock()
+		delete(s.inflight, slot)
+		s.inflightMu.Unlock()
+	}()
+
+	rec, err := s.store.IdempotencyGet(ctx, scope, p.IdempotencyKey)
+	switch {
+	case err == nil:
+		return s.replay(rt, rec, hash, p.IdempotencyKey)
+	case !errors.Is(err, ErrNotFound):
+		return nil, err
+	}
+	idem := &IdempotencyParams{Scope: scope, Key: p.IdempotencyKey, RequestHash: hash, Date: DateString(date)}
+	res, err := s.advance.Do(ctx, advanceKey{rt.seq.Name, period, LedgerIssued}, SequenceAdvanceRequest{Count: p.Count, Idempotency: idem})
+	if err != nil {
+		if errors.Is(err, batch.ErrClosed) {
+			return nil, ErrClosed
+		}
+		return nil, err
+	}
+	if res.Replayed != nil {
+		return s.replay(rt, res.Replayed, hash, p.IdempotencyKey)
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return s.result(rt, period, date, res.First, p.Count, false)
+}
+
+func (s *Service) replay(rt *seqRuntime, rec *IdempotencyRecord, hash, key string) (*NextResult, error) {
+	if rec.RequestHash != hash {
+		return nil, fmt.Errorf("key %q was first used with a different count or date: %w", key, ErrIdempotencyMismatch)
+	}
+	date, err := ParseDate("date", rec.Date)
+	if err != nil {
+		return nil, fmt.Errorf("stored idempotency record %q: %w", key, err)
+	}
+	return s.result(rt, rec.Period, date, rec.First, rec.Last-rec.First+1, true)
+}
+
+// SequenceParse decodes an ID and says whether it was issued.
+func (s *Service) SequenceParse(ctx context.Context, name, id string) (*ParseResult, error) {
+	rt, err := s.runtime(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	number, period, err := s.decode(rt, id)
+	if err != nil {
+		if errors.Is(err, format.ErrBadCheck) {
+			return &ParseResult{ID: id, Number: number, Period: period, Valid: false, Status: StatusUnissued}, nil
+		}
+		return nil, err
+	}
+	st, err := s.status(ctx, rt, period, number)
+	if err != nil {
+		return nil, err
+	}
+	return &ParseResult{ID: id, Number: number, Period: period, Valid: true, Status: st}, nil
+}
+
+// decode turns an ID into its number and period. A bad check character
+// returns the number and period with an error wrapping format.ErrBadCheck.
+func (s *Service) decode(rt *seqRuntime, id string) (int64, string, error) {
+	d, err := rt.tmpl.Decode(id)
+	period := ""
+	if rt.seq.Reset != ResetNever {
+		period = rt.seq.Period(d.Date)
+	}
+	if err != nil {
+		if errors.Is(err, format.ErrBadCheck) {
+			return d.Number, period, err
+		}
+		return 0, "", Invalidf("id", "%q does not match the format %q of sequence %q", id, rt.seq.Format, rt.seq.Name)
+	}
+	return d.Number, period, nil
+}
+
+func (s *Service) status(ctx context.Context, rt *seqRuntime, period string, n int64) (NumberStatus, error) {
+	if a := rt.allocator(period); a != nil && a.holds(n) {
+		return StatusUnissued, nil
+	}
+	return s.store.SequenceNumberStatus(ctx, rt.seq.Name, period, n)
+}
+
+// SequenceVoid voids one issued number with a reason.
+func (s *Service) SequenceVoid(ctx context.Context, p VoidParams) (*LedgerEntry, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.running.Done()
+	rt, err := s.runtime(ctx, p.Sequence)
+	if err != nil {
+		return nil, err
+	}
+	if p.Reason == "" {
+		return nil, Invalidf("reason", "is required: say why the number is voided")
+	}
+	if len(p.Reason) > 1000 {
+		return nil, Invalidf("reason", "must be at most 1000 bytes")
+	}
+	var n int64
+	var period string
+	switch {
+	case p.Number != nil && p.ID != "":
+		return nil, Invalidf("", "give either number or id, not both")
+	case p.Number != nil:
+		n = *p.Number
+		if rt.seq.Reset != ResetNever {
+			if p.Date == "" {
+				return nil, Invalidf("date", "is required with number for a sequence that resets %s: it picks the period", rt.seq.Reset)
+			}
+			d, err := ParseDate("date", p.Date)
+			if err != nil {
+				return nil, err
+			}
+			period = rt.seq.Period(d)
+		}
+	case p.ID != "":
+		if n, period, err = s.decode(rt, p.ID); err != nil {
+			if errors.Is(err, format.ErrBadCheck) {
+				return nil, Invalidf("id", "%q has a wrong check character", p.ID)
+			}
+			return nil, err
+		}
+	default:
+		return nil, Invalidf("", "give the number or the id to void")
+	}
+	if n < rt.seq.Start {
+		return nil, Invalidf("number", "%d was never issued: the sequence starts at %d", n, rt.seq.Start)
+	}
+	if a := rt.allocator(period); a != nil && a.holds(n) {
+		return nil, Invalidf("number", "%d was never issued", n)
+	}
+	return s.store.SequenceVoid(ctx, SequenceVoidParams{
+		Sequence: rt.seq.Name, Period: period, First: n, Last: n, Reason: p.Reason, Owner: s.cfg.Owner,
+	})
+}
+
+// SequenceLedger returns a page of a sequence's ledger. after is the
+// cursor from the previous page ("" for the first); limit is 1..1000,
+// 0 meaning 100.
+func (s *Service) SequenceLedger(ctx context.Context, name, after string, limit int) (*LedgerPage, error) {
+	if _, err := s.runtime(ctx, name); err != nil {
+		return nil, err
+	}
+	if limit == 0 {
+		limit = 100
+	}
+	if limit < 1 || limit > 1000 {
+		return nil, Invalidf("limit", "must be between 1 and 1000, got %d", limit)
+	}
+	var afterID int64
+	if after != "" {
+		v, err := strconv.ParseInt(after, 10, 64)
+		if err != nil || v < 0 {
+			return nil, Invalidf("after", "%q is not a cursor: pass the next value of the previous page", after)
+		}
+		afterID = v
+	}
+	entries, err := s.store.SequenceLedger(ctx, SequenceLedgerParams{Sequence: name, AfterID: afterID, Limit: limit + 1})
+	if err != nil {
+		return nil, err
+	}
+	page := &LedgerPage{Entries: entries}
+	if len(entries) > limit {
+		page.Entries = entries[:limit]
+		page.Next = strconv.FormatInt(entries[limit-1].ID, 10)
+	}
+	if page.Entries == nil {
+		page.Entries = []LedgerEntry{}
+	}
+	return page, nil
+}
+
+// Ready checks the store.
+func (s *Service) Ready(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.store.Ping(ctx)
+}

@@ -1,0 +1,72 @@
+package sqlite_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/allot/allot"
+	"github.com/allot/allot/internal/storetest"
+	"github.com/allot/allot/internal/testdb"
+	"github.com/allot/allot/sqlite"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) func() allot.Store {
+		path := testdb.SQLitePath(t)
+		return func() allot.Store {
+			s, err := sqlite.Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+	})
+}
+
+func TestPathFromURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"sqlite:///var/lib/allot.db": "/var/lib/allot.db",
+		"sqlite://allot.db":          "allot.db",
+		"sqlite:data/allot.db":       "data/allot.db",
+		"sqlite:///tmp/a%20b.db?x=1": "/tmp/a b.db",
+	} {
+		got, err := sqlite.PathFromURL(in)
+		if err != nil || got != want {
+			t.Errorf("PathFromURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"postgres://x", "sqlite://", "sqlite:"} {
+		if _, err := sqlite.PathFromURL(bad); err == nil {
+			t.Errorf("PathFromURL(%q) accepted", bad)
+		}
+	}
+}
+
+// TestTriggersGuardCounter checks the database itself refuses a counter that
+// moves back or past max, whatever the application does.
+func TestTriggersGuardCounter(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, testdb.SQLitePath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q, _ := allot.NewSequence(allot.SequenceCreateParams{Name: "a", Max: ptr[int64](10)})
+	if _, err := s.SequenceCreate(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().Exec(`INSERT INTO allot_sequence_counters (sequence, period, last) VALUES ('a', '', 5)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().Exec(`UPDATE allot_sequence_counters SET last = 4`); err == nil {
+		t.Fatal("counter moved back")
+	}
+	if _, err := s.DB().Exec(`UPDATE allot_sequence_counters SET last = 11`); err == nil {
+		t.Fatal("counter passed max")
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

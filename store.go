@@ -1,0 +1,164 @@
+package allot
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the storage seam. A Store is the single source of truth: every
+// guarantee allot makes (no number issued twice, never past max, gapless
+// means gapless) is enforced by the Store inside one transaction, so any
+// number of allot processes may share one database.
+//
+// Implementations live in one package per database (sqlite, postgres) and
+// all pass the same conformance suite (internal/storetest). They translate
+// driver errors to the sentinels in this package at their boundary.
+type Store interface {
+	// Migrate applies the embedded, versioned migrations that are not yet
+	// applied. It is safe to run again and from several processes at once.
+	Migrate(ctx context.Context) error
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the store's connections.
+	Close() error
+
+	// SequenceCreate stores a new, already validated sequence. It returns
+	// ErrAlreadyExists if the name is taken.
+	SequenceCreate(ctx context.Context, seq *Sequence) (*Sequence, error)
+	// SequenceGet returns one sequence or ErrNotFound.
+	SequenceGet(ctx context.Context, name string) (*Sequence, error)
+	// SequenceList returns every sequence, ordered by name.
+	SequenceList(ctx context.Context) ([]*Sequence, error)
+	// SequenceUpdate changes the mutable settings of a sequence. Max may
+	// not go below the highest number already taken in any period.
+	SequenceUpdate(ctx context.Context, params SequenceUpdateParams) (*Sequence, error)
+	// SequenceCounterGet returns the counter of one period. A period that
+	// was never used returns a counter whose Last is the sequence's start-1.
+	SequenceCounterGet(ctx context.Context, name, period string) (*SequenceCounter, error)
+
+	// SequenceAdvance takes numbers for a batch of requests in ONE
+	// transaction (group commit). Requests are served in order, each a
+	// contiguous range following the previous one; a request that does
+	// not fit gets an *ExhaustedError in its result and takes nothing.
+	// Ranges, ledger rows and idempotency keys commit together or not at
+	// all. An error return means nothing was committed.
+	SequenceAdvance(ctx context.Context, params SequenceAdvanceParams) ([]SequenceAdvanceResult, error)
+	// SequenceVoid records numbers First..Last of a period as voided. The
+	// whole range must already be taken (at most the counter's Last) and
+	// none of it voided before; otherwise nothing changes and an
+	// *InvalidError (never taken) or ErrAlreadyExists (already voided) is
+	// returned.
+	SequenceVoid(ctx context.Context, params SequenceVoidParams) (*LedgerEntry, error)
+	// SequenceNumberStatus says whether number n of a period is issued,
+	// voided or unissued according to the database.
+	SequenceNumberStatus(ctx context.Context, name, period string, n int64) (NumberStatus, error)
+	// SequenceLedger lists ledger entries of a sequence in commit order,
+	// after the cursor AfterID.
+	SequenceLedger(ctx context.Context, params SequenceLedgerParams) ([]LedgerEntry, error)
+
+	// IdempotencyGet returns a stored idempotency record or ErrNotFound.
+	IdempotencyGet(ctx context.Context, scope, key string) (*IdempotencyRecord, error)
+	// IdempotencyPurge deletes idempotency records created before the given time.
+	IdempotencyPurge(ctx context.Context, before time.Time) (int64, error)
+}
+
+// SequenceUpdateParams are the inputs of Store.SequenceUpdate. Nil fields
+// are left as they are.
+type SequenceUpdateParams struct {
+	Name   string
+	Max    *int64
+	WarnAt *float64
+}
+
+// SequenceCounter is the state of one period of a sequence.
+type SequenceCounter struct {
+	// Period is the reset period ("" for a sequence that never resets).
+	Period string
+	// Last is the highest number taken (issued or leased), start-1 when
+	// none has been. Numbers start..Last are issued, leased or voided.
+	Last int64
+	// Voided is how many numbers of the period have been voided.
+	Voided int64
+}
+
+// SequenceAdvanceParams are the inputs of Store.SequenceAdvance.
+type SequenceAdvanceParams struct {
+	// Sequence names the sequence.
+	Sequence string
+	// Period is the reset period the numbers belong to.
+	Period string
+	// Kind is LedgerIssued for numbers handed straight to callers, or
+	// LedgerLeased for a block the server will serve from memory.
+	Kind LedgerKind
+	// Owner identifies the process taking the numbers, for the ledger.
+	Owner string
+	// Requests are served in order.
+	Requests []SequenceAdvanceRequest
+}
+
+// SequenceAdvanceRequest is one caller's share of a batch.
+type SequenceAdvanceRequest struct {
+	// Count is how many contiguous numbers the caller wants (>= 1).
+	Count int64
+	// Idempotency, when set, is stored in the same transaction as the numbers.
+	Idempotency *IdempotencyParams
+}
+
+// IdempotencyParams identify a request made with an Idempotency-Key.
+type IdempotencyParams struct {
+	// Scope namespaces the key, e.g. "sequence:invoices".
+	Scope string
+	// Key is the client's Idempotency-Key.
+	Key string
+	// RequestHash is a digest of the request body; a retry must match it.
+	RequestHash string
+	// Date is the document date the IDs were rendered with (YYYY-MM-DD),
+	// kept so a replay renders the same IDs on a later day.
+	Date string
+}
+
+// SequenceAdvanceResult is one caller's outcome of a batch.
+type SequenceAdvanceResult struct {
+	// First and Last bound the numbers taken (inclusive) when Err and
+	// Replayed are nil.
+	First, Last int64
+	// Err is *ExhaustedError or ErrIdempotencyMismatch for this request only.
+	Err error
+	// Replayed is set when the idempotency key had already been used with
+	// the same request: the caller answers with the stored outcome and
+	// nothing new was taken.
+	Replayed *IdempotencyRecord
+}
+
+// SequenceVoidParams are the inputs of Store.SequenceVoid.
+type SequenceVoidParams struct {
+	Sequence string
+	Period   string
+	First    int64
+	Last     int64
+	Reason   string
+	Owner    string
+}
+
+// SequenceLedgerParams are the inputs of Store.SequenceLedger.
+type SequenceLedgerParams struct {
+	Sequence string
+	// AfterID is the cursor: entries with a larger ID are returned.
+	AfterID int64
+	// Limit caps the number of entries (1..1000).
+	Limit int
+}
+
+// IdempotencyRecord is a stored outcome of a request made with an
+// Idempotency-Key.
+type IdempotencyRecord struct {
+	Scope       string
+	Key         string
+	RequestHash string
+	// Period, Date, First and Last are the outcome of a sequence request.
+	Period    string
+	Date      string
+	First     int64
+	Last      int64
+	CreatedAt time.Time
+}
