@@ -39,7 +39,15 @@ type Config struct {
 	LeaseBlocksMax int64
 	// Metrics receives measurements. Defaults to a no-op.
 	Metrics Observer
+	// Failpoint, if set, is called at named points so crash tests can kill
+	// the process exactly there. The points are FailpointAfterCommit.
+	// Defaults to nil (no failpoints).
+	Failpoint func(name string)
 }
+
+// FailpointAfterCommit is reached after an Idempotency-Key request's
+// numbers committed and before the response is built.
+const FailpointAfterCommit = "after-commit"
 
 // Observer receives the service's measurements. Implementations must be
 // safe for concurrent use.
@@ -408,26 +416,10 @@ func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
 		return nil, err
 	}
 	defer s.running.Done()
-	rt, err := s.runtime(ctx, p.Sequence)
+	rt, date, period, err := s.prepareNext(ctx, &p)
 	if err != nil {
 		return nil, err
 	}
-	if p.Count == 0 {
-		p.Count = 1
-	}
-	if p.Count < 1 || p.Count > CountMax {
-		return nil, Invalidf("count", "must be between 1 and %d, got %d", CountMax, p.Count)
-	}
-	var date format.Date
-	if p.Date != "" {
-		if date, err = ParseDate("date", p.Date); err != nil {
-			return nil, err
-		}
-	} else {
-		date = Today(s.cfg.Now(), rt.loc)
-	}
-	period := rt.seq.Period(date)
-
 	if p.IdempotencyKey != "" {
 		return s.nextIdempotent(ctx, rt, p, date, period)
 	}
@@ -441,6 +433,73 @@ func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
 		return nil, err
 	}
 	return s.result(rt, period, date, first, p.Count, false)
+}
+
+// prepareNext validates p, filling its defaults, and works out the date
+// and period the numbers belong to.
+func (s *Service) prepareNext(ctx context.Context, p *NextParams) (*seqRuntime, format.Date, string, error) {
+	rt, err := s.runtime(ctx, p.Sequence)
+	if err != nil {
+		return nil, format.Date{}, "", err
+	}
+	if p.Count == 0 {
+		p.Count = 1
+	}
+	if p.Count < 1 || p.Count > CountMax {
+		return nil, format.Date{}, "", Invalidf("count", "must be between 1 and %d, got %d", CountMax, p.Count)
+	}
+	date := Today(s.cfg.Now(), rt.loc)
+	if p.Date != "" {
+		if date, err = ParseDate("date", p.Date); err != nil {
+			return nil, format.Date{}, "", err
+		}
+	}
+	return rt, date, rt.seq.Period(date), nil
+}
+
+// AdvanceFunc takes numbers the way Store.SequenceAdvance does, for
+// example inside a caller's own transaction.
+type AdvanceFunc func(ctx context.Context, p SequenceAdvanceParams) ([]SequenceAdvanceResult, error)
+
+// NextVia takes numbers through advance instead of the service's group
+// commit, and renders them. Stores use it to offer a "…Tx" twin of Next
+// that runs inside the caller's transaction (see postgres.NextTx), so the
+// numbers commit or roll back with the caller's work. The numbers are
+// recorded as issued whatever the sequence's mode.
+func (s *Service) NextVia(ctx context.Context, p NextParams, advance AdvanceFunc) (*NextResult, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.running.Done()
+	rt, date, period, err := s.prepareNext(ctx, &p)
+	if err != nil {
+		return nil, err
+	}
+	req := SequenceAdvanceRequest{Count: p.Count}
+	var hash string
+	if p.IdempotencyKey != "" {
+		var idem *IdempotencyParams
+		idem, hash, err = s.idempotency(rt, p, date)
+		if err != nil {
+			return nil, err
+		}
+		req.Idempotency = idem
+	}
+	res, err := advance(ctx, SequenceAdvanceParams{Sequence: rt.seq.Name, Period: period, Kind: LedgerIssued, Owner: s.cfg.Owner,
+		Requests: []SequenceAdvanceRequest{req}})
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != 1 {
+		return nil, fmt.Errorf("advance returned %d results for 1 request", len(res))
+	}
+	if res[0].Replayed != nil {
+		return s.replay(rt, res[0].Replayed, hash, p.IdempotencyKey)
+	}
+	if res[0].Err != nil {
+		return nil, res[0].Err
+	}
+	return s.result(rt, period, date, res[0].First, p.Count, false)
 }
 
 func (s *Service) result(rt *seqRuntime, period string, date format.Date, first, count int64, replayed bool) (*NextResult, error) {
@@ -478,12 +537,11 @@ func (s *Service) nextDirect(ctx context.Context, rt *seqRuntime, period string,
 }
 
 func (s *Service) nextIdempotent(ctx context.Context, rt *seqRuntime, p NextParams, date format.Date, period string) (*NextResult, error) {
-	scope := "sequence:" + rt.seq.Name
-	if len(p.IdempotencyKey) > 255 {
-		return nil, Invalidf("Idempotency-Key", "must be at most 255 characters")
+	idem, hash, err := s.idempotency(rt, p, date)
+	if err != nil {
+		return nil, err
 	}
-	sum := sha256.Sum256([]byte("count=" + strconv.FormatInt(p.Count, 10) + "\x00date=" + p.Date))
-	hash := hex.EncodeToString(sum[:])
+	scope := idem.Scope
 	slot := scope + "\x00" + p.IdempotencyKey
 
 	s.inflightMu.Lock()
@@ -506,7 +564,6 @@ func (s *Service) nextIdempotent(ctx context.Context, rt *seqRuntime, p NextPara
 	case !errors.Is(err, ErrNotFound):
 		return nil, err
 	}
-	idem := &IdempotencyParams{Scope: scope, Key: p.IdempotencyKey, RequestHash: hash, Date: DateString(date)}
 	res, err := s.advance.Do(ctx, advanceKey{rt.seq.Name, period, LedgerIssued}, SequenceAdvanceRequest{Count: p.Count, Idempotency: idem})
 	if err != nil {
 		if errors.Is(err, batch.ErrClosed) {
@@ -520,7 +577,20 @@ func (s *Service) nextIdempotent(ctx context.Context, rt *seqRuntime, p NextPara
 	if res.Err != nil {
 		return nil, res.Err
 	}
+	if s.cfg.Failpoint != nil {
+		s.cfg.Failpoint(FailpointAfterCommit)
+	}
 	return s.result(rt, period, date, res.First, p.Count, false)
+}
+
+// idempotency validates an Idempotency-Key and digests the request.
+func (s *Service) idempotency(rt *seqRuntime, p NextParams, date format.Date) (*IdempotencyParams, string, error) {
+	if len(p.IdempotencyKey) > 255 {
+		return nil, "", Invalidf("Idempotency-Key", "must be at most 255 characters")
+	}
+	sum := sha256.Sum256([]byte("count=" + strconv.FormatInt(p.Count, 10) + "\x00date=" + p.Date))
+	hash := hex.EncodeToString(sum[:])
+	return &IdempotencyParams{Scope: "sequence:" + rt.seq.Name, Key: p.IdempotencyKey, RequestHash: hash, Date: DateString(date)}, hash, nil
 }
 
 func (s *Service) replay(rt *seqRuntime, rec *IdempotencyRecord, hash, key string) (*NextResult, error) {
