@@ -37,7 +37,8 @@ type allocator struct {
 	period string
 	block  int64
 
-	mu          sync.Mutex // lock order: seqRuntime.mu before allocator.mu
+	mu          sync.Mutex
+	drained     bool // set at shutdown: nothing more may be handed out
 	spans       []span
 	fetching    bool
 	fetchDone   chan struct{}
@@ -50,28 +51,24 @@ type allocator struct {
 // allocator returns the allocator of a period, or nil if this process has
 // none.
 func (rt *seqRuntime) allocator(period string) *allocator {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	return rt.allocs[period]
+	if a, ok := rt.allocs.Load(period); ok {
+		return a.(*allocator)
+	}
+	return nil
 }
 
 // allocatorFor returns the allocator of a period, creating it.
 func (rt *seqRuntime) allocatorFor(s *Service, period string) *allocator {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	a := rt.allocs[period]
-	if a == nil {
-		a = &allocator{svc: s, seq: rt.seq.Name, period: period, block: rt.seq.BlockSize, leaseBlocks: 1}
-		rt.allocs[period] = a
+	if a := rt.last.Load(); a != nil && a.period == period {
+		return a
 	}
+	v, ok := rt.allocs.Load(period)
+	if !ok {
+		v, _ = rt.allocs.LoadOrStore(period, &allocator{svc: s, seq: rt.seq.Name, period: period, block: rt.seq.BlockSize, leaseBlocks: 1})
+	}
+	a := v.(*allocator)
+	rt.last.Store(a) // only on a period change, so the hot path never writes it
 	return a
-}
-
-func (s *Service) nextCached(ctx context.Context, rt *seqRuntime, period string, count int64) (int64, error) {
-	if count > rt.seq.BlockSize {
-		return s.nextDirect(ctx, rt, period, count, nil)
-	}
-	return rt.allocatorFor(s, period).take(ctx, count)
 }
 
 // take hands out count contiguous numbers from memory, waiting for a lease
@@ -79,6 +76,10 @@ func (s *Service) nextCached(ctx context.Context, rt *seqRuntime, period string,
 func (a *allocator) take(ctx context.Context, count int64) (int64, error) {
 	a.mu.Lock()
 	for {
+		if a.drained {
+			a.mu.Unlock()
+			return 0, ErrClosed
+		}
 		for i := range a.spans {
 			sp := &a.spans[i]
 			if sp.len() >= count {
@@ -235,6 +236,6 @@ func (a *allocator) drain() []span {
 	defer a.mu.Unlock()
 	out := a.spans
 	a.spans = nil
-	a.exhaustedAt = time.Now().Add(time.Hour)
+	a.drained = true
 	return out
 }

@@ -314,6 +314,8 @@ type NextResult struct {
 	IDs      []string `json:"ids"`
 	// Replayed is true when an Idempotency-Key returned a stored outcome.
 	Replayed bool `json:"-"`
+
+	one [1]string // backs IDs for a single ID, saving an allocation
 }
 
 // NumberStatus says what became of a number.

@@ -112,8 +112,11 @@ type Service struct {
 	store Store
 	log   *slog.Logger
 
-	mu   sync.RWMutex
-	seqs map[string]*seqRuntime
+	// seqs maps names to runtimes. It is read on every request and
+	// written once per sequence, so it is copied on write and read
+	// without locks.
+	seqs   atomic.Pointer[map[string]*seqRuntime]
+	seqsMu sync.Mutex
 
 	advance *batch.Batcher[advanceKey, SequenceAdvanceRequest, SequenceAdvanceResult]
 
@@ -139,8 +142,14 @@ type seqRuntime struct {
 	tmpl *format.Template
 	loc  *time.Location
 
-	mu     sync.Mutex
-	allocs map[string]*allocator // by period
+	// usesDate is false when neither the format nor the reset needs a
+	// date, so the hot path need not read the clock.
+	usesDate bool
+
+	allocs sync.Map // period -> *allocator
+	// last is the allocator used most recently: almost every request is
+	// for the current period, so this skips the map.
+	last atomic.Pointer[allocator]
 }
 
 // New returns a Service over cfg.Store. It does not run migrations.
@@ -153,10 +162,10 @@ func New(cfg Config) (*Service, error) {
 		cfg:      cfg,
 		store:    cfg.Store,
 		log:      cfg.Logger,
-		seqs:     make(map[string]*seqRuntime),
 		inflight: make(map[string]struct{}),
 		stop:     make(chan struct{}),
 	}
+	s.seqs.Store(&map[string]*seqRuntime{})
 	s.advance = batch.New(s.flushAdvance, batch.Opts{
 		Observe: func(size int, d time.Duration, err error) {
 			s.cfg.Metrics.ObserveBatch("advance", size, d, err)
@@ -232,32 +241,27 @@ func (s *Service) Close(ctx context.Context) error {
 		return fmt.Errorf("allot: close: %w", ctx.Err())
 	}
 	var errs []error
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for name, rt := range s.seqs {
-		rt.mu.Lock()
-		for period, a := range rt.allocs {
+	for _, rt := range *s.seqs.Load() {
+		rt.allocs.Range(func(_, v any) bool {
+			a := v.(*allocator)
 			for _, sp := range a.drain() {
 				_, err := s.store.SequenceVoid(ctx, SequenceVoidParams{
-					Sequence: name, Period: period, First: sp.first, Last: sp.last,
+					Sequence: a.seq, Period: a.period, First: sp.first, Last: sp.last,
 					Reason: "unused rest of a leased block, returned at shutdown", Owner: s.cfg.Owner,
 				})
 				if err != nil {
-					errs = append(errs, fmt.Errorf("void unused block %s[%s] %d-%d: %w", name, period, sp.first, sp.last, err))
+					errs = append(errs, fmt.Errorf("void unused block %s[%s] %d-%d: %w", a.seq, a.period, sp.first, sp.last, err))
 				}
 			}
-		}
-		rt.mu.Unlock()
+			return true
+		})
 	}
 	return errors.Join(errs...)
 }
 
 // runtime returns the process's view of a sequence, loading it once.
 func (s *Service) runtime(ctx context.Context, name string) (*seqRuntime, error) {
-	s.mu.RLock()
-	rt := s.seqs[name]
-	s.mu.RUnlock()
-	if rt != nil {
+	if rt := (*s.seqs.Load())[name]; rt != nil {
 		return rt, nil
 	}
 	if err := ValidateName("sequence", name); err != nil {
@@ -279,13 +283,20 @@ func (s *Service) addRuntime(seq *Sequence) (*seqRuntime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stored timezone of %q: %w", seq.Name, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if rt := s.seqs[seq.Name]; rt != nil {
-		return rt, nil
+	parts := tmpl.Parts()
+	rt := &seqRuntime{seq: seq, tmpl: tmpl, loc: loc, usesDate: seq.Reset != ResetNever || parts.Year || parts.Month || parts.Day}
+	s.seqsMu.Lock()
+	defer s.seqsMu.Unlock()
+	old := *s.seqs.Load()
+	if got := old[seq.Name]; got != nil {
+		return got, nil
 	}
-	rt := &seqRuntime{seq: seq, tmpl: tmpl, loc: loc, allocs: make(map[string]*allocator)}
-	s.seqs[seq.Name] = rt
+	m := make(map[string]*seqRuntime, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[seq.Name] = rt
+	s.seqs.Store(&m)
 	return rt, nil
 }
 
@@ -402,33 +413,39 @@ func (s *Service) SequencePatch(ctx context.Context, name string, p SequencePatc
 	if err != nil {
 		return nil, err
 	}
-	rt.mu.Lock()
-	for _, a := range rt.allocs {
-		a.clearExhausted()
-	}
-	rt.mu.Unlock()
+	rt.allocs.Range(func(_, v any) bool {
+		v.(*allocator).clearExhausted()
+		return true
+	})
 	return s.state(ctx, rt, seq)
 }
 
 // Next takes Count contiguous numbers from a sequence and renders them.
 func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
-	if err := s.enter(); err != nil {
-		return nil, err
+	if s.closed.Load() {
+		return nil, ErrClosed
 	}
-	defer s.running.Done()
 	rt, date, period, err := s.prepareNext(ctx, &p)
 	if err != nil {
 		return nil, err
 	}
+	// The in-memory path needs no shutdown bookkeeping here: a drained
+	// allocator refuses to hand out more (see allocator.drain).
+	if p.IdempotencyKey == "" && rt.seq.Mode == ModeCached && p.Count <= rt.seq.BlockSize {
+		first, err := rt.allocatorFor(s, period).take(ctx, p.Count)
+		if err != nil {
+			return nil, err
+		}
+		return s.result(rt, period, date, first, p.Count, false)
+	}
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.running.Done()
 	if p.IdempotencyKey != "" {
 		return s.nextIdempotent(ctx, rt, p, date, period)
 	}
-	var first int64
-	if rt.seq.Mode == ModeCached {
-		first, err = s.nextCached(ctx, rt, period, p.Count)
-	} else {
-		first, err = s.nextDirect(ctx, rt, period, p.Count, nil)
-	}
+	first, err := s.nextDirect(ctx, rt, period, p.Count, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -448,11 +465,14 @@ func (s *Service) prepareNext(ctx context.Context, p *NextParams) (*seqRuntime, 
 	if p.Count < 1 || p.Count > CountMax {
 		return nil, format.Date{}, "", Invalidf("count", "must be between 1 and %d, got %d", CountMax, p.Count)
 	}
-	date := Today(s.cfg.Now(), rt.loc)
-	if p.Date != "" {
+	var date format.Date
+	switch {
+	case p.Date != "":
 		if date, err = ParseDate("date", p.Date); err != nil {
 			return nil, format.Date{}, "", err
 		}
+	case rt.usesDate:
+		date = Today(s.cfg.Now(), rt.loc)
 	}
 	return rt, date, rt.seq.Period(date), nil
 }
@@ -503,22 +523,38 @@ func (s *Service) NextVia(ctx context.Context, p NextParams, advance AdvanceFunc
 }
 
 func (s *Service) result(rt *seqRuntime, period string, date format.Date, first, count int64, replayed bool) (*NextResult, error) {
-	ids := make([]string, count)
-	buf := make([]byte, 0, 64)
-	for i := range ids {
+	r := &NextResult{
+		Sequence: rt.seq.Name, First: first, Last: first + count - 1, Count: count,
+		Period: period, Replayed: replayed,
+	}
+	// All IDs are rendered into one buffer and turned into one string;
+	// each ID is a substring of it, so a roll of 1,000 labels costs a
+	// handful of allocations, not a thousand.
+	var stack [64]byte
+	buf := stack[:0]
+	ends := make([]int, 0, min(count, 1024))
+	for i := int64(0); i < count; i++ {
 		var err error
-		buf, err = rt.tmpl.AppendRender(buf[:0], first+int64(i), date)
-		if err != nil {
+		if buf, err = rt.tmpl.AppendRender(buf, first+i, date); err != nil {
 			// The store keeps every number within max, and max within
 			// the mask, so this is a broken invariant, not bad input.
-			return nil, fmt.Errorf("render %d with %q: %w", first+int64(i), rt.seq.Format, err)
+			return nil, fmt.Errorf("render %d with %q: %w", first+i, rt.seq.Format, err)
 		}
-		ids[i] = string(buf)
+		ends = append(ends, len(buf))
 	}
-	return &NextResult{
-		Sequence: rt.seq.Name, First: first, Last: first + count - 1, Count: count,
-		Period: period, IDs: ids, Replayed: replayed,
-	}, nil
+	all := string(buf)
+	if count == 1 {
+		r.one[0] = all
+		r.IDs = r.one[:]
+		return r, nil
+	}
+	r.IDs = make([]string, count)
+	prev := 0
+	for i, end := range ends {
+		r.IDs[i] = all[prev:end]
+		prev = end
+	}
+	return r, nil
 }
 
 // nextDirect takes numbers in a group-committed transaction.
@@ -590,16 +626,23 @@ func (s *Service) idempotency(rt *seqRuntime, p NextParams, date format.Date) (*
 	}
 	sum := sha256.Sum256([]byte("count=" + strconv.FormatInt(p.Count, 10) + "\x00date=" + p.Date))
 	hash := hex.EncodeToString(sum[:])
-	return &IdempotencyParams{Scope: "sequence:" + rt.seq.Name, Key: p.IdempotencyKey, RequestHash: hash, Date: DateString(date)}, hash, nil
+	idem := &IdempotencyParams{Scope: "sequence:" + rt.seq.Name, Key: p.IdempotencyKey, RequestHash: hash}
+	if rt.usesDate {
+		idem.Date = DateString(date)
+	}
+	return idem, hash, nil
 }
 
 func (s *Service) replay(rt *seqRuntime, rec *IdempotencyRecord, hash, key string) (*NextResult, error) {
 	if rec.RequestHash != hash {
 		return nil, fmt.Errorf("key %q was first used with a different count or date: %w", key, ErrIdempotencyMismatch)
 	}
-	date, err := ParseDate("date", rec.Date)
-	if err != nil {
-		return nil, fmt.Errorf("stored idempotency record %q: %w", key, err)
+	var date format.Date
+	if rec.Date != "" {
+		var err error
+		if date, err = ParseDate("date", rec.Date); err != nil {
+			return nil, fmt.Errorf("stored idempotency record %q: %w", key, err)
+		}
 	}
 	return s.result(rt, rec.Period, date, rec.First, rec.Last-rec.First+1, true)
 }

@@ -1,0 +1,127 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestBatchesShareFlushesInOrder checks that concurrent callers share
+// flushes, each gets its own result, and requests keep arrival order.
+func TestBatchesShareFlushesInOrder(t *testing.T) {
+	var flushes atomic.Int64
+	var mu sync.Mutex
+	var order []int
+	release := make(chan struct{})
+	b := New(func(ctx context.Context, key string, reqs []int) ([]int, error) {
+		if flushes.Add(1) == 1 {
+			<-release // hold the first flush so the rest pile up
+		}
+		mu.Lock()
+		order = append(order, reqs...)
+		mu.Unlock()
+		out := make([]int, len(reqs))
+		for i, r := range reqs {
+			out[i] = r * 10
+		}
+		return out, nil
+	}, Opts{})
+	defer b.Close()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if r, err := b.Do(context.Background(), "k", 0); err != nil || r != 0 {
+			t.Errorf("first: %d %v", r, err)
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	// Enqueue 1..50 in a known order while the first flush is held.
+	for i := 1; i <= 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if r, err := b.Do(context.Background(), "k", i); err != nil || r != i*10 {
+				t.Errorf("request %d got %d %v", i, r, err)
+			}
+		}(i)
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if n := flushes.Load(); n > 3 {
+		t.Fatalf("%d flushes for 51 requests: callers did not share transactions", n)
+	}
+	for i := 1; i < len(order); i++ {
+		if order[i] < order[i-1] {
+			t.Fatalf("arrival order broken: %v", order)
+		}
+	}
+}
+
+func TestFlushErrorReachesEveryCaller(t *testing.T) {
+	boom := errors.New("boom")
+	b := New(func(ctx context.Context, key int, reqs []int) ([]int, error) { return nil, boom }, Opts{})
+	defer b.Close()
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := b.Do(context.Background(), 1, 1); !errors.Is(err, boom) {
+				t.Errorf("got %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestWrongResultCountIsAnError(t *testing.T) {
+	b := New(func(ctx context.Context, key int, reqs []int) ([]int, error) { return nil, nil }, Opts{})
+	defer b.Close()
+	if _, err := b.Do(context.Background(), 1, 1); err == nil {
+		t.Fatal("a flush that loses results must fail its callers")
+	}
+}
+
+func TestCancelledCallerIsDroppedBeforeTheWrite(t *testing.T) {
+	var seen atomic.Int64
+	hold := make(chan struct{})
+	b := New(func(ctx context.Context, key int, reqs []int) ([]int, error) {
+		for _, r := range reqs {
+			if r == 1 {
+				<-hold
+			}
+			seen.Add(int64(r))
+		}
+		return make([]int, len(reqs)), nil
+	}, Opts{})
+	defer b.Close()
+	go b.Do(context.Background(), 1, 1)
+	time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { _, err := b.Do(ctx, 1, 100); done <- err }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+	close(hold)
+	b.Close()
+	if seen.Load() != 1 {
+		t.Fatalf("the cancelled request was written: %d", seen.Load())
+	}
+}
+
+func TestClosedRejects(t *testing.T) {
+	b := New(func(ctx context.Context, key int, reqs []int) ([]int, error) { return make([]int, len(reqs)), nil }, Opts{})
+	b.Close()
+	if _, err := b.Do(context.Background(), 1, 1); !errors.Is(err, ErrClosed) {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -1,0 +1,78 @@
+package allot_test
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/allot/allot"
+)
+
+func TestNewSequenceValidation(t *testing.T) {
+	i := func(v int64) *int64 { return &v }
+	f := func(v float64) *float64 { return &v }
+	for _, tc := range []struct {
+		name  string
+		p     allot.SequenceCreateParams
+		field string // "" = valid
+		msg   string
+	}{
+		{"defaults", allot.SequenceCreateParams{Name: "a"}, "", ""},
+		{"missing name", allot.SequenceCreateParams{}, "name", "required"},
+		{"bad name", allot.SequenceCreateParams{Name: "Bad Name"}, "name", "must match"},
+		{"long name", allot.SequenceCreateParams{Name: strings.Repeat("a", 129)}, "name", "must match"},
+		{"unknown token", allot.SequenceCreateParams{Name: "a", Format: "X{q}"}, "format", "position 1"},
+		{"negative max", allot.SequenceCreateParams{Name: "a", Max: i(-1)}, "max", "0 or more"},
+		{"negative start", allot.SequenceCreateParams{Name: "a", Start: i(-5)}, "start", "0 or more"},
+		{"max below start", allot.SequenceCreateParams{Name: "a", Start: i(10), Max: i(5)}, "max", "at least start"},
+		{"max beyond mask", allot.SequenceCreateParams{Name: "a", Format: "{n:A9}", Max: i(260)}, "max", "mask"},
+		{"bad mode", allot.SequenceCreateParams{Name: "a", Mode: "fast"}, "mode", "cached"},
+		{"bad reset", allot.SequenceCreateParams{Name: "a", Reset: "weekly"}, "reset", "yearly"},
+		{"bad tz", allot.SequenceCreateParams{Name: "a", Timezone: "Mars/Base"}, "timezone", "IANA"},
+		{"block 0", allot.SequenceCreateParams{Name: "a", BlockSize: i(0)}, "block_size", "between"},
+		{"warn 0", allot.SequenceCreateParams{Name: "a", WarnAt: f(0)}, "warn_at", "fraction"},
+		{"warn NaN", allot.SequenceCreateParams{Name: "a", WarnAt: f(math.NaN())}, "warn_at", "fraction"},
+		{"monthly needs month", allot.SequenceCreateParams{Name: "a", Format: "{yyyy}-{n}", Reset: allot.ResetMonthly}, "format", "{mm}"},
+		{"yearly needs year", allot.SequenceCreateParams{Name: "a", Format: "{mm}-{n}", Reset: allot.ResetYearly}, "format", "{yyyy}"},
+		{"daily ok", allot.SequenceCreateParams{Name: "a", Format: "{yy}{mm}{dd}-{n}", Reset: allot.ResetDaily}, "", ""},
+		{"luhn after letters", allot.SequenceCreateParams{Name: "a", Format: "{n:A9}{check:luhn}"}, "format", "luhn"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := allot.NewSequence(tc.p)
+			if tc.field == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			var ie *allot.InvalidError
+			if !errors.As(err, &ie) || !errors.Is(err, allot.ErrInvalid) {
+				t.Fatalf("got %v (%+v), want an InvalidError", err, s)
+			}
+			if ie.Field != tc.field || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("got %q on field %q, want field %q mentioning %q", err, ie.Field, tc.field, tc.msg)
+			}
+		})
+	}
+	s, _ := allot.NewSequence(allot.SequenceCreateParams{Name: "lp", Format: "LP{n:AA9}"})
+	if s.Max != 6759 || s.Start != 1 || s.Mode != allot.ModeCached || s.BlockSize != 1000 || s.Reset != allot.ResetNever || s.WarnAt != 0.9 || s.Timezone != "UTC" {
+		t.Fatalf("defaults: %+v", s)
+	}
+	s, _ = allot.NewSequence(allot.SequenceCreateParams{Name: "n"})
+	if s.Max != math.MaxInt64 || s.Format != "{n}" {
+		t.Fatalf("defaults without a mask: %+v", s)
+	}
+}
+
+func TestPlanAdvanceRemainingSaturates(t *testing.T) {
+	if r := allot.Remaining(-1, math.MaxInt64); r != math.MaxInt64 {
+		t.Fatalf("got %d", r)
+	}
+	if r := allot.Remaining(10, 10); r != 0 {
+		t.Fatalf("got %d", r)
+	}
+	if r := allot.Remaining(4, 10); r != 6 {
+		t.Fatalf("got %d", r)
+	}
+}
