@@ -230,6 +230,9 @@ func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams
 		if p.WarnAt != nil {
 			q.WarnAt = *p.WarnAt
 		}
+		if _, err := tx.Exec(ctx, `UPDATE allot_sequence_counters SET max = $2 WHERE sequence = $1`, p.Name, q.Max); err != nil {
+			return translate(err, "update counters")
+		}
 		out, err = scanSeq(tx.QueryRow(ctx, `UPDATE allot_sequences SET max = $2, warn_at = $3, updated_at = now() WHERE name = $1 RETURNING `+seqCols,
 			p.Name, q.Max, q.WarnAt))
 		return translate(err, "update sequence")
@@ -250,7 +253,20 @@ func (s *Store) SequenceCounterGet(ctx context.Context, name, period string) (*a
 }
 
 // SequenceAdvance serves a batch in one transaction.
+//
+// The common case, where the whole batch fits below max, takes one round
+// trip: a single statement in its own implicit transaction moves the
+// counter, writes the ledger row and the idempotency keys, so the counter
+// row is locked for that one statement only. Anything else (a period's
+// first use, a batch that does not fit, a key stored meanwhile by another
+// process) falls back to a full transaction that decides request by
+// request.
 func (s *Store) SequenceAdvance(ctx context.Context, p allot.SequenceAdvanceParams) ([]allot.SequenceAdvanceResult, error) {
+	if out, ok, err := s.advanceFast(ctx, p); err != nil {
+		return nil, translate(err, fmt.Sprintf("advance sequence %q", p.Sequence))
+	} else if ok {
+		return out, nil
+	}
 	var out []allot.SequenceAdvanceResult
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		var err error
@@ -275,20 +291,86 @@ func (s *Store) SequenceAdvance(ctx context.Context, p allot.SequenceAdvancePara
 	return out, nil
 }
 
+// advanceFastSQL serves a whole batch in one statement, or updates nothing
+// (no row returned) when the period has no counter yet or the batch does
+// not fit below max. $3 is the batch's total count; the unnest arrays are
+// the idempotency keys with their offsets from the batch's first number.
+const advanceFastSQL = `
+WITH c AS (
+    UPDATE allot_sequence_counters SET last = last + $3
+    WHERE sequence = $1 AND period = $2 AND last <= max - $3
+    RETURNING last - $3 AS prev
+), l AS (
+    INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner)
+    SELECT $1, $2, $4, prev + 1, prev + $3, $5, $6 FROM c
+), k AS (
+    INSERT INTO allot_idempotency (scope, key, request_hash, period, date, first, last)
+    SELECT u.scope, u.key, u.hash, $2, u.date, c.prev + u.rf, c.prev + u.rl
+    FROM c, unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[]) AS u(scope, key, hash, date, rf, rl)
+)
+SELECT prev FROM c`
+
+// advanceFast tries the one-statement path. ok is false when the batch
+// must take the full path instead; nothing was written then.
+func (s *Store) advanceFast(ctx context.Context, p allot.SequenceAdvanceParams) ([]allot.SequenceAdvanceResult, bool, error) {
+	var total int64
+	var scopes, keys, hashes, dates []string
+	var rfs, rls []int64
+	for _, r := range p.Requests {
+		if r.Count < 1 {
+			return nil, false, nil
+		}
+		if k := r.Idempotency; k != nil {
+			scopes, keys, hashes, dates = append(scopes, k.Scope), append(keys, k.Key), append(hashes, k.RequestHash), append(dates, k.Date)
+			rfs, rls = append(rfs, total+1), append(rls, total+r.Count)
+		}
+		total += r.Count
+	}
+	if len(keys) > 0 {
+		seen := make(map[string]bool, len(keys))
+		for _, k := range keys {
+			if seen[k] {
+				return nil, false, nil
+			}
+			seen[k] = true
+		}
+	}
+	var prev int64
+	err := s.pool.QueryRow(ctx, advanceFastSQL, p.Sequence, p.Period, total, string(p.Kind),
+		allot.LedgerReason(p.Kind, len(p.Requests)), p.Owner, scopes, keys, hashes, dates, rfs, rls).Scan(&prev)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			return nil, false, nil // a key was stored meanwhile: the full path replays it
+		}
+		return nil, false, err
+	}
+	out := make([]allot.SequenceAdvanceResult, len(p.Requests))
+	next := prev + 1
+	for i, r := range p.Requests {
+		out[i].First, out[i].Last = next, next+r.Count-1
+		next += r.Count
+	}
+	return out, true, nil
+}
+
+const lockCounterSQL = `SELECT last, max FROM allot_sequence_counters WHERE sequence = $1 AND period = $2 FOR UPDATE`
+
 // advanceTx takes numbers inside tx. It locks the period's counter row, so
 // concurrent transactions on the same period queue behind it.
 func advanceTx(ctx context.Context, tx pgx.Tx, p allot.SequenceAdvanceParams) ([]allot.SequenceAdvanceResult, error) {
 	var last, max int64
-	err := tx.QueryRow(ctx, `SELECT c.last, s.max FROM allot_sequence_counters c JOIN allot_sequences s ON s.name = c.sequence
-		WHERE c.sequence = $1 AND c.period = $2 FOR UPDATE OF c`, p.Sequence, p.Period).Scan(&last, &max)
+	err := tx.QueryRow(ctx, lockCounterSQL, p.Sequence, p.Period).Scan(&last, &max)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// First use of the period: create its counter, then lock it.
-		if _, err := tx.Exec(ctx, `INSERT INTO allot_sequence_counters (sequence, period, last)
-			SELECT name, $2, start - 1 FROM allot_sequences WHERE name = $1 ON CONFLICT DO NOTHING`, p.Sequence, p.Period); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO allot_sequence_counters (sequence, period, last, max)
+			SELECT name, $2, start - 1, max FROM allot_sequences WHERE name = $1 ON CONFLICT DO NOTHING`, p.Sequence, p.Period); err != nil {
 			return nil, err
 		}
-		err = tx.QueryRow(ctx, `SELECT c.last, s.max FROM allot_sequence_counters c JOIN allot_sequences s ON s.name = c.sequence
-			WHERE c.sequence = $1 AND c.period = $2 FOR UPDATE OF c`, p.Sequence, p.Period).Scan(&last, &max)
+		err = tx.QueryRow(ctx, lockCounterSQL, p.Sequence, p.Period).Scan(&last, &max)
 	}
 	if err != nil {
 		return nil, err

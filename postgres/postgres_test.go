@@ -41,7 +41,7 @@ func TestTriggersGuardCounter(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := s.Pool()
-	if _, err := db.Exec(ctx, `INSERT INTO allot_sequence_counters (sequence, period, last) VALUES ('a', '', 5)`); err != nil {
+	if _, err := db.Exec(ctx, `INSERT INTO allot_sequence_counters (sequence, period, last, max) VALUES ('a', '', 5, 10)`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Exec(ctx, `UPDATE allot_sequence_counters SET last = 4`); err == nil {

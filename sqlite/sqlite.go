@@ -267,6 +267,9 @@ func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams
 		if p.WarnAt != nil {
 			q.WarnAt = *p.WarnAt
 		}
+		if _, err := tx.ExecContext(ctx, `UPDATE allot_sequence_counters SET max = ? WHERE sequence = ?`, q.Max, p.Name); err != nil {
+			return err
+		}
 		out, err = scanSeq(tx.QueryRowContext(ctx, `UPDATE allot_sequences SET max = ?, warn_at = ?, updated_at = ? WHERE name = ? RETURNING `+seqCols,
 			q.Max, q.WarnAt, micros(time.Now()), p.Name))
 		return err
@@ -296,7 +299,7 @@ func (s *Store) SequenceAdvance(ctx context.Context, p allot.SequenceAdvancePara
 		var last, max int64
 		err := tx.QueryRowContext(ctx, `SELECT coalesce(c.last, s.start - 1), s.max FROM allot_sequences s
 			LEFT JOIN allot_sequence_counters c ON c.sequence = s.name AND c.period = ? WHERE s.name = ?`,
-			p.Period, p.Sequence).Scan(&last, &max)
+			p.Period, p.Sequence).Scan(&last, &max) // the sequence's max and the counter's are kept equal
 		if err != nil {
 			return translate(err, fmt.Sprintf("sequence %q", p.Sequence))
 		}
@@ -309,8 +312,8 @@ func (s *Store) SequenceAdvance(ctx context.Context, p allot.SequenceAdvancePara
 		if plan.NewLast == last {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO allot_sequence_counters (sequence, period, last) VALUES (?, ?, ?)
-			ON CONFLICT (sequence, period) DO UPDATE SET last = excluded.last`, p.Sequence, p.Period, plan.NewLast); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO allot_sequence_counters (sequence, period, last, max) VALUES (?, ?, ?, ?)
+			ON CONFLICT (sequence, period) DO UPDATE SET last = excluded.last`, p.Sequence, p.Period, plan.NewLast, max); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, created_at)

@@ -58,7 +58,7 @@ func TestTriggersGuardCounter(t *testing.T) {
 	if _, err := s.SequenceCreate(ctx, q); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.DB().Exec(`INSERT INTO allot_sequence_counters (sequence, period, last) VALUES ('a', '', 5)`); err != nil {
+	if _, err := s.DB().Exec(`INSERT INTO allot_sequence_counters (sequence, period, last, max) VALUES ('a', '', 5, 10)`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.DB().Exec(`UPDATE allot_sequence_counters SET last = 4`); err == nil {
