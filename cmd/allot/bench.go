@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/allot/allot"
+	"github.com/allot/allot/bench"
+	"github.com/allot/allot/httpapi"
+)
+
+func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("allot bench", `allot bench [flags]
+
+Measures allot side by side with the baselines, with the same load generator
+in the same run, and prints a table (--markdown for BENCHMARKS.md):
+
+  baseline noop        an HTTP handler that does nothing
+  baseline nextval     an HTTP handler doing SELECT nextval per request
+  baseline advisory    an HTTP handler doing advisory lock + MAX+1 insert per request
+  cached count=1       allot, cached sequence, one ID per request
+  cached count=1000    allot, cached sequence, 1000 IDs per request
+  gapless count=1      allot, gapless sequence on the store, one ID per request
+  steady 1000/s        allot cached, one ID per request, open loop at --rate
+
+Every server runs in this process on loopback; --server points the allot
+targets at a running server instead (with --key if it needs one).`, stderr)
+	pgURL := fs.String("pg", envOr(getenv, "ALLOT_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL for the baselines and the allot store (env ALLOT_BENCH_PG)")
+	storeURL := fs.String("store", "", "store for the in-process allot server (default: the --pg database)")
+	server := fs.String("server", "", "benchmark a running allot server instead of an in-process one")
+	key := fs.String("key", getenv("ALLOT_KEY"), "API key for --server")
+	clients := fs.Int("clients", 64, "concurrent closed-loop clients")
+	duration := fs.Duration("duration", 5*time.Second, "measured time per target per run")
+	warmup := fs.Duration("warmup", time.Second, "unmeasured warm-up per target per run")
+	repeat := fs.Int("repeat", 3, "runs per target, interleaved; the median run is reported")
+	rate := fs.Float64("rate", 1000, "requests per second of the steady (open-loop) scenario")
+	only := fs.String("only", "", "comma-separated targets to run (substring match), default all")
+	markdown := fs.Bool("markdown", false, "print markdown tables")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (load generator and servers) to this file")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *clients < 1 || *repeat < 1 || *duration <= 0 {
+		return usagef("--clients, --repeat and --duration must be positive")
+	}
+
+	pool, err := pgxpool.New(ctx, *pgURL)
+	if err != nil {
+		return fmt.Errorf("--pg: %w", err)
+	}
+	defer pool.Close()
+	if err := pool.Ping(ctx); err != nil {
+		return fmt.Errorf("--pg: the baselines need PostgreSQL: %w", err)
+	}
+	if err := bench.SetupNextval(ctx, pool); err != nil {
+		return err
+	}
+	if err := bench.SetupAdvisory(ctx, pool); err != nil {
+		return err
+	}
+	if err := bench.Reset(ctx, pool); err != nil {
+		return err
+	}
+
+	startBaseline := func(h http.Handler) (string, error) {
+		u, stop, err := bench.Serve(h)
+		if err != nil {
+			return "", err
+		}
+		stops = append(stops, stop)
+		return u, nil
+	}
+	defer func() {
+		for _, s := range stops {
+			s()
+		}
+		stops = nil
+	}()
+	noopURL, err := startBaseline(bench.NoopHandler())
+	if err != nil {
+		return err
+	}
+	nextvalURL, err := startBaseline(bench.NextvalHandler(pool))
+	if err != nil {
+		return err
+	}
+	advisoryURL, err := startBaseline(bench.AdvisoryLockHandler(pool))
+	if err != nil {
+		return err
+	}
+
+	header := http.Header{"Content-Type": {"application/json"}}
+	base := *server
+	if base == "" {
+		su := *storeURL
+		if su == "" {
+			su = *pgURL
+		}
+		st, err := openStore(ctx, su)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		reg := prometheus.NewRegistry()
+		metrics := httpapi.NewMetrics(reg)
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		svc, err := allot.New(allot.Config{Store: st, Logger: log, Metrics: metrics})
+		if err != nil {
+			return err
+		}
+		defer svc.Close(context.Background())
+		api, err := httpapi.New(httpapi.Config{Service: svc, Logger: log, Registry: reg, Metrics: metrics})
+		if err != nil {
+			return err
+		}
+		if base, err = startBaseline(api.Handler()); err != nil {
+			return err
+		}
+	} else if *key != "" {
+		header.Set("Authorization", "Bearer "+*key)
+	}
+	base = strings.TrimRight(base, "/")
+	// Fresh sequences per run, so runs don't share state.
+	suffix := time.Now().UTC().Format("20060102-150405")
+	cached, gapless := "bench-cached-"+suffix, "bench-gapless-"+suffix
+	if err := benchCreate(ctx, base, header, allot.SequenceCreateParams{Name: cached}); err != nil {
+		return err
+	}
+	if err := benchCreate(ctx, base, header, allot.SequenceCreateParams{Name: gapless, Mode: allot.ModeGapless}); err != nil {
+		return err
+	}
+
+	one := []byte(`{"count":1}`)
+	targets := []bench.Target{
+		{Name: "baseline noop", URL: noopURL, Body: one, Header: header, IDsPerRequest: 1},
+		{Name: "baseline nextval", URL: nextvalURL, Body: one, Header: header, IDsPerRequest: 1},
+		{Name: "baseline advisory", URL: advisoryURL, Body: one, Header: header, IDsPerRequest: 1},
+		{Name: "cached count=1", URL: base + "/v1/sequences/" + cached + "/next", Body: one, Header: header, IDsPerRequest: 1},
+		{Name: "cached count=1000", URL: base + "/v1/sequences/" + cached + "/next", Body: []byte(`{"count":1000}`), Header: header, IDsPerRequest: 1000},
+		{Name: "gapless count=1", URL: base + "/v1/sequences/" + gapless + "/next", Body: one, Header: header, IDsPerRequest: 1},
+	}
+	targets = filterTargets(targets, *only)
+	opts := bench.Options{Clients: *clients, Duration: *duration, Warmup: *warmup, Repeat: *repeat}
+	fmt.Fprintf(stderr, "closed loop: %d clients, %s per run, %d run(s) per target\n", *clients, *duration, *repeat)
+	results, err := bench.Run(ctx, targets, opts)
+	if err != nil {
+		return err
+	}
+	printResults(stdout, *markdown, "closed loop, "+fmt.Sprint(*clients)+" clients", results)
+
+	steady := filterTargets([]bench.Target{
+		{Name: "baseline noop steady", URL: noopURL, Body: one, Header: header, IDsPerRequest: 1},
+		{Name: "cached count=1 steady", URL: base + "/v1/sequences/" + cached + "/next", Body: one, Header: header, IDsPerRequest: 1},
+	}, *only)
+	if len(steady) > 0 && *rate > 0 {
+		opts.Rate = *rate
+		fmt.Fprintf(stderr, "open loop: %.0f requests/s\n", *rate)
+		results, err := bench.Run(ctx, steady, opts)
+		if err != nil {
+			return err
+		}
+		printResults(stdout, *markdown, fmt.Sprintf("open loop, %.0f requests/s", *rate), results)
+	}
+	return nil
+}
+
+// stops are the in-process servers to stop when the benchmark ends.
+var stops []func()
+
+func filterTargets(ts []bench.Target, only string) []bench.Target {
+	if only == "" {
+		return ts
+	}
+	var out []bench.Target
+	for _, t := range ts {
+		for _, o := range strings.Split(only, ",") {
+			if o != "" && strings.Contains(t.Name, strings.TrimSpace(o)) {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func printResults(w io.Writer, markdown bool, title string, results []bench.Result) {
+	if markdown {
+		fmt.Fprintf(w, "\n#### %s\n\n%s\n", title, bench.Markdown(results, "baseline noop"))
+		return
+	}
+	fmt.Fprintf(w, "\n%s\n%s\n", title, bench.Text(results, "baseline noop"))
+}
+
+func benchCreate(ctx context.Context, base string, header http.Header, p allot.SequenceCreateParams) error {
+	body, _ := json.Marshal(p)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/sequences", strings.NewReader(string(body)))
+	if err != nil {
+		return err
+	}
+	req.Header = header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("create bench sequence: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("create bench sequence: %s: %s", resp.Status, b)
+	}
+	return nil
+}

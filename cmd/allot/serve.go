@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/allot/allot"
+	"github.com/allot/allot/httpapi"
+)
+
+// listenDefault is loopback: with no API keys allot must not be reachable
+// from other machines.
+const listenDefault = "127.0.0.1:7070"
+
+// shutdownBudget is how long a graceful shutdown may take in all.
+const shutdownBudget = 10 * time.Second
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("allot serve", `allot serve [flags]
+
+Runs the HTTP API. With no flags it stores everything in ./allot.db (SQLite)
+and listens on 127.0.0.1:7070. With no API keys it only listens on loopback.
+
+API keys are "role:token" pairs; roles are admin (everything) and client
+(next, get, list, parse). Pass them in ALLOT_API_KEYS or a --keys-file with
+one "role:token" per line (# starts a comment).`, stderr)
+	listen := fs.String("listen", envOr(getenv, "ALLOT_LISTEN", listenDefault), "address to listen on (env ALLOT_LISTEN)")
+	storeURL := fs.String("store", envOr(getenv, "ALLOT_STORE", storeDefault), "store URL: sqlite:///path/file.db or postgres://… (env ALLOT_STORE)")
+	keysFile := fs.String("keys-file", getenv("ALLOT_KEYS_FILE"), "file of API keys, one role:token per line (env ALLOT_KEYS_FILE)")
+	insecure := fs.Bool("insecure", false, "allow listening on a non-loopback address without API keys")
+	logLevel := fs.String("log-level", envOr(getenv, "ALLOT_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	logFormat := fs.String("log-format", envOr(getenv, "ALLOT_LOG_FORMAT", "json"), "log format: json or text")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	keys, err := loadKeys(getenv("ALLOT_API_KEYS"), *keysFile)
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		if !isLoopback(*listen) && !*insecure {
+			return usagef("refusing to listen on %s without API keys: set ALLOT_API_KEYS or --keys-file, listen on 127.0.0.1, or pass --insecure", *listen)
+		}
+		log.Warn("no API keys configured: every request is allowed", "listen", *listen, "insecure", *insecure)
+	}
+
+	st, err := openStore(ctx, *storeURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := httpapi.NewMetrics(reg)
+	cfg := allot.Config{Store: st, Logger: log, Metrics: metrics}
+	if fp := getenv("ALLOT_FAILPOINT"); fp != "" {
+		// For crash tests only: kill -9 this process at the named point.
+		log.Warn("failpoint armed: this process will kill itself", "failpoint", fp)
+		cfg.Failpoint = func(name string) {
+			if name == fp {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {}
+			}
+		}
+	}
+	svc, err := allot.New(cfg)
+	if err != nil {
+		return err
+	}
+	api, err := httpapi.New(httpapi.Config{Service: svc, Keys: keys, Logger: log, Registry: reg, Metrics: metrics})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("allot serving", "listen", ln.Addr().String(), "store", redactURL(*storeURL), "owner", svc.Owner(), "version", version)
+	fmt.Fprintf(stdout, "allot listening on http://%s\n", ln.Addr())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		_ = svc.Close(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	// Graceful shutdown: stop accepting, let requests in flight finish,
+	// then void the unused rest of leased blocks. All within the budget.
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	if err := svc.Close(sctx); err != nil {
+		log.Error("service close", "err", err)
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, usagef("--log-format %q: use json or text", format)
+}
+
+// loadKeys reads API keys from a "role:token,…" list and a file.
+func loadKeys(list, file string) (map[string]httpapi.Role, error) {
+	keys := make(map[string]httpapi.Role)
+	add := func(src, entry string) error {
+		entry = strings.TrimSpace(entry)
+		if entry == "" || strings.HasPrefix(entry, "#") {
+			return nil
+		}
+		role, token, ok := strings.Cut(entry, ":")
+		if !ok {
+			role, token, ok = strings.Cut(entry, " ")
+		}
+		role, token = strings.TrimSpace(role), strings.TrimSpace(token)
+		if !ok || token == "" {
+			return usagef("%s: API key %q must be role:token", src, redactToken(entry))
+		}
+		r := httpapi.Role(role)
+		if r != httpapi.RoleAdmin && r != httpapi.RoleClient {
+			return usagef("%s: role %q must be admin or client", src, role)
+		}
+		if len(token) < 16 {
+			return usagef("%s: the %s token is too short: use at least 16 random characters", src, role)
+		}
+		keys[token] = r
+		return nil
+	}
+	for _, e := range strings.Split(list, ",") {
+		if err := add("ALLOT_API_KEYS", e); err != nil {
+			return nil, err
+		}
+	}
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, usagef("--keys-file: %v", err)
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for line := 1; sc.Scan(); line++ {
+			if err := add(fmt.Sprintf("%s:%d", file, line), sc.Text()); err != nil {
+				return nil, err
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("--keys-file: %w", err)
+		}
+	}
+	return keys, nil
+}
+
+func redactToken(entry string) string {
+	if i := strings.IndexAny(entry, ": "); i >= 0 {
+		return entry[:i+1] + "…"
+	}
+	return "…"
+}
+
+// isLoopback reports whether addr only accepts connections from this machine.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func redactURL(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			if k := strings.Index(u[j+3:i], ":"); k >= 0 {
+				return u[:j+3+k] + ":xxxxx" + u[i:]
+			}
+		}
+	}
+	return u
+}

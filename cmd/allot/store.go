@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/allot/allot"
+	"github.com/allot/allot/postgres"
+	"github.com/allot/allot/sqlite"
+)
+
+// storeDefault is the embedded default: a SQLite file in the working directory.
+const storeDefault = "sqlite://" + sqlite.PathDefault
+
+// openStore opens the store a URL names and runs its migrations.
+func openStore(ctx context.Context, url string) (allot.Store, error) {
+	var st allot.Store
+	switch {
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		s, err := postgres.Open(ctx, url)
+		if err != nil {
+			return nil, err
+		}
+		st = s
+	case strings.HasPrefix(url, "sqlite:"):
+		path, err := sqlite.PathFromURL(url)
+		if err != nil {
+			return nil, usagef("--store: %v", err)
+		}
+		s, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		st = s
+	default:
+		return nil, usagef("--store %q: use sqlite:///path/to/file.db or postgres://user@host:5432/db", url)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return st, nil
+}
