@@ -1,6 +1,7 @@
 package allot
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -160,6 +161,10 @@ func NewSequence(p SequenceCreateParams) (*Sequence, error) {
 	}
 	tmpl, err := format.Parse(s.Format)
 	if err != nil {
+		var se *format.SyntaxError
+		if errors.As(err, &se) {
+			return nil, Invalidf("format", "position %d: %s", se.Pos, se.Msg)
+		}
 		return nil, &InvalidError{Field: "format", Reason: err.Error()}
 	}
 	capacity, bounded := tmpl.Capacity()

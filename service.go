@@ -166,11 +166,7 @@ func New(cfg Config) (*Service, error) {
 		stop:     make(chan struct{}),
 	}
 	s.seqs.Store(&map[string]*seqRuntime{})
-	s.advance = batch.New(s.flushAdvance, batch.Opts{
-		Observe: func(size int, d time.Duration, err error) {
-			s.cfg.Metrics.ObserveBatch("advance", size, d, err)
-		},
-	})
+	s.advance = batch.New(s.flushAdvance, batch.Opts{})
 	s.bg.Add(1)
 	go s.janitor()
 	return s, nil
@@ -183,9 +179,12 @@ func (s *Service) Store() Store { return s.store }
 func (s *Service) Owner() string { return s.cfg.Owner }
 
 func (s *Service) flushAdvance(ctx context.Context, k advanceKey, reqs []SequenceAdvanceRequest) ([]SequenceAdvanceResult, error) {
-	return s.store.SequenceAdvance(ctx, SequenceAdvanceParams{
+	start := time.Now()
+	res, err := s.store.SequenceAdvance(ctx, SequenceAdvanceParams{
 		Sequence: k.seq, Period: k.period, Kind: k.kind, Owner: s.cfg.Owner, Requests: reqs,
 	})
+	s.cfg.Metrics.ObserveBatch(string(k.kind), len(reqs), time.Since(start), err)
+	return res, err
 }
 
 // janitor purges idempotency keys past their TTL.
@@ -322,6 +321,9 @@ func (s *Service) SequenceCreate(ctx context.Context, p SequenceCreateParams) (*
 
 // SequenceGet returns a sequence with its figures for the current period.
 func (s *Service) SequenceGet(ctx context.Context, name string) (*SequenceState, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
 	rt, err := s.runtime(ctx, name)
 	if err != nil {
 		return nil, err
@@ -335,6 +337,9 @@ func (s *Service) SequenceGet(ctx context.Context, name string) (*SequenceState,
 
 // SequenceList returns every sequence with its figures.
 func (s *Service) SequenceList(ctx context.Context) ([]*SequenceState, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
 	seqs, err := s.store.SequenceList(ctx)
 	if err != nil {
 		return nil, err
@@ -649,6 +654,9 @@ func (s *Service) replay(rt *seqRuntime, rec *IdempotencyRecord, hash, key strin
 
 // SequenceParse decodes an ID and says whether it was issued.
 func (s *Service) SequenceParse(ctx context.Context, name, id string) (*ParseResult, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
 	rt, err := s.runtime(ctx, name)
 	if err != nil {
 		return nil, err
@@ -749,6 +757,9 @@ func (s *Service) SequenceVoid(ctx context.Context, p VoidParams) (*LedgerEntry,
 // cursor from the previous page ("" for the first); limit is 1..1000,
 // 0 meaning 100.
 func (s *Service) SequenceLedger(ctx context.Context, name, after string, limit int) (*LedgerPage, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
 	if _, err := s.runtime(ctx, name); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,360 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+
+	"github.com/allot/allot"
+)
+
+// maxBody is the largest request body accepted.
+const maxBody = 1 << 20
+
+var (
+	errBodyTooLarge = &apiError{
+		status: http.StatusRequestEntityTooLarge, code: codeInvalid,
+		detail: "request body is larger than 1 MiB: send a smaller body",
+	}
+	errBodyEmpty = &allot.InvalidError{Reason: "request body is empty: send a JSON object"}
+)
+
+// bufPool holds byte buffers for request and response bodies.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > 64<<10 {
+		return // let big buffers go
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+// readBody appends the request body to buf, refusing more than maxBody
+// bytes and, for a non-empty body, any Content-Type but application/json.
+func readBody(r *http.Request, buf []byte) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return buf, nil
+	}
+	if r.ContentLength > maxBody {
+		return buf, errBodyTooLarge
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > maxBody {
+			return buf, errBodyTooLarge
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return buf, &apiError{status: http.StatusBadRequest, code: codeInvalid,
+				detail: "could not read the request body: " + err.Error()}
+		}
+	}
+	if len(buf) > 0 {
+		if err := checkContentType(r); err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// checkContentType accepts a missing Content-Type and application/json
+// (with any parameters).
+func checkContentType(r *http.Request) error {
+	h := r.Header["Content-Type"]
+	if len(h) == 0 || h[0] == contentTypeJSON {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(h[0])
+	if err == nil && mt == contentTypeJSON {
+		return nil
+	}
+	return &apiError{
+		status: http.StatusUnsupportedMediaType, code: codeInvalid, field: "Content-Type",
+		detail: fmt.Sprintf("Content-Type %q is not supported: send the body as application/json", h[0]),
+	}
+}
+
+// decodeBody reads the request body and decodes it as exactly one JSON
+// object into v, refusing unknown fields. Every error names what to fix.
+func decodeBody(r *http.Request, v any) error {
+	bp := getBuf()
+	defer putBuf(bp)
+	b, err := readBody(r, *bp)
+	*bp = b
+	if err != nil {
+		return err
+	}
+	return decodeJSON(b, v)
+}
+
+// decodeJSON decodes exactly one JSON object from b into v.
+func decodeJSON(b []byte, v any) error {
+	if len(trimSpace(b)) == 0 {
+		return errBodyEmpty
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err, v)
+	}
+	if off := dec.InputOffset(); len(trimSpace(b[off:])) != 0 {
+		return &allot.InvalidError{Reason: fmt.Sprintf(
+			"unexpected data after the JSON object at byte %d: send exactly one JSON object", off)}
+	}
+	return nil
+}
+
+// trimSpace removes JSON white space from both ends of b.
+func trimSpace(b []byte) []byte {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// jsonError turns an encoding/json error into an *allot.InvalidError that
+// names the field (when known) and says what to send instead.
+func jsonError(err error, v any) error {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.Is(err, io.EOF):
+		return errBodyEmpty
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &allot.InvalidError{Reason: "body is not valid JSON: it ends in the middle of a value (check for a missing quote, bracket or brace)"}
+	case errors.As(err, &syn):
+		return &allot.InvalidError{Reason: fmt.Sprintf("body is not valid JSON at byte %d: %s", syn.Offset, syn.Error())}
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return &allot.InvalidError{Reason: fmt.Sprintf("body must be a JSON object, got %s", typ.Value)}
+		}
+		return &allot.InvalidError{Field: typ.Field, Reason: fmt.Sprintf("must be %s, got %s", describeType(typ.Type), typ.Value)}
+	}
+	if name, ok := strings.CutPrefix(err.Error(), `json: unknown field "`); ok {
+		name = strings.TrimSuffix(name, `"`)
+		return &allot.InvalidError{Field: name, Reason: fmt.Sprintf("is not a known field: the body accepts %s", fieldList(v))}
+	}
+	return &allot.InvalidError{Reason: "body is not valid: " + strings.TrimPrefix(err.Error(), "json: ")}
+}
+
+// describeType says in words what JSON value a Go type takes.
+func describeType(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number (integer, no fraction or exponent) within 64 bits"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number of 0 or more"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
+}
+
+// fieldList lists the JSON field names of the struct v points to.
+func fieldList(v any) string {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return "no fields"
+	}
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		names = append(names, name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// nextBody is the body of POST /v1/sequences/{name}/next. Pointers tell an
+// absent field from an explicit zero.
+type nextBody struct {
+	Count *int64  `json:"count"`
+	Date  *string `json:"date"`
+}
+
+// decodeNext reads the body of a next request into p. An empty body means
+// count 1 and today. Common bodies are parsed without reflection; anything
+// else goes through encoding/json, which has the final word.
+func decodeNext(r *http.Request, p *allot.NextParams) error {
+	bp := getBuf()
+	defer putBuf(bp)
+	b, err := readBody(r, *bp)
+	*bp = b
+	if err != nil {
+		return err
+	}
+	if len(trimSpace(b)) == 0 {
+		return nil
+	}
+	count, hasCount, date, hasDate, ok := parseNextFast(b)
+	if !ok {
+		var body nextBody
+		if err := decodeJSON(b, &body); err != nil {
+			return err
+		}
+		if body.Count != nil {
+			count, hasCount = *body.Count, true
+		}
+		if body.Date != nil {
+			date, hasDate = *body.Date, true
+		}
+	}
+	if hasCount {
+		if count < 1 || count > allot.CountMax {
+			return allot.Invalidf("count", "must be between 1 and %d, got %d", allot.CountMax, count)
+		}
+		p.Count = count
+	}
+	if hasDate {
+		if date == "" {
+			return allot.Invalidf("date", "is empty: give a date as YYYY-MM-DD, or leave date out for today")
+		}
+		p.Date = date
+	}
+	return nil
+}
+
+// parseNextFast parses the plain shapes of a next body:
+// {"count":<int>,"date":"<printable ASCII>"} in any order, either field
+// optional, with JSON white space. ok=false means "not one of those
+// shapes, ask encoding/json" (which also produces the error message);
+// when ok is true the result equals what encoding/json decodes.
+func parseNextFast(b []byte) (count int64, hasCount bool, date string, hasDate bool, ok bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return 0, false, "", false, skipSpace(b, i+1) == len(b)
+	}
+	for {
+		// Key: only the exact field names, no escapes.
+		if i >= len(b) || b[i] != '"' {
+			return
+		}
+		var key string
+		switch {
+		case bytes.HasPrefix(b[i:], []byte(`"count"`)):
+			key, i = "count", i+7
+		case bytes.HasPrefix(b[i:], []byte(`"date"`)):
+			key, i = "date", i+6
+		default:
+			return
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] != ':' {
+			return
+		}
+		i = skipSpace(b, i+1)
+		if key == "count" {
+			var n int64
+			var good bool
+			n, i, good = parseInt(b, i)
+			if !good {
+				return
+			}
+			count, hasCount = n, true
+		} else {
+			if i >= len(b) || b[i] != '"' {
+				return
+			}
+			j := i + 1
+			for j < len(b) && b[j] >= 0x20 && b[j] < 0x80 && b[j] != '"' && b[j] != '\\' {
+				j++
+			}
+			if j >= len(b) || b[j] != '"' {
+				return
+			}
+			date, hasDate = string(b[i+1:j]), true
+			i = j + 1
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			ok = skipSpace(b, i+1) == len(b)
+			return
+		default:
+			return
+		}
+	}
+}
+
+// parseInt parses a JSON integer of at most 18 digits at b[i:], which is
+// always within int64, and returns the index after it.
+func parseInt(b []byte, i int) (int64, int, bool) {
+	neg := false
+	if i < len(b) && b[i] == '-' {
+		neg = true
+		i++
+	}
+	start := i
+	var n int64
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		n = n*10 + int64(b[i]-'0')
+		i++
+	}
+	digits := i - start
+	if digits == 0 || digits > 18 || (digits > 1 && b[start] == '0') {
+		return 0, i, false
+	}
+	if i < len(b) && (b[i] == '.' || b[i] == 'e' || b[i] == 'E') {
+		return 0, i, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, i, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}

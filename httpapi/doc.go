@@ -1,0 +1,44 @@
+// Package httpapi serves allot's HTTP API v1 over an *allot.Service.
+//
+// The whole API is the table in routes.go; the embedded OpenAPI 3.1
+// document (GET /openapi.json) describes every route in it, and a test
+// keeps the two in step.
+//
+// # Guarantees
+//
+//   - Every number a response carries was taken by the Service, which gives
+//     each number to exactly one caller. The HTTP layer adds no buffering or
+//     retries of its own: a request either reaches Service.Next once or not
+//     at all. A client that must retry safely sends an Idempotency-Key; a
+//     retry with the same key and body returns the same numbers and the
+//     header "Idempotent-Replayed: true".
+//   - Input is validated before anything is taken: a malformed, oversized
+//     (over 1 MiB), mistyped or unknown-field body, trailing data after the
+//     JSON object, a non-empty body whose Content-Type is not
+//     application/json, or a text/plain request for IDs that contain line
+//     breaks is refused with a 4xx problem and takes no number. Every
+//     message names the field to fix where there is one.
+//   - Every error response is an RFC 9457 problem (Content-Type
+//     application/problem+json) with the members type, title, status,
+//     detail and code, plus field, remaining, requested and request_id where
+//     they apply. Codes are stable: invalid_request, not_found,
+//     already_exists, sequence_exhausted, idempotency_mismatch,
+//     idempotency_in_flight, unauthorized, forbidden, method_not_allowed,
+//     unavailable and internal. An internal error is logged with its request
+//     id; its response says only "internal error" and that id.
+//   - Bad input never causes a 5xx: a panic is still recovered and answered
+//     with 500 as defence in depth, but no input is meant to reach it.
+//   - Every response carries X-Request-Id: the caller's, if it is 1 to 128
+//     visible ASCII characters, otherwise a generated one.
+//   - Authentication is a bearer token looked up in Config.Keys. Admin keys
+//     may call every route; client keys may take numbers and read sequences
+//     and IDs. /healthz, /readyz, /metrics and /openapi.json are public. An
+//     empty Keys map disables authentication.
+//
+// Metrics are served at /metrics from Config.Registry:
+// allot_http_request_duration_seconds{route,code},
+// allot_batch_size{kind}, allot_commit_duration_seconds{kind},
+// allot_batch_errors_total{kind}, and the gauges
+// allot_sequence_remaining{sequence} and allot_sequence_warning{sequence},
+// computed when scraped.
+package httpapi

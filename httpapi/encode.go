@@ -1,0 +1,121 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/allot/allot"
+)
+
+// Header values shared by every response; net/http never modifies them.
+var (
+	hdrJSON = []string{contentTypeJSON}
+	hdrText = []string{contentTypeText}
+	hdrTrue = []string{"true"}
+)
+
+// writeJSON writes v as JSON with status and returns the status.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) int {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return s.problem(w, r, err)
+	}
+	w.Header()["Content-Type"] = hdrJSON
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+	return status
+}
+
+// writeBytes writes a ready body with status and content type.
+func writeBytes(w http.ResponseWriter, status int, contentType []string, body []byte) int {
+	w.Header()["Content-Type"] = contentType
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	return status
+}
+
+// appendNextJSON appends res as the JSON object encoding/json would
+// produce for allot.NextResult, without reflection.
+func appendNextJSON(b []byte, res *allot.NextResult) []byte {
+	b = append(b, `{"sequence":`...)
+	b = appendJSONString(b, res.Sequence)
+	b = append(b, `,"first":`...)
+	b = strconv.AppendInt(b, res.First, 10)
+	b = append(b, `,"last":`...)
+	b = strconv.AppendInt(b, res.Last, 10)
+	b = append(b, `,"count":`...)
+	b = strconv.AppendInt(b, res.Count, 10)
+	b = append(b, `,"period":`...)
+	b = appendJSONString(b, res.Period)
+	b = append(b, `,"ids":[`...)
+	for i, id := range res.IDs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, id)
+	}
+	return append(b, "]}\n"...)
+}
+
+// appendNextText appends one ID per line, each followed by "\n".
+func appendNextText(b []byte, res *allot.NextResult) []byte {
+	for _, id := range res.IDs {
+		b = append(b, id...)
+		b = append(b, '\n')
+	}
+	return b
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string. It escapes '"', '\\' and
+// control characters, writes U+2028 and U+2029 as escapes (so the output
+// is also valid JavaScript), and replaces invalid UTF-8 with U+FFFD, as
+// encoding/json does. Anything else is copied as is.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

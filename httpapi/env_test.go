@@ -1,0 +1,173 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/allot/allot"
+	"github.com/allot/allot/sqlite"
+)
+
+// env is a real Service over a real SQLite file, served over HTTP.
+type env struct {
+	t   testing.TB
+	svc *allot.Service
+	api *Server
+	srv *httptest.Server
+	reg *prometheus.Registry
+	hc  *http.Client
+}
+
+func newEnv(t testing.TB, keys map[string]Role) *env {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "allot.db"))
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
+	reg := prometheus.NewRegistry()
+	metrics := NewMetrics(reg)
+	svc, err := allot.New(allot.Config{Store: st, Logger: log, Metrics: metrics})
+	if err != nil {
+		t.Fatalf("allot.New: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := svc.Close(ctx); err != nil {
+			t.Errorf("close service: %v", err)
+		}
+	})
+	api, err := New(Config{Service: svc, Keys: keys, Logger: log, Registry: reg, Metrics: metrics})
+	if err != nil {
+		t.Fatalf("httpapi.New: %v", err)
+	}
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	return &env{t: t, svc: svc, api: api, srv: srv, reg: reg, hc: srv.Client()}
+}
+
+// resp is a response read whole.
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends a request; hdr is name, value pairs.
+func (e *env) do(method, path, body string, hdr ...string) resp {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatalf("new request: %v", err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	res, err := e.hc.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatalf("read body: %v", err)
+	}
+	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// ok asserts a 2xx JSON response and decodes it into v (if not nil).
+func (e *env) ok(r resp, want int, v any) {
+	e.t.Helper()
+	if r.status != want {
+		e.t.Fatalf("status %d, want %d; body: %s", r.status, want, r.body)
+	}
+	if v != nil {
+		if ct := r.header.Get("Content-Type"); ct != "application/json" {
+			e.t.Fatalf("Content-Type %q, want application/json", ct)
+		}
+		if err := json.Unmarshal(r.body, v); err != nil {
+			e.t.Fatalf("decode %s: %v", r.body, err)
+		}
+	}
+}
+
+// create makes a sequence from a JSON body.
+func (e *env) create(body string) allot.SequenceState {
+	e.t.Helper()
+	var st allot.SequenceState
+	e.ok(e.do("POST", "/v1/sequences", body), http.StatusCreated, &st)
+	return st
+}
+
+// next takes numbers.
+func (e *env) next(name, body string, hdr ...string) allot.NextResult {
+	e.t.Helper()
+	var res allot.NextResult
+	e.ok(e.do("POST", "/v1/sequences/"+name+"/next", body, hdr...), http.StatusOK, &res)
+	return res
+}
+
+// problemBody is a decoded problem document.
+type problemBody struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail"`
+	Code      string `json:"code"`
+	Field     string `json:"field"`
+	Remaining *int64 `json:"remaining"`
+	Requested *int64 `json:"requested"`
+	RequestID string `json:"request_id"`
+}
+
+// problem asserts r is a problem with status and code, and returns it.
+func (e *env) problem(r resp, status int, code string) problemBody {
+	e.t.Helper()
+	return checkProblem(e.t, r.status, r.header, r.body, status, code)
+}
+
+func checkProblem(t testing.TB, gotStatus int, h http.Header, body []byte, status int, code string) problemBody {
+	t.Helper()
+	if gotStatus != status {
+		t.Fatalf("status %d, want %d; body: %s", gotStatus, status, body)
+	}
+	if ct := h.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type %q, want application/problem+json; body: %s", ct, body)
+	}
+	var p problemBody
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		t.Fatalf("decode problem %s: %v", body, err)
+	}
+	if p.Code != code {
+		t.Fatalf("code %q, want %q; body: %s", p.Code, code, body)
+	}
+	if p.Status != status || p.Type != "urn:allot:problem:"+code || p.Title == "" || p.Detail == "" {
+		t.Fatalf("incomplete problem: %s", body)
+	}
+	if p.RequestID == "" || p.RequestID != h.Get("X-Request-Id") {
+		t.Fatalf("problem request_id %q, header %q", p.RequestID, h.Get("X-Request-Id"))
+	}
+	return p
+}

@@ -1,0 +1,287 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/allot/allot"
+)
+
+// readyTimeout bounds the store ping of /readyz.
+const readyTimeout = 2 * time.Second
+
+var bodyHealthy = []byte(`{"status":"ok"}` + "\n")
+
+// sequenceCreate serves POST /v1/sequences.
+func (s *Server) sequenceCreate(w http.ResponseWriter, r *http.Request) int {
+	var p allot.SequenceCreateParams
+	if err := decodeBody(r, &p); err != nil {
+		return s.problem(w, r, err)
+	}
+	st, err := s.svc.SequenceCreate(r.Context(), p)
+	if err != nil {
+		return s.problem(w, r, err)
+	}
+	w.Header().Set("Location", "/v1/sequences/"+url.PathEscape(st.Name))
+	return s.writeJSON(w, r, http.StatusCreated, st)
+}
+
+// sequenceList serves GET /v1/sequences.
+func (s *Server) sequenceList(w http.ResponseWriter, r *http.Request) int {
+	list, err := s.svc.SequenceList(r.Context())
+	if err != nil {
+		return s.problem(w, r, err)
+	}
+	if list == nil {
+		list = []*allot.SequenceState{}
+	}
+	return s.writeJSON(w, r, http.StatusOK, struct {
+		Sequences []*allot.SequenceState `json:"sequences"`
+	}{list})
+}
+
+// sequenceGet serves GET /v1/sequences/{name}.
+func (s *Server) sequenceGet(w http.ResponseWriter, r *http.Request) int {
+	st, err := s.svc.SequenceGet(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return s.problem(w, r, err)
+	}
+	return s.writeJSON(w, r, http.StatusOK, st)
+}
+
+// sequencePatch serves PATCH /v1/sequences/{name}.
+func (s *Server) sequencePatch(w http.ResponseWriter, r *http.Request) int {
+	var p allot.SequencePatchParams
+	if err := decodeBody(r, &p); err != nil {
+		return s.problem(w, r, err)
+	}
+	st, err := s.svc.SequencePatch(r.Context(), r.PathValue("name"), p)
+	if err != nil {
+		return s.problem(w, r, err)
+	}
+	return s.writeJSON(w, r, http.StatusOK, st)
+}
+
+// next serves POST /v1/sequences/{name}/next, the hot path.
+func (s *Server) next(w http.ResponseWriter, r *http.Request) int {
+	p := allot.NextParams{Sequence: r.PathValue("name")}
+	if err := decodeNext(r, &p); err != nil {
+		return s.problem(w, r, err)
+	}
+	if h := r.Header["Idempotency-Key"]; len(h) > 0 {
+		if len(h) > 1 || h[0] == "" {
+			return s.problem(w, r, allot.Invalidf("Idempotency-Key",
+				"send exactly one non-empty Idempotency-Key header, or none"))
+		}
+		p.IdempotencyKey = h[0]
+	}
+	text := wantsText(r.Header["Accept"])
+	if text {
+		if err := s.checkTextSafe(r.Context(), p.Sequence); err != nil {
+			return s.problem(w, r, err)
+		}
+	}
+	res, err := s.svc.Next(r.Context(), p)
+	if err != nil {
+		return s.problem(w, r, err)
+	}
+	if res.Replayed {
+		w.Header()["Idempotent-Replayed"] = hdrTrue
+	}
+	bp := getBuf()
+	defer putBuf(bp)
+	if text {
+		*bp = appendNextText((*bp)[:0], res)
+		return writeBytes(w, http.StatusOK, hdrText, *bp)
+	}
+	*bp = appendNextJSON((*bp)[:0], res)
+	return writeBytes(w, http.StatusOK, hdrJSON, *bp)
+}
+
+// checkTextSafe refuses text/plain for a sequence whose format has a line
+// break in its literal text, before any number is taken: one ID per line
+// could not carry such IDs. Formats never change, so the answer is cached.
+func (s *Server) checkTextSafe(ctx context.Context, name string) error {
+	s.textMu.RLock()
+	safe, ok := s.textSafe[name]
+	s.textMu.RUnlock()
+	if !ok {
+		st, err := s.svc.SequenceGet(ctx, name)
+		if err != nil {
+			return err
+		}
+		safe = !strings.ContainsAny(st.Format, "\r\n")
+		s.textMu.Lock()
+		s.textSafe[name] = safe
+		s.textMu.Unlock()
+	}
+	if !safe {
+		return &apiError{
+			status: http.StatusNotAcceptable, code: codeInvalid, field: "Accept",
+			detail: fmt.Sprintf("IDs of sequence %q contain line breaks, which text/plain (one ID per line) cannot carry: ask for application/json", name),
+		}
+	}
+	return nil
+}
+
+// wantsText reports whether an Accept header prefers text/plain to
+// application/json. Without a preference the answer is JSON.
+func wantsText(accept []string) bool {
+	if len(accept) == 0 {
+		return false
+	}
+	if len(accept) == 1 {
+		switch accept[0] {
+		case "text/plain":
+			return true
+		case "", "*/*", contentTypeJSON:
+			return false
+		}
+	}
+	textQ, textSpec := -1.0, -1
+	jsonQ, jsonSpec := -1.0, -1
+	for _, h := range accept {
+		for part := range strings.SplitSeq(h, ",") {
+			mt, params, _ := strings.Cut(part, ";")
+			mt = strings.ToLower(strings.TrimSpace(mt))
+			q := 1.0
+			for param := range strings.SplitSeq(params, ";") {
+				k, v, _ := strings.Cut(param, "=")
+				if strings.EqualFold(strings.TrimSpace(k), "q") {
+					if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+						q = f
+					}
+				}
+			}
+			match := func(full, group string, bestQ *float64, bestSpec *int) {
+				spec := -1
+				switch mt {
+				case full:
+					spec = 2
+				case group:
+					spec = 1
+				case "*/*":
+					spec = 0
+				}
+				if spec > *bestSpec {
+					*bestQ, *bestSpec = q, spec
+				}
+			}
+			match("text/plain", "text/*", &textQ, &textSpec)
+			match(contentTypeJSON, "application/*", &jsonQ, &jsonSpec)
+		}
+	}
+	if textQ <= 0 {
+		return false
+	}
+	return textQ > jsonQ || (textQ == jsonQ && textSpec > jsonSpec)
+}
+
+// voidBody is the body of POST /v1/sequences/{name}/void.
+type voidBody struct {
+	Number *int64 `json:"number"`
+	ID     string `json:"id"`
+	Date   string `json:"date"`
+	Reason string `json:"reason"`
+}
+
+// sequenceVoid serves POST /v1/sequences/{name}/void.
+func (s *Server) sequenceVoid(w http.ResponseWriter, r *http.Request) int {
+	var b voidBody
+	if err := decodeBody(r, &b); err != nil {
+		return s.problem(w, r, err)
+	}
+	e, err := s.svc.SequenceVoid(r.Context(), allot.VoidParams{
+		Sequence: r.PathValue("name"), Number: b.Number, ID: b.ID, Date: b.Date, Reason: b.Reason,
+	})
+	if err != nil {
+		return s.problem(w, r, err)
+	}
+	return s.writeJSON(w, r, http.StatusOK, e)
+}
+
+// sequenceParse serves GET /v1/sequences/{name}/ids/{id}.
+func (s *Server) sequenceParse(w http.ResponseWriter, r *http.Request) int {
+	res, err := s.svc.SequenceParse(r.Context(), r.PathValue("name"), r.PathValue("id"))
+	if err != nil {
+		return s.problem(w, r, err)
+	}
+	return s.writeJSON(w, r, http.StatusOK, res)
+}
+
+// sequenceLedger serves GET /v1/sequences/{name}/ledger?after=&limit=.
+func (s *Server) sequenceLedger(w http.ResponseWriter, r *http.Request) int {
+	q := r.URL.Query()
+	limit := 0
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return s.problem(w, r, allot.Invalidf("limit", "%q is not a whole number: use 1 to 1000", v))
+		}
+		if n == 0 {
+			return s.problem(w, r, allot.Invalidf("limit", "must be between 1 and 1000, got 0"))
+		}
+		limit = n
+	}
+	page, err := s.svc.SequenceLedger(r.Context(), r.PathValue("name"), q.Get("after"), limit)
+	if err != nil {
+		return s.problem(w, r, err)
+	}
+	return s.writeJSON(w, r, http.StatusOK, page)
+}
+
+// healthz serves GET /healthz: the process is up.
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) int {
+	return writeBytes(w, http.StatusOK, hdrJSON, bodyHealthy)
+}
+
+// readyz serves GET /readyz: the service is open and its store answers.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) int {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := s.svc.Ready(ctx); err != nil {
+		if !errors.Is(err, allot.ErrClosed) {
+			id := w.Header().Get(headerRequestID)
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "not ready", slog.String("request_id", id), slog.Any("err", err))
+			err = &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable,
+				detail: fmt.Sprintf("the store did not answer within %s (request id %s)", readyTimeout, id)}
+		}
+		return s.problem(w, r, err)
+	}
+	return s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// metrics serves GET /metrics from the registry.
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) int {
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	s.prom.ServeHTTP(sw, r)
+	return sw.status
+}
+
+// openapi serves GET /openapi.json.
+func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) int {
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	return writeBytes(w, http.StatusOK, hdrJSON, openapiJSON)
+}
+
+// statusWriter remembers the status a foreign handler writes.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+// WriteHeader implements http.ResponseWriter.
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,210 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/allot/allot"
+)
+
+// collectTimeout bounds the SequenceList behind the sequence gauges.
+const collectTimeout = 2 * time.Second
+
+// Metrics records allot's HTTP and group-commit metrics on a Prometheus
+// registry. It implements allot.Observer, so the same value can be passed
+// to allot.Config.Metrics and to Config.Metrics. It is safe for
+// concurrent use.
+type Metrics struct {
+	reg             *prometheus.Registry
+	requestDuration *prometheus.HistogramVec
+	batchSize       *prometheus.HistogramVec
+	commitDuration  *prometheus.HistogramVec
+	batchErrors     *prometheus.CounterVec
+
+	kindMu sync.Mutex
+	kinds  atomic.Pointer[map[string]kindObservers] // copy on write
+}
+
+var _ allot.Observer = (*Metrics)(nil)
+
+type kindObservers struct {
+	size, duration prometheus.Observer
+	errors         prometheus.Counter
+}
+
+// NewMetrics creates allot's metrics on reg (a new registry if reg is
+// nil). Calling it again with the same registry returns Metrics sharing
+// the metrics already registered. It panics only if reg holds different
+// metrics under the same names, which is a programming error.
+func NewMetrics(reg *prometheus.Registry) *Metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &Metrics{reg: reg}
+	m.requestDuration = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "allot_http_request_duration_seconds",
+		Help:    "Duration of HTTP requests by route pattern and status code.",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"route", "code"}))
+	m.batchSize = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "allot_batch_size",
+		Help:    "Requests per group commit, by kind.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 11), // 1 .. 1024
+	}, []string{"kind"}))
+	m.commitDuration = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "allot_commit_duration_seconds",
+		Help:    "Duration of group-commit transactions, by kind.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"kind"}))
+	m.batchErrors = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "allot_batch_errors_total",
+		Help: "Group commits that failed as a whole, by kind.",
+	}, []string{"kind"}))
+	return m
+}
+
+// register registers c on reg, or returns the equal collector already there.
+func register[C prometheus.Collector](reg *prometheus.Registry, c C) C {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	panic("httpapi: " + err.Error())
+}
+
+// Registry returns the registry the metrics live on.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// ObserveBatch implements allot.Observer: it records the size and duration
+// of one group commit, and counts it as failed when err is set.
+func (m *Metrics) ObserveBatch(kind string, size int, d time.Duration, err error) {
+	o := m.kind(kind)
+	o.size.Observe(float64(size))
+	o.duration.Observe(d.Seconds())
+	if err != nil {
+		o.errors.Inc()
+	}
+}
+
+// kind returns the observers of a kind, resolving its labels once.
+func (m *Metrics) kind(kind string) kindObservers {
+	if p := m.kinds.Load(); p != nil {
+		if o, ok := (*p)[kind]; ok {
+			return o
+		}
+	}
+	m.kindMu.Lock()
+	defer m.kindMu.Unlock()
+	old := m.kinds.Load()
+	if old != nil {
+		if o, ok := (*old)[kind]; ok {
+			return o
+		}
+	}
+	o := kindObservers{
+		size:     m.batchSize.WithLabelValues(kind),
+		duration: m.commitDuration.WithLabelValues(kind),
+		errors:   m.batchErrors.WithLabelValues(kind),
+	}
+	next := make(map[string]kindObservers, 1)
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	next[kind] = o
+	m.kinds.Store(&next)
+	return o
+}
+
+// route returns the request-duration observers of one route pattern.
+func (m *Metrics) route(pattern string) *codeObservers {
+	return &codeObservers{vec: m.requestDuration, route: pattern}
+}
+
+// codeObservers caches the histogram of one route per status code, so a
+// request costs an atomic load and a small map lookup, not a label hash.
+type codeObservers struct {
+	vec   *prometheus.HistogramVec
+	route string
+	mu    sync.Mutex
+	codes atomic.Pointer[map[int]prometheus.Observer] // copy on write
+}
+
+func (c *codeObservers) get(code int) prometheus.Observer {
+	if p := c.codes.Load(); p != nil {
+		if o, ok := (*p)[code]; ok {
+			return o
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.codes.Load()
+	if old != nil {
+		if o, ok := (*old)[code]; ok {
+			return o
+		}
+	}
+	o := c.vec.WithLabelValues(c.route, strconv.Itoa(code))
+	next := make(map[int]prometheus.Observer, 1)
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	next[code] = o
+	c.codes.Store(&next)
+	return o
+}
+
+var (
+	descRemaining = prometheus.NewDesc("allot_sequence_remaining",
+		"Numbers left before max in the current period.", []string{"sequence"}, nil)
+	descWarning = prometheus.NewDesc("allot_sequence_warning",
+		"1 when the used fraction of the current period passed warn_at, else 0.", []string{"sequence"}, nil)
+)
+
+// sequenceCollector computes the sequence gauges when scraped.
+type sequenceCollector struct {
+	svc *allot.Service
+	log *slog.Logger
+}
+
+// Describe implements prometheus.Collector.
+func (c *sequenceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descRemaining
+	ch <- descWarning
+}
+
+// Collect implements prometheus.Collector. On error it logs and reports
+// nothing, so one slow database does not fail the whole scrape.
+func (c *sequenceCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), collectTimeout)
+	defer cancel()
+	list, err := c.svc.SequenceList(ctx)
+	if err != nil {
+		c.log.Warn("metrics: list sequences", "err", err)
+		return
+	}
+	for _, st := range list {
+		warning := 0.0
+		if st.Warning {
+			warning = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descRemaining, prometheus.GaugeValue, float64(st.Remaining), st.Name)
+		ch <- prometheus.MustNewConstMetric(descWarning, prometheus.GaugeValue, warning, st.Name)
+	}
+}

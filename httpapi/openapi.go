@@ -1,0 +1,13 @@
+package httpapi
+
+import _ "embed"
+
+// openapiJSON is the OpenAPI 3.1 document served at /openapi.json. It
+// describes every route of the routes table; TestOpenAPIMatchesRoutes
+// keeps the two in step.
+//
+//go:embed openapi.json
+var openapiJSON []byte
+
+// OpenAPI returns a copy of the embedded OpenAPI 3.1 document.
+func OpenAPI() []byte { return append([]byte(nil), openapiJSON...) }

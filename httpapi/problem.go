@@ -1,0 +1,145 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/allot/allot"
+)
+
+// Problem codes: the "code" member of every error response.
+const (
+	codeInvalid           = "invalid_request"
+	codeNotFound          = "not_found"
+	codeAlreadyExists     = "already_exists"
+	codeExhausted         = "sequence_exhausted"
+	codeIdemMismatch      = "idempotency_mismatch"
+	codeIdemInFlight      = "idempotency_in_flight"
+	codeUnauthorized      = "unauthorized"
+	codeForbidden         = "forbidden"
+	codeMethodNotAllowed  = "method_not_allowed"
+	codeUnavailable       = "unavailable"
+	codeInternal          = "internal"
+	problemTypePrefix     = "urn:allot:problem:"
+	contentTypeProblem    = "application/problem+json"
+	contentTypeJSON       = "application/json"
+	contentTypeText       = "text/plain; charset=utf-8"
+	retryAfterSecondsHint = "1"
+)
+
+var titles = map[string]string{
+	codeInvalid:          "Invalid request",
+	codeNotFound:         "Not found",
+	codeAlreadyExists:    "Already exists",
+	codeExhausted:        "Sequence exhausted",
+	codeIdemMismatch:     "Idempotency key reused with a different request",
+	codeIdemInFlight:     "Idempotency key in flight",
+	codeUnauthorized:     "Unauthorized",
+	codeForbidden:        "Forbidden",
+	codeMethodNotAllowed: "Method not allowed",
+	codeUnavailable:      "Unavailable",
+	codeInternal:         "Internal error",
+}
+
+// apiError is an error raised by the HTTP layer itself (405, 404 route,
+// 413, 415, 406, 503 readiness), carrying its status and code.
+type apiError struct {
+	status int
+	code   string
+	field  string
+	detail string
+}
+
+func (e *apiError) Error() string { return e.detail }
+
+// problem is an RFC 9457 problem document.
+type problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail"`
+	Code      string `json:"code"`
+	Field     string `json:"field,omitempty"`
+	Remaining *int64 `json:"remaining,omitempty"`
+	Requested *int64 `json:"requested,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// problemFor maps any error to its problem. It is the one place that
+// decides statuses and codes. internal reports an error the caller must
+// not see; its detail is replaced and the error logged.
+func problemFor(err error) (p problem, internal bool) {
+	var (
+		ae  *apiError
+		ex  *allot.ExhaustedError
+		inv *allot.InvalidError
+	)
+	p.Detail = err.Error()
+	switch {
+	case errors.As(err, &ae):
+		p.Status, p.Code, p.Field = ae.status, ae.code, ae.field
+	case errors.As(err, &ex):
+		p.Status, p.Code = http.StatusConflict, codeExhausted
+		p.Remaining, p.Requested = &ex.Remaining, &ex.Requested
+	case errors.Is(err, allot.ErrExhausted):
+		p.Status, p.Code = http.StatusConflict, codeExhausted
+	case errors.Is(err, allot.ErrInvalid):
+		p.Status, p.Code = http.StatusBadRequest, codeInvalid
+		if errors.As(err, &inv) {
+			p.Field = inv.Field
+		}
+	case errors.Is(err, allot.ErrNotFound):
+		p.Status, p.Code = http.StatusNotFound, codeNotFound
+	case errors.Is(err, allot.ErrAlreadyExists):
+		p.Status, p.Code = http.StatusConflict, codeAlreadyExists
+	case errors.Is(err, allot.ErrIdempotencyMismatch):
+		p.Status, p.Code = http.StatusUnprocessableEntity, codeIdemMismatch
+	case errors.Is(err, allot.ErrIdempotencyInFlight):
+		p.Status, p.Code = http.StatusConflict, codeIdemInFlight
+	case errors.Is(err, allot.ErrUnauthorized):
+		p.Status, p.Code = http.StatusUnauthorized, codeUnauthorized
+	case errors.Is(err, allot.ErrForbidden):
+		p.Status, p.Code = http.StatusForbidden, codeForbidden
+	case errors.Is(err, allot.ErrClosed):
+		p.Status, p.Code = http.StatusServiceUnavailable, codeUnavailable
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		p.Status, p.Code = http.StatusServiceUnavailable, codeUnavailable
+		p.Detail = "the request was cancelled or timed out before it completed: retry it (with an Idempotency-Key to be safe)"
+	default:
+		p.Status, p.Code = http.StatusInternalServerError, codeInternal
+		internal = true
+	}
+	p.Type = problemTypePrefix + p.Code
+	p.Title = titles[p.Code]
+	return p, internal
+}
+
+// problem writes err as a problem document and returns the status.
+func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) int {
+	p, internal := problemFor(err)
+	p.RequestID = w.Header().Get(headerRequestID)
+	if internal {
+		s.log.LogAttrs(r.Context(), slog.LevelError, "internal error",
+			slog.String("request_id", p.RequestID), slog.String("method", r.Method),
+			slog.String("path", r.URL.Path), slog.Any("err", err))
+		p.Detail = fmt.Sprintf("internal error (request id %s)", p.RequestID)
+	}
+	if p.Code == codeIdemInFlight || p.Code == codeUnavailable {
+		w.Header().Set("Retry-After", retryAfterSecondsHint)
+	}
+	body, mErr := json.Marshal(p)
+	if mErr != nil { // cannot happen: p holds only strings and numbers
+		body = []byte(`{"type":"urn:allot:problem:internal","title":"Internal error","status":500,"code":"internal"}`)
+		p.Status = http.StatusInternalServerError
+	}
+	h := w.Header()
+	h["Content-Type"] = []string{contentTypeProblem}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(append(body, '\n'))
+	return p.Status
+}
