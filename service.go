@@ -119,6 +119,7 @@ type Service struct {
 	seqsMu sync.Mutex
 
 	advance *batch.Batcher[advanceKey, SequenceAdvanceRequest, SequenceAdvanceResult]
+	pl      poolState
 
 	inflightMu sync.Mutex
 	inflight   map[string]struct{}
@@ -169,6 +170,7 @@ func New(cfg Config) (*Service, error) {
 	s.advance = batch.New(s.flushAdvance, batch.Opts{})
 	s.bg.Add(1)
 	go s.janitor()
+	s.initPools()
 	return s, nil
 }
 
@@ -231,6 +233,7 @@ func (s *Service) Close(ctx context.Context) error {
 	go func() {
 		s.running.Wait()
 		s.advance.Close()
+		s.pl.claims.Close()
 		s.bg.Wait()
 		close(done)
 	}()

@@ -60,6 +60,8 @@ type Store interface {
 	IdempotencyGet(ctx context.Context, scope, key string) (*IdempotencyRecord, error)
 	// IdempotencyPurge deletes idempotency records created before the given time.
 	IdempotencyPurge(ctx context.Context, before time.Time) (int64, error)
+
+	PoolStore
 }
 
 // SequenceUpdateParams are the inputs of Store.SequenceUpdate. Nil fields
@@ -156,9 +158,101 @@ type IdempotencyRecord struct {
 	Key         string
 	RequestHash string
 	// Period, Date, First and Last are the outcome of a sequence request.
-	Period    string
-	Date      string
-	First     int64
-	Last      int64
+	Period string
+	Date   string
+	First  int64
+	Last   int64
+	// Result is the outcome of a pool request: the claim's id.
+	Result    string
 	CreatedAt time.Time
+}
+
+// PoolStore is the pool half of the storage seam. Every guarantee (held +
+// confirmed <= capacity, the per-customer limit, counters equal to the
+// claims) is a constraint or trigger in the schema, so it holds whatever
+// the application does; the store's code only decides who gets units.
+type PoolStore interface {
+	// PoolCreate stores a new, validated pool; ErrAlreadyExists if taken.
+	PoolCreate(ctx context.Context, p *Pool) (*PoolState, error)
+	// PoolGet returns a pool with its figures at now: holds past expiry
+	// count as expired even before the sweeper writes them.
+	PoolGet(ctx context.Context, name string, now time.Time) (*PoolState, error)
+	// PoolList returns every pool, ordered by name, with figures at now.
+	PoolList(ctx context.Context, now time.Time) ([]*PoolState, error)
+	// PoolUpdate changes a pool. Capacity may not go below held +
+	// confirmed, nor per_customer below any customer's usage
+	// (*CapacityError / ErrInvalidState).
+	PoolUpdate(ctx context.Context, name string, p PoolPatchParams, now time.Time) (*PoolState, error)
+	// PoolClaim serves a batch of claims on one pool in one transaction,
+	// in arrival order, holding the pool row lock for one round trip.
+	PoolClaim(ctx context.Context, p PoolClaimParams) (*PoolClaimResult, error)
+	// ClaimTransition confirms, releases or extends one claim with a
+	// compare-and-set on its status.
+	ClaimTransition(ctx context.Context, p ClaimTransitionStoreParams) (*Claim, error)
+	// ClaimGet returns a claim as stored (callers apply Effective).
+	ClaimGet(ctx context.Context, id string) (*Claim, error)
+	// ClaimList lists a pool's claims in creation order after a cursor.
+	ClaimList(ctx context.Context, p ClaimListParams, afterSeq int64, now time.Time) ([]*Claim, error)
+	// PoolExpire marks holds past expiry as expired, returning their units,
+	// and returns the pools that got units back.
+	PoolExpire(ctx context.Context, now time.Time) ([]string, error)
+	// Audit checks every invariant from the database and reports each check.
+	Audit(ctx context.Context, now time.Time) ([]AuditCheck, error)
+}
+
+// PoolListener is implemented by stores that can tell every process when a
+// pool gets units back (PostgreSQL's LISTEN/NOTIFY). Listen calls fn with
+// the pool's name until ctx ends.
+type PoolListener interface {
+	PoolListen(ctx context.Context, fn func(pool string)) error
+}
+
+// PoolClaimParams are the inputs of Store.PoolClaim.
+type PoolClaimParams struct {
+	Pool     string
+	Now      time.Time
+	Requests []PoolClaimRequest
+}
+
+// PoolClaimRequest is one claim of a batch.
+type PoolClaimRequest struct {
+	// ID is the new claim's id, chosen by the caller.
+	ID          string
+	Customer    string
+	Quantity    int64
+	TTL         time.Duration
+	Idempotency *IdempotencyParams
+}
+
+// PoolClaimResult is a batch's outcome.
+type PoolClaimResult struct {
+	// Results has one entry per request: Claim, or Err (*SoldOutError,
+	// *CustomerLimitError, ErrPoolClosed, ErrIdempotencyMismatch).
+	Results []PoolClaimOutcome
+	// Available is the pool's free units after the batch.
+	Available int64
+}
+
+// PoolClaimOutcome is one request's outcome.
+type PoolClaimOutcome struct {
+	Claim    *Claim
+	Replayed bool
+	Err      error
+}
+
+// ClaimTransitionStoreParams are the inputs of Store.ClaimTransition.
+type ClaimTransitionStoreParams struct {
+	ID          string
+	Action      ClaimAction
+	Now         time.Time
+	Reference   string
+	TTL         time.Duration
+	Idempotency *IdempotencyParams
+}
+
+// AuditCheck is one invariant checked by an audit.
+type AuditCheck struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
 }

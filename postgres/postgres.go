@@ -135,6 +135,8 @@ func translate(err error, what string) error {
 			return fmt.Errorf("%s: %w", what, allot.ErrAlreadyExists)
 		case "23514":
 			return &allot.InvalidError{Reason: pgErr.Message}
+		case "P0002": // no_data_found, raised by allot's functions
+			return allot.NotFoundf("%s", what)
 		}
 	}
 	return fmt.Errorf("postgres: %s: %w", what, err)

@@ -173,8 +173,11 @@ func translate(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return allot.NotFoundf("%s", what)
 	}
-	if errors.Is(err, allot.ErrInvalid) || errors.Is(err, allot.ErrAlreadyExists) || errors.Is(err, allot.ErrNotFound) {
-		return err
+	for _, sentinel := range []error{allot.ErrInvalid, allot.ErrAlreadyExists, allot.ErrNotFound, allot.ErrInvalidState,
+		allot.ErrClaimExpired, allot.ErrIdempotencyMismatch} {
+		if errors.Is(err, sentinel) {
+			return err
+		}
 	}
 	var e *sqlite3.Error
 	if errors.As(err, &e) {

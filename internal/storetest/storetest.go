@@ -45,6 +45,7 @@ func Run(t *testing.T, opener Opener) {
 		{"ServiceStateAndWarning", testServiceState},
 		{"ServiceParseAndVoid", testServiceParseAndVoid},
 	}
+	tests = append(tests, poolTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			open := opener(t)

@@ -1,0 +1,138 @@
+// Package audit holds the invariant checks `allot audit` runs, as SQL that
+// both stores execute, so both are judged by the same rules. Each query
+// returns the rows that break its invariant; an empty result is a pass.
+package audit
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/allot/allot"
+)
+
+// QueryFunc runs a query and returns its rows.
+type QueryFunc func(ctx context.Context, query string, args ...any) ([][]any, error)
+
+// Check is one invariant.
+type Check struct {
+	Name string
+	// SQL selects the violations; $1 is the expiry threshold (now minus
+	// the sweeper's bound) where used.
+	SQL string
+	// Columns name the SQL's columns for the report.
+	Columns []string
+}
+
+// Checks are every invariant allot promises.
+var Checks = []Check{
+	{
+		Name: "pool counters equal the claims",
+		SQL: `SELECT p.name, p.held, p.confirmed, coalesce(c.h, 0), coalesce(c.cf, 0) FROM allot_pools p
+			LEFT JOIN (SELECT pool, sum(CASE WHEN status = 'held' THEN quantity ELSE 0 END) AS h,
+				sum(CASE WHEN status = 'confirmed' THEN quantity ELSE 0 END) AS cf FROM allot_claims GROUP BY pool) c ON c.pool = p.name
+			WHERE p.held <> coalesce(c.h, 0) OR p.confirmed <> coalesce(c.cf, 0)`,
+		Columns: []string{"pool", "held", "confirmed", "held by claims", "confirmed by claims"},
+	},
+	{
+		Name: "held + confirmed <= capacity",
+		SQL: `SELECT p.name, p.capacity, coalesce(c.n, 0) FROM allot_pools p
+			LEFT JOIN (SELECT pool, sum(quantity) AS n FROM allot_claims WHERE status IN ('held', 'confirmed') GROUP BY pool) c ON c.pool = p.name
+			WHERE p.held + p.confirmed > p.capacity OR coalesce(c.n, 0) > p.capacity`,
+		Columns: []string{"pool", "capacity", "held + confirmed by claims"},
+	},
+	{
+		Name: "customer counters equal the claims",
+		SQL: `SELECT u.pool, u.customer, u.held, u.confirmed, coalesce(c.h, 0), coalesce(c.cf, 0) FROM allot_pool_customers u
+			LEFT JOIN (SELECT pool, customer, sum(CASE WHEN status = 'held' THEN quantity ELSE 0 END) AS h,
+				sum(CASE WHEN status = 'confirmed' THEN quantity ELSE 0 END) AS cf FROM allot_claims GROUP BY pool, customer) c
+				ON c.pool = u.pool AND c.customer = u.customer
+			WHERE u.held <> coalesce(c.h, 0) OR u.confirmed <> coalesce(c.cf, 0)`,
+		Columns: []string{"pool", "customer", "held", "confirmed", "held by claims", "confirmed by claims"},
+	},
+	{
+		Name: "no customer over the per-customer limit",
+		SQL: `SELECT c.pool, c.customer, sum(c.quantity), max(p.per_customer) FROM allot_claims c JOIN allot_pools p ON p.name = c.pool
+			WHERE c.status IN ('held', 'confirmed') AND p.per_customer > 0
+			GROUP BY c.pool, c.customer HAVING sum(c.quantity) > max(p.per_customer)`,
+		Columns: []string{"pool", "customer", "units", "limit"},
+	},
+	{
+		Name: "no hold past expiry by more than the sweeper's bound",
+		SQL: `SELECT id, pool, customer, quantity FROM allot_claims WHERE status = 'held' AND expires_at < $1`,
+		Columns: []string{"claim", "pool", "customer", "quantity"},
+	},
+	{
+		Name: "no sequence number taken twice",
+		SQL: `SELECT sequence, period, first, last, prev_last FROM (
+				SELECT sequence, period, first, last, max(last) OVER (PARTITION BY sequence, period ORDER BY first, last
+					ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_last
+				FROM allot_sequence_ledger WHERE kind IN ('issued', 'leased')) t
+			WHERE first <= prev_last`,
+		Columns: []string{"sequence", "period", "first", "last", "overlaps up to"},
+	},
+	{
+		Name: "every number up to each counter is explained by the ledger (no unexplained gap)",
+		SQL: `SELECT c.sequence, c.period, s.start, c.last, coalesce(t.n, 0), t.lo, t.hi FROM allot_sequence_counters c
+			JOIN allot_sequences s ON s.name = c.sequence
+			LEFT JOIN (SELECT sequence, period, sum(last - first + 1) AS n, min(first) AS lo, max(last) AS hi
+				FROM allot_sequence_ledger WHERE kind IN ('issued', 'leased') GROUP BY sequence, period) t
+				ON t.sequence = c.sequence AND t.period = c.period
+			WHERE coalesce(t.n, 0) <> c.last - s.start + 1 OR (coalesce(t.n, 0) > 0 AND (t.lo <> s.start OR t.hi <> c.last))`,
+		Columns: []string{"sequence", "period", "start", "counter", "numbers in ledger", "lowest", "highest"},
+	},
+	{
+		Name: "voids lie in taken ranges and match the counters",
+		SQL: `SELECT c.sequence, c.period, c.voided, coalesce(v.n, 0), v.lo, v.hi, c.last FROM allot_sequence_counters c
+			JOIN allot_sequences s ON s.name = c.sequence
+			LEFT JOIN (SELECT sequence, period, sum(last - first + 1) AS n, min(first) AS lo, max(last) AS hi
+				FROM allot_sequence_ledger WHERE kind = 'voided' GROUP BY sequence, period) v
+				ON v.sequence = c.sequence AND v.period = c.period
+			WHERE c.voided <> coalesce(v.n, 0) OR v.lo < s.start OR v.hi > c.last`,
+		Columns: []string{"sequence", "period", "voided", "numbers voided in ledger", "lowest", "highest", "counter"},
+	},
+}
+
+// maxShown caps the violations listed in a check's detail.
+const maxShown = 5
+
+// Run runs every check. threshold is now minus allot.SweepBound, encoded
+// as the store stores timestamps.
+func Run(ctx context.Context, threshold any, query QueryFunc) ([]allot.AuditCheck, error) {
+	out := make([]allot.AuditCheck, 0, len(Checks))
+	for _, c := range Checks {
+		var args []any
+		if strings.Contains(c.SQL, "$1") {
+			args = append(args, threshold)
+		}
+		rows, err := query(ctx, c.SQL, args...)
+		if err != nil {
+			return nil, fmt.Errorf("audit %q: %w", c.Name, err)
+		}
+		ac := allot.AuditCheck{Name: c.Name, OK: len(rows) == 0, Detail: "ok"}
+		if len(rows) > 0 {
+			var b strings.Builder
+			fmt.Fprintf(&b, "%d violation(s)", len(rows))
+			for i, r := range rows {
+				if i == maxShown {
+					fmt.Fprintf(&b, "; …")
+					break
+				}
+				b.WriteString("; ")
+				for j, v := range r {
+					if j > 0 {
+						b.WriteString(", ")
+					}
+					fmt.Fprintf(&b, "%s=%v", c.Columns[j], v)
+				}
+			}
+			ac.Detail = b.String()
+		}
+		out = append(out, ac)
+	}
+	return out, nil
+}
+
+// Threshold is the expiry threshold of an audit at now.
+func Threshold(now time.Time) time.Time { return now.Add(-allot.SweepBound) }

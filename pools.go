@@ -1,0 +1,519 @@
+package allot
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/allot/allot/batch"
+)
+
+// Pools.
+//
+// Claims on one pool are group-committed: concurrent claims share one
+// transaction, decided in arrival order by the store. While a pool is sold
+// out, a process rejects claims from memory for at most soldOutTTL without a
+// database round trip; units coming back anywhere (a release, an expiry, a
+// capacity raise, on any process) clear the flag at once where the store can
+// announce it (LISTEN/NOTIFY on PostgreSQL), and within soldOutTTL anyway.
+
+// soldOutTTL bounds how long a process trusts "sold out" without asking.
+const soldOutTTL = time.Second
+
+// sweepEvery is how often each process expires holds; with the sweep's own
+// duration it keeps units coming back well within SweepBound.
+const sweepEvery = 500 * time.Millisecond
+
+// poolConfigTTL bounds how long a process uses a pool's cached settings
+// (max_quantity, hold_ttl) before reading them again.
+const poolConfigTTL = time.Second
+
+// ClaimObserver is implemented by Observers that also count claims.
+type ClaimObserver interface {
+	// ObserveClaim counts one claim outcome: "held", or a rejection
+	// reason ("sold_out", "customer_limit", "pool_closed", …).
+	ObserveClaim(pool, outcome string)
+}
+
+type poolRuntime struct {
+	soldOutUntil atomic.Int64 // unix nanoseconds
+
+	mu       sync.Mutex
+	pool     *Pool
+	loadedAt time.Time
+}
+
+func (pr *poolRuntime) soldOut(now time.Time) bool { return now.UnixNano() < pr.soldOutUntil.Load() }
+
+func (pr *poolRuntime) reopen() { pr.soldOutUntil.Store(0) }
+
+type claimBatchResult struct {
+	out       PoolClaimOutcome
+	available int64
+}
+
+type poolState struct {
+	pools    sync.Map // name -> *poolRuntime
+	claims   *batch.Batcher[string, PoolClaimRequest, claimBatchResult]
+	claimObs ClaimObserver
+}
+
+func (s *Service) initPools() {
+	s.pl.claims = batch.New(s.flushClaims, batch.Opts{MaxBatch: 512})
+	if co, ok := s.cfg.Metrics.(ClaimObserver); ok {
+		s.pl.claimObs = co
+	}
+	s.bg.Add(1)
+	go s.sweeper()
+	if l, ok := s.store.(PoolListener); ok {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() { <-s.stop; cancel() }()
+			for ctx.Err() == nil {
+				err := l.PoolListen(ctx, func(pool string) { s.poolRuntime(pool).reopen() })
+				if ctx.Err() != nil {
+					return
+				}
+				s.log.Warn("pool notifications stopped; retrying", "err", err)
+				// Sold-out flags expire by themselves meanwhile.
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}()
+	}
+}
+
+func (s *Service) poolRuntime(name string) *poolRuntime {
+	if v, ok := s.pl.pools.Load(name); ok {
+		return v.(*poolRuntime)
+	}
+	v, _ := s.pl.pools.LoadOrStore(name, &poolRuntime{})
+	return v.(*poolRuntime)
+}
+
+// poolConfig returns the pool's settings, cached for poolConfigTTL.
+func (s *Service) poolConfig(ctx context.Context, name string) (*Pool, *poolRuntime, error) {
+	if err := ValidateName("pool", name); err != nil {
+		return nil, nil, NotFoundf("pool %q", name)
+	}
+	pr := s.poolRuntime(name)
+	now := time.Now()
+	pr.mu.Lock()
+	p, at := pr.pool, pr.loadedAt
+	pr.mu.Unlock()
+	if p != nil && now.Sub(at) < poolConfigTTL {
+		return p, pr, nil
+	}
+	st, err := s.store.PoolGet(ctx, name, s.cfg.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	pr.mu.Lock()
+	pr.pool, pr.loadedAt = &st.Pool, now
+	pr.mu.Unlock()
+	return &st.Pool, pr, nil
+}
+
+func (s *Service) sweeper() {
+	defer s.bg.Done()
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			pools, err := s.store.PoolExpire(ctx, s.cfg.Now())
+			cancel()
+			if err != nil {
+				s.log.Warn("expire holds", "err", err)
+				continue
+			}
+			for _, p := range pools {
+				s.poolRuntime(p).reopen()
+			}
+		}
+	}
+}
+
+// SweepNow expires holds past their expiry at once, as the sweeper does
+// every half second. Tests with an injected clock use it.
+func (s *Service) SweepNow(ctx context.Context) error {
+	pools, err := s.store.PoolExpire(ctx, s.cfg.Now())
+	for _, p := range pools {
+		s.poolRuntime(p).reopen()
+	}
+	return err
+}
+
+func (s *Service) flushClaims(ctx context.Context, pool string, reqs []PoolClaimRequest) ([]claimBatchResult, error) {
+	start := time.Now()
+	res, err := s.store.PoolClaim(ctx, PoolClaimParams{Pool: pool, Now: s.cfg.Now(), Requests: reqs})
+	s.cfg.Metrics.ObserveBatch("claim", len(reqs), time.Since(start), err)
+	if err != nil {
+		return nil, err
+	}
+	if res.Available <= 0 {
+		s.poolRuntime(pool).soldOutUntil.Store(time.Now().Add(soldOutTTL).UnixNano())
+	}
+	out := make([]claimBatchResult, len(res.Results))
+	for i, r := range res.Results {
+		out[i] = claimBatchResult{out: r, available: res.Available}
+	}
+	return out, nil
+}
+
+// PoolCreate validates params, fills defaults and stores a new pool.
+func (s *Service) PoolCreate(ctx context.Context, p PoolCreateParams) (*PoolState, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.running.Done()
+	pl, err := NewPool(p)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.PoolCreate(ctx, pl)
+}
+
+// PoolGet returns a pool with its figures.
+func (s *Service) PoolGet(ctx context.Context, name string) (*PoolState, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := ValidateName("pool", name); err != nil {
+		return nil, NotFoundf("pool %q", name)
+	}
+	return s.store.PoolGet(ctx, name, s.cfg.Now())
+}
+
+// PoolList returns every pool with its figures.
+func (s *Service) PoolList(ctx context.Context) ([]*PoolState, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	return s.store.PoolList(ctx, s.cfg.Now())
+}
+
+// PoolPatch changes a pool's settings.
+func (s *Service) PoolPatch(ctx context.Context, name string, p PoolPatchParams) (*PoolState, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.running.Done()
+	if p == (PoolPatchParams{}) {
+		return nil, Invalidf("", "nothing to change: give capacity, per_customer, hold_ttl, max_hold_ttl, max_quantity, state, opens_at or closes_at")
+	}
+	cur, err := s.PoolGet(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	next := cur.Pool
+	if p.Capacity != nil {
+		next.Capacity = *p.Capacity
+	}
+	if p.PerCustomer != nil {
+		next.PerCustomer = *p.PerCustomer
+	}
+	if p.HoldTTL != nil {
+		next.HoldTTL = *p.HoldTTL
+	}
+	if p.MaxHoldTTL != nil {
+		next.MaxHoldTTL = *p.MaxHoldTTL
+	}
+	if p.MaxQuantity != nil {
+		next.MaxQuantity = *p.MaxQuantity
+	}
+	if p.State != "" {
+		next.State = p.State
+	}
+	if p.OpensAt != nil {
+		next.OpensAt = p.OpensAt
+	}
+	if p.ClosesAt != nil {
+		next.ClosesAt = p.ClosesAt
+	}
+	if err := next.Validate(); err != nil {
+		return nil, err
+	}
+	st, err := s.store.PoolUpdate(ctx, name, p, s.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	pr := s.poolRuntime(name)
+	pr.mu.Lock()
+	pr.pool, pr.loadedAt = &st.Pool, time.Now()
+	pr.mu.Unlock()
+	pr.reopen()
+	return st, nil
+}
+
+var claimIDEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// newClaimID returns a random claim id such as "clm_5x3k…" (80 random bits).
+func newClaimID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return "clm_" + claimIDEncoding.EncodeToString(b[:])
+}
+
+func digest(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return hex.EncodeToString(sum[:])
+}
+
+// ClaimCreate asks for units of a pool. It returns the claim and whether
+// it is a replay of an earlier request with the same Idempotency-Key.
+func (s *Service) ClaimCreate(ctx context.Context, p ClaimCreateParams) (*Claim, bool, error) {
+	if err := s.enter(); err != nil {
+		return nil, false, err
+	}
+	defer s.running.Done()
+	if p.Quantity == 0 {
+		p.Quantity = 1
+	}
+	if err := ValidateCustomer(p.Customer); err != nil {
+		return nil, false, err
+	}
+	pl, pr, err := s.poolConfig(ctx, p.Pool)
+	if err != nil {
+		return nil, false, err
+	}
+	if p.Quantity < 1 || p.Quantity > pl.MaxQuantity {
+		return nil, false, Invalidf("quantity", "must be between 1 and %d (the pool's max_quantity), got %d", pl.MaxQuantity, p.Quantity)
+	}
+	ttl := time.Duration(pl.HoldTTL)
+	if p.TTL != nil {
+		ttl = time.Duration(*p.TTL)
+		if ttl < time.Second || ttl > time.Duration(pl.MaxHoldTTL) {
+			return nil, false, Invalidf("ttl", "must be between 1s and the pool's max_hold_ttl (%s), got %s", time.Duration(pl.MaxHoldTTL), ttl)
+		}
+	}
+	req := PoolClaimRequest{ID: newClaimID(), Customer: p.Customer, Quantity: p.Quantity, TTL: ttl}
+	if p.IdempotencyKey == "" {
+		// The sold-out fast path. A keyed request skips it: its retry
+		// must find the claim it may already have.
+		if pr.soldOut(time.Now()) {
+			s.observeClaim(p.Pool, "sold_out")
+			return nil, false, &SoldOutError{Pool: p.Pool, Requested: p.Quantity, Available: 0}
+		}
+		return s.claimDo(ctx, p.Pool, req)
+	}
+	tc := ""
+	if p.TTL != nil {
+		tc = time.Duration(*p.TTL).String()
+	}
+	idem := &IdempotencyParams{Scope: "pool:" + p.Pool + ":claim", Key: p.IdempotencyKey,
+		RequestHash: digest(p.Customer, strconv.FormatInt(p.Quantity, 10), tc)}
+	release, err := s.keyInFlight(idem)
+	if err != nil {
+		return nil, false, err
+	}
+	defer release()
+	req.Idempotency = idem
+	return s.claimDo(ctx, p.Pool, req)
+}
+
+func (s *Service) claimDo(ctx context.Context, pool string, req PoolClaimRequest) (*Claim, bool, error) {
+	r, err := s.pl.claims.Do(ctx, pool, req)
+	if err != nil {
+		if errors.Is(err, batch.ErrClosed) {
+			return nil, false, ErrClosed
+		}
+		return nil, false, err
+	}
+	if r.out.Err != nil {
+		s.observeClaim(pool, outcomeName(r.out.Err))
+		return nil, false, r.out.Err
+	}
+	if req.Idempotency != nil && s.cfg.Failpoint != nil {
+		s.cfg.Failpoint(FailpointAfterCommit)
+	}
+	if r.out.Replayed {
+		return r.out.Claim.Effective(s.cfg.Now()), true, nil
+	}
+	s.observeClaim(pool, "held")
+	return r.out.Claim, false, nil
+}
+
+func (s *Service) observeClaim(pool, outcome string) {
+	if s.pl.claimObs != nil {
+		s.pl.claimObs.ObserveClaim(pool, outcome)
+	}
+}
+
+func outcomeName(err error) string {
+	switch {
+	case errors.Is(err, ErrSoldOut):
+		return "sold_out"
+	case errors.Is(err, ErrCustomerLimit):
+		return "customer_limit"
+	case errors.Is(err, ErrPoolClosed):
+		return "pool_closed"
+	case errors.Is(err, ErrIdempotencyMismatch):
+		return "idempotency_mismatch"
+	}
+	return "error"
+}
+
+// keyInFlight marks an idempotency key as in flight in this process, or
+// fails with ErrIdempotencyInFlight if it already is.
+func (s *Service) keyInFlight(idem *IdempotencyParams) (func(), error) {
+	slot := idem.Scope + "\x00" + idem.Key
+	if len(idem.Key) > 255 {
+		return nil, Invalidf("Idempotency-Key", "must be at most 255 characters")
+	}
+	s.inflightMu.Lock()
+	defer s.inflightMu.Unlock()
+	if _, busy := s.inflight[slot]; busy {
+		return nil, fmt.Errorf("key %q: %w", idem.Key, ErrIdempotencyInFlight)
+	}
+	s.inflight[slot] = struct{}{}
+	return func() {
+		s.inflightMu.Lock()
+		delete(s.inflight, slot)
+		s.inflightMu.Unlock()
+	}, nil
+}
+
+// ClaimGet returns a claim; a hold past expiry reads as expired.
+func (s *Service) ClaimGet(ctx context.Context, id string) (*Claim, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if id == "" || len(id) > 64 {
+		return nil, NotFoundf("claim %q", id)
+	}
+	c, err := s.store.ClaimGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return c.Effective(s.cfg.Now()), nil
+}
+
+// ClaimList lists a pool's claims, filtered by customer and status.
+func (s *Service) ClaimList(ctx context.Context, p ClaimListParams) (*ClaimPage, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if _, err := s.PoolGet(ctx, p.Pool); err != nil {
+		return nil, err
+	}
+	switch p.Status {
+	case "", ClaimHeld, ClaimConfirmed, ClaimReleased, ClaimExpired:
+	default:
+		return nil, Invalidf("status", "%q is not a status: use held, confirmed, released or expired", p.Status)
+	}
+	if p.Limit == 0 {
+		p.Limit = 100
+	}
+	if p.Limit < 1 || p.Limit > 1000 {
+		return nil, Invalidf("limit", "must be between 1 and 1000, got %d", p.Limit)
+	}
+	var after int64
+	if p.After != "" {
+		v, err := strconv.ParseInt(p.After, 10, 64)
+		if err != nil || v < 0 {
+			return nil, Invalidf("after", "%q is not a cursor: pass the next value of the previous page", p.After)
+		}
+		after = v
+	}
+	now := s.cfg.Now()
+	lp := p
+	lp.Limit = p.Limit + 1
+	claims, err := s.store.ClaimList(ctx, lp, after, now)
+	if err != nil {
+		return nil, err
+	}
+	page := &ClaimPage{Claims: claims}
+	if len(claims) > p.Limit {
+		page.Claims = claims[:p.Limit]
+		page.Next = strconv.FormatInt(claims[p.Limit-1].Seq, 10)
+	}
+	for i, c := range page.Claims {
+		page.Claims[i] = c.Effective(now)
+	}
+	if page.Claims == nil {
+		page.Claims = []*Claim{}
+	}
+	return page, nil
+}
+
+// ClaimTransition confirms, releases or extends a claim. Every transition
+// is a compare-and-set on the claim's status; a terminal claim never
+// changes. A late confirm (of an expired hold) succeeds only if the units
+// can be taken again; otherwise it fails with ErrClaimExpired.
+func (s *Service) ClaimTransition(ctx context.Context, p ClaimTransitionParams) (*Claim, bool, error) {
+	if err := s.enter(); err != nil {
+		return nil, false, err
+	}
+	defer s.running.Done()
+	if p.ID == "" || len(p.ID) > 64 {
+		return nil, false, NotFoundf("claim %q", p.ID)
+	}
+	sp := ClaimTransitionStoreParams{ID: p.ID, Action: p.Action, Now: s.cfg.Now(), Reference: p.Reference}
+	switch p.Action {
+	case ActionConfirm:
+		if len(p.Reference) > 500 {
+			return nil, false, Invalidf("reference", "must be at most 500 bytes")
+		}
+	case ActionRelease:
+	case ActionExtend:
+		if p.TTL == nil {
+			return nil, false, Invalidf("ttl", "is required: how long the hold should last from now, e.g. \"5m\"")
+		}
+		sp.TTL = time.Duration(*p.TTL)
+		if sp.TTL < time.Second {
+			return nil, false, Invalidf("ttl", "must be at least 1s, got %s", sp.TTL)
+		}
+	default:
+		return nil, false, Invalidf("action", "%q is not an action: use confirm, release or extend", p.Action)
+	}
+	if p.IdempotencyKey != "" {
+		ttl := ""
+		if p.TTL != nil {
+			ttl = time.Duration(*p.TTL).String()
+		}
+		sp.Idempotency = &IdempotencyParams{Scope: "claim:" + p.ID + ":" + string(p.Action), Key: p.IdempotencyKey,
+			RequestHash: digest(p.Reference, ttl)}
+		release, err := s.keyInFlight(sp.Idempotency)
+		if err != nil {
+			return nil, false, err
+		}
+		defer release()
+	}
+	c, err := s.store.ClaimTransition(ctx, sp)
+	if err != nil {
+		return nil, false, err
+	}
+	if sp.Idempotency != nil && s.cfg.Failpoint != nil {
+		s.cfg.Failpoint(FailpointAfterCommit)
+	}
+	if p.Action == ActionRelease {
+		s.poolRuntime(c.Pool).reopen()
+	}
+	// A replay is reported by the store as the claim's current state.
+	return c.Effective(s.cfg.Now()), c.Replayed, nil
+}
+
+// Audit checks every invariant against the database.
+func (s *Service) Audit(ctx context.Context) ([]AuditCheck, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	return s.store.Audit(ctx, s.cfg.Now())
+}

@@ -1,0 +1,416 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/allot/allot"
+	"github.com/allot/allot/internal/audit"
+)
+
+const poolCols = `name, capacity, held, confirmed, per_customer, hold_ttl_ms, max_hold_ttl_ms, max_quantity, state, opens_at, closes_at, created_at, updated_at`
+
+// staleHeld is the units in holds of pool p past expiry at $now, which
+// reads subtract so an expired hold counts as expired at once.
+const staleHeld = `(SELECT coalesce(sum(c.quantity), 0) FROM allot_claims c WHERE c.pool = p.name AND c.status = 'held' AND c.expires_at <= $1)`
+
+func scanPool(row pgx.Row) (*allot.PoolState, error) {
+	var st allot.PoolState
+	var holdMS, maxHoldMS, stale int64
+	var state string
+	err := row.Scan(&st.Name, &st.Capacity, &st.Held, &st.Confirmed, &st.PerCustomer, &holdMS, &maxHoldMS, &st.MaxQuantity,
+		&state, &st.OpensAt, &st.ClosesAt, &st.CreatedAt, &st.UpdatedAt, &stale)
+	if err != nil {
+		return nil, err
+	}
+	st.State = allot.PoolStatus(state)
+	st.HoldTTL = allot.Duration(time.Duration(holdMS) * time.Millisecond)
+	st.MaxHoldTTL = allot.Duration(time.Duration(maxHoldMS) * time.Millisecond)
+	st.CreatedAt, st.UpdatedAt = st.CreatedAt.UTC(), st.UpdatedAt.UTC()
+	if st.OpensAt != nil {
+		t := st.OpensAt.UTC()
+		st.OpensAt = &t
+	}
+	if st.ClosesAt != nil {
+		t := st.ClosesAt.UTC()
+		st.ClosesAt = &t
+	}
+	st.Held -= stale
+	st.Available = st.Capacity - st.Held - st.Confirmed
+	return &st, nil
+}
+
+// PoolCreate stores a new pool.
+func (s *Store) PoolCreate(ctx context.Context, p *allot.Pool) (*allot.PoolState, error) {
+	_, err := s.pool.Exec(ctx, `INSERT INTO allot_pools (name, capacity, per_customer, hold_ttl_ms, max_hold_ttl_ms, max_quantity, state, opens_at, closes_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, p.Name, p.Capacity, p.PerCustomer, time.Duration(p.HoldTTL).Milliseconds(),
+		time.Duration(p.MaxHoldTTL).Milliseconds(), p.MaxQuantity, string(p.State), p.OpensAt, p.ClosesAt)
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("pool %q", p.Name))
+	}
+	return s.PoolGet(ctx, p.Name, time.Now())
+}
+
+// PoolGet returns a pool with its figures at now.
+func (s *Store) PoolGet(ctx context.Context, name string, now time.Time) (*allot.PoolState, error) {
+	st, err := scanPool(s.pool.QueryRow(ctx, `SELECT `+poolCols+`, `+staleHeld+` FROM allot_pools p WHERE name = $2`, now, name))
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("pool %q", name))
+	}
+	return st, nil
+}
+
+// PoolList returns every pool with its figures at now.
+func (s *Store) PoolList(ctx context.Context, now time.Time) ([]*allot.PoolState, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+poolCols+`, `+staleHeld+` FROM allot_pools p ORDER BY name`, now)
+	if err != nil {
+		return nil, translate(err, "list pools")
+	}
+	defer rows.Close()
+	var out []*allot.PoolState
+	for rows.Next() {
+		st, err := scanPool(rows)
+		if err != nil {
+			return nil, translate(err, "list pools")
+		}
+		out = append(out, st)
+	}
+	return out, translate(rows.Err(), "list pools")
+}
+
+// PoolUpdate changes a pool under its row lock, after expiring its stale
+// holds, so the capacity check sees exactly what is taken.
+func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchParams, now time.Time) (*allot.PoolState, error) {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = $2
+			WHERE pool = $1 AND status = 'held' AND expires_at <= $2`, name, now); err != nil {
+			return err
+		}
+		cur, err := scanPool(tx.QueryRow(ctx, `SELECT `+poolCols+`, 0::bigint FROM allot_pools p WHERE name = $1 FOR UPDATE`, name))
+		if err != nil {
+			return translate(err, fmt.Sprintf("pool %q", name))
+		}
+		if p.Capacity != nil && *p.Capacity < cur.Held+cur.Confirmed {
+			return &allot.CapacityError{Pool: name, Requested: *p.Capacity, Held: cur.Held, Confirmed: cur.Confirmed, CapacityNow: cur.Capacity}
+		}
+		if p.PerCustomer != nil && *p.PerCustomer > 0 {
+			var top *int64
+			if err := tx.QueryRow(ctx, `SELECT max(held + confirmed) FROM allot_pool_customers WHERE pool = $1`, name).Scan(&top); err != nil {
+				return err
+			}
+			if top != nil && *top > *p.PerCustomer {
+				return fmt.Errorf("per_customer can't go to %d: a customer already has %d units of pool %q: %w", *p.PerCustomer, *top, name, allot.ErrInvalidState)
+			}
+		}
+		ms := func(d *allot.Duration) *int64 {
+			if d == nil {
+				return nil
+			}
+			v := time.Duration(*d).Milliseconds()
+			return &v
+		}
+		var state *string
+		if p.State != "" {
+			v := string(p.State)
+			state = &v
+		}
+		if _, err := tx.Exec(ctx, `UPDATE allot_pools SET capacity = coalesce($2, capacity), per_customer = coalesce($3, per_customer),
+			hold_ttl_ms = coalesce($4, hold_ttl_ms), max_hold_ttl_ms = coalesce($5, max_hold_ttl_ms), max_quantity = coalesce($6, max_quantity),
+			state = coalesce($7, state), opens_at = coalesce($8, opens_at), closes_at = coalesce($9, closes_at), updated_at = now()
+			WHERE name = $1`, name, p.Capacity, p.PerCustomer, ms(p.HoldTTL), ms(p.MaxHoldTTL), p.MaxQuantity, state, p.OpensAt, p.ClosesAt); err != nil {
+			return err
+		}
+		if p.PerCustomer != nil {
+			if _, err := tx.Exec(ctx, `UPDATE allot_pool_customers SET lim = $2 WHERE pool = $1`, name, *p.PerCustomer); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, allot.ErrInvalidState) || errors.Is(err, allot.ErrNotFound) {
+			return nil, err
+		}
+		return nil, translate(err, fmt.Sprintf("update pool %q", name))
+	}
+	return s.PoolGet(ctx, name, now)
+}
+
+// PoolClaim serves a batch with one call of allot_pool_claim: one
+// statement, one round trip, one lock of the pool row.
+func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.PoolClaimResult, error) {
+	n := len(p.Requests)
+	ids, customers, scopes, keys, hashes := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	qty, ttl := make([]int64, n), make([]int64, n)
+	for i, r := range p.Requests {
+		ids[i], customers[i], qty[i], ttl[i] = r.ID, r.Customer, r.Quantity, r.TTL.Milliseconds()
+		if r.Idempotency != nil {
+			scopes[i], keys[i], hashes[i] = r.Idempotency.Scope, r.Idempotency.Key, r.Idempotency.RequestHash
+		}
+	}
+	var res *allot.PoolClaimResult
+	var replays []int
+	run := func() error {
+		res = &allot.PoolClaimResult{Results: make([]allot.PoolClaimOutcome, n)}
+		replays = replays[:0]
+		rows, err := s.pool.Query(ctx, `SELECT i, outcome, claim_id, n1, n2, expires FROM allot_pool_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			p.Pool, p.Now, ids, customers, qty, ttl, scopes, keys, hashes)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var i int
+			var outcome string
+			var claimID *string
+			var n1, n2 *int64
+			var expires *time.Time
+			if err := rows.Scan(&i, &outcome, &claimID, &n1, &n2, &expires); err != nil {
+				return err
+			}
+			if i == 0 {
+				res.Available = *n1
+				continue
+			}
+			r, out := p.Requests[i-1], &res.Results[i-1]
+			switch outcome {
+			case "ok":
+				out.Claim = &allot.Claim{ID: r.ID, Pool: p.Pool, Customer: r.Customer, Quantity: r.Quantity, Status: allot.ClaimHeld,
+					CreatedAt: p.Now.UTC(), ExpiresAt: expires.UTC(), UpdatedAt: p.Now.UTC()}
+			case "replay":
+				out.Replayed = true
+				out.Claim = &allot.Claim{ID: *claimID}
+				replays = append(replays, i-1)
+			default:
+				out.Err = claimOutcomeError(outcome, p.Pool, r, n1, n2)
+			}
+		}
+		// Close reads through to ReadyForQuery: only then is the
+		// statement's implicit transaction known to be committed.
+		rows.Close()
+		return rows.Err()
+	}
+	err := run()
+	if retryable(err) || isUniqueViolation(err) {
+		// A deadlock, or a key stored by another process meanwhile:
+		// nothing was written, and running again replays that key.
+		err = run()
+	}
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("claim on pool %q", p.Pool))
+	}
+	for _, i := range replays {
+		c, err := s.ClaimGet(ctx, res.Results[i].Claim.ID)
+		if err != nil {
+			return nil, err
+		}
+		c.Replayed = true
+		res.Results[i].Claim = c
+	}
+	return res, nil
+}
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// claimOutcomeError turns a refusal reported by the database into its error.
+func claimOutcomeError(outcome, pool string, r allot.PoolClaimRequest, n1, n2 *int64) error {
+	v := func(p *int64) int64 {
+		if p == nil {
+			return 0
+		}
+		return *p
+	}
+	switch outcome {
+	case "sold_out":
+		return &allot.SoldOutError{Pool: pool, Requested: r.Quantity, Available: v(n1)}
+	case "customer_limit":
+		return &allot.CustomerLimitError{Pool: pool, Customer: r.Customer, Limit: v(n1), Used: v(n2), Requested: r.Quantity}
+	case "pool_closed":
+		return fmt.Errorf("pool %q is not taking claims (paused, closed, or outside its sale window): %w", pool, allot.ErrPoolClosed)
+	case "mismatch":
+		return fmt.Errorf("key %q was first used with a different request: %w", r.Idempotency.Key, allot.ErrIdempotencyMismatch)
+	}
+	return fmt.Errorf("postgres: unknown claim outcome %q", outcome)
+}
+
+// ClaimTransition moves one claim with allot_claim_transition.
+func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStoreParams) (*allot.Claim, error) {
+	var scope, key, hash string
+	if p.Idempotency != nil {
+		scope, key, hash = p.Idempotency.Scope, p.Idempotency.Key, p.Idempotency.RequestHash
+	}
+	var outcome string
+	var claimID, status *string
+	var n1 *int64
+	run := func() error {
+		return s.pool.QueryRow(ctx, `SELECT outcome, claim_id, status, n1 FROM allot_claim_transition($1, $2, $3, $4, $5, $6, $7, $8)`,
+			p.ID, string(p.Action), p.Now, p.Reference, p.TTL.Milliseconds(), scope, key, hash).Scan(&outcome, &claimID, &status, &n1)
+	}
+	err := run()
+	if retryable(err) || isUniqueViolation(err) {
+		err = run()
+	}
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("claim %q", p.ID))
+	}
+	switch outcome {
+	case "ok", "replay":
+		c, err := s.ClaimGet(ctx, *claimID)
+		if err != nil {
+			return nil, err
+		}
+		c.Replayed = outcome == "replay"
+		return c, nil
+	case "mismatch":
+		return nil, fmt.Errorf("key %q was first used with a different request: %w", key, allot.ErrIdempotencyMismatch)
+	case "not_found":
+		return nil, allot.NotFoundf("claim %q", p.ID)
+	case "invalid_state":
+		return nil, fmt.Errorf("claim %s is %s and can't be %s: %w", p.ID, deref(status), pastTense(p.Action), allot.ErrInvalidState)
+	case "claim_expired":
+		return nil, fmt.Errorf("claim %s expired and its units are taken: refund the customer: %w", p.ID, allot.ErrClaimExpired)
+	case "too_long":
+		return nil, allot.Invalidf("ttl", "the hold may last until %s at most (max_hold_ttl from its creation)", time.UnixMilli(*n1).UTC().Format(time.RFC3339))
+	}
+	return nil, fmt.Errorf("postgres: unknown transition outcome %q", outcome)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func pastTense(a allot.ClaimAction) string {
+	switch a {
+	case allot.ActionConfirm:
+		return "confirmed"
+	case allot.ActionRelease:
+		return "released"
+	}
+	return "extended"
+}
+
+const claimCols = `seq, id, pool, customer, quantity, status, reference, created_at, expires_at, updated_at`
+
+func scanClaim(row pgx.Row) (*allot.Claim, error) {
+	var c allot.Claim
+	var status string
+	if err := row.Scan(&c.Seq, &c.ID, &c.Pool, &c.Customer, &c.Quantity, &status, &c.Reference, &c.CreatedAt, &c.ExpiresAt, &c.UpdatedAt); err != nil {
+		return nil, err
+	}
+	c.Status = allot.ClaimStatus(status)
+	c.CreatedAt, c.ExpiresAt, c.UpdatedAt = c.CreatedAt.UTC(), c.ExpiresAt.UTC(), c.UpdatedAt.UTC()
+	return &c, nil
+}
+
+// ClaimGet returns a claim as stored.
+func (s *Store) ClaimGet(ctx context.Context, id string) (*allot.Claim, error) {
+	c, err := scanClaim(s.pool.QueryRow(ctx, `SELECT `+claimCols+` FROM allot_claims WHERE id = $1`, id))
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("claim %q", id))
+	}
+	return c, nil
+}
+
+// ClaimList lists claims of a pool after a cursor. A status filter sees
+// holds past expiry as expired.
+func (s *Store) ClaimList(ctx context.Context, p allot.ClaimListParams, afterSeq int64, now time.Time) ([]*allot.Claim, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+claimCols+` FROM allot_claims
+		WHERE pool = $1 AND seq > $2 AND ($3 = '' OR customer = $3)
+		AND ($4 = '' OR ($4 = 'held' AND status = 'held' AND expires_at > $5)
+			OR ($4 = 'expired' AND (status = 'expired' OR (status = 'held' AND expires_at <= $5)))
+			OR ($4 NOT IN ('held', 'expired') AND status = $4))
+		ORDER BY seq LIMIT $6`, p.Pool, afterSeq, p.Customer, string(p.Status), now, p.Limit)
+	if err != nil {
+		return nil, translate(err, "list claims")
+	}
+	defer rows.Close()
+	var out []*allot.Claim
+	for rows.Next() {
+		c, err := scanClaim(rows)
+		if err != nil {
+			return nil, translate(err, "list claims")
+		}
+		out = append(out, c)
+	}
+	return out, translate(rows.Err(), "list claims")
+}
+
+// PoolExpire marks up to 10,000 holds past expiry as expired, skipping rows
+// another process is already handling, and returns their pools.
+func (s *Store) PoolExpire(ctx context.Context, now time.Time) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = $1
+		WHERE id IN (SELECT id FROM allot_claims WHERE status = 'held' AND expires_at <= $1
+			ORDER BY expires_at LIMIT 10000 FOR UPDATE SKIP LOCKED)
+		RETURNING pool`, now)
+	if err != nil {
+		return nil, translate(err, "expire holds")
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, translate(err, "expire holds")
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out, translate(rows.Err(), "expire holds")
+}
+
+// PoolListen calls fn for every pool that gets units back, on any process.
+func (s *Store) PoolListen(ctx context.Context, fn func(pool string)) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `LISTEN allot_pool`); err != nil {
+		return err
+	}
+	defer func() {
+		// Don't hand a listening connection back to the pool.
+		_ = conn.Conn().Close(context.Background())
+	}()
+	for {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		fn(n.Payload)
+	}
+}
+
+// Audit runs the shared audit queries.
+func (s *Store) Audit(ctx context.Context, now time.Time) ([]allot.AuditCheck, error) {
+	return audit.Run(ctx, audit.Threshold(now), func(ctx context.Context, q string, args ...any) ([][]any, error) {
+		rows, err := s.pool.Query(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out [][]any
+		for rows.Next() {
+			v, err := rows.Values()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, rows.Err()
+	})
+}

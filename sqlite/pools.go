@@ -1,0 +1,439 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/allot/allot"
+	"github.com/allot/allot/internal/audit"
+)
+
+// The pool rules here mirror allot_pool_claim and allot_claim_transition in
+// the PostgreSQL schema; the conformance suite holds both to them.
+
+const poolCols = `name, capacity, held, confirmed, per_customer, hold_ttl_ms, max_hold_ttl_ms, max_quantity, state, opens_at, closes_at, created_at, updated_at`
+
+const staleHeld = `(SELECT coalesce(sum(c.quantity), 0) FROM allot_claims c WHERE c.pool = p.name AND c.status = 'held' AND c.expires_at <= ?)`
+
+func microsPtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func scanPool(row scanner) (*allot.PoolState, error) {
+	var st allot.PoolState
+	var holdMS, maxHoldMS, stale, created, updated int64
+	var opens, closes sql.NullInt64
+	var state string
+	err := row.Scan(&st.Name, &st.Capacity, &st.Held, &st.Confirmed, &st.PerCustomer, &holdMS, &maxHoldMS, &st.MaxQuantity,
+		&state, &opens, &closes, &created, &updated, &stale)
+	if err != nil {
+		return nil, err
+	}
+	st.State = allot.PoolStatus(state)
+	st.HoldTTL = allot.Duration(time.Duration(holdMS) * time.Millisecond)
+	st.MaxHoldTTL = allot.Duration(time.Duration(maxHoldMS) * time.Millisecond)
+	st.CreatedAt, st.UpdatedAt = fromMicros(created), fromMicros(updated)
+	if opens.Valid {
+		t := fromMicros(opens.Int64)
+		st.OpensAt = &t
+	}
+	if closes.Valid {
+		t := fromMicros(closes.Int64)
+		st.ClosesAt = &t
+	}
+	st.Held -= stale
+	st.Available = st.Capacity - st.Held - st.Confirmed
+	return &st, nil
+}
+
+// PoolCreate stores a new pool.
+func (s *Store) PoolCreate(ctx context.Context, p *allot.Pool) (*allot.PoolState, error) {
+	now := micros(time.Now())
+	_, err := s.db.ExecContext(ctx, `INSERT INTO allot_pools (name, capacity, per_customer, hold_ttl_ms, max_hold_ttl_ms, max_quantity, state, opens_at, closes_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.Name, p.Capacity, p.PerCustomer, time.Duration(p.HoldTTL).Milliseconds(),
+		time.Duration(p.MaxHoldTTL).Milliseconds(), p.MaxQuantity, string(p.State), microsPtr(p.OpensAt), microsPtr(p.ClosesAt), now, now)
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("pool %q", p.Name))
+	}
+	return s.PoolGet(ctx, p.Name, time.Now())
+}
+
+// PoolGet returns a pool with its figures at now.
+func (s *Store) PoolGet(ctx context.Context, name string, now time.Time) (*allot.PoolState, error) {
+	st, err := scanPool(s.db.QueryRowContext(ctx, `SELECT `+poolCols+`, `+staleHeld+` FROM allot_pools p WHERE name = ?`, micros(now), name))
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("pool %q", name))
+	}
+	return st, nil
+}
+
+// PoolList returns every pool with its figures at now.
+func (s *Store) PoolList(ctx context.Context, now time.Time) ([]*allot.PoolState, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+poolCols+`, `+staleHeld+` FROM allot_pools p ORDER BY name`, micros(now))
+	if err != nil {
+		return nil, translate(err, "list pools")
+	}
+	defer rows.Close()
+	var out []*allot.PoolState
+	for rows.Next() {
+		st, err := scanPool(rows)
+		if err != nil {
+			return nil, translate(err, "list pools")
+		}
+		out = append(out, st)
+	}
+	return out, translate(rows.Err(), "list pools")
+}
+
+func expirePool(ctx context.Context, tx *sql.Tx, pool string, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = ?
+		WHERE pool = ? AND status = 'held' AND expires_at <= ?`, micros(now), pool, micros(now))
+	return err
+}
+
+// PoolUpdate changes a pool after expiring its stale holds, so the checks
+// see exactly what is taken.
+func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchParams, now time.Time) (*allot.PoolState, error) {
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		if err := expirePool(ctx, tx, name, now); err != nil {
+			return err
+		}
+		cur, err := scanPool(tx.QueryRowContext(ctx, `SELECT `+poolCols+`, 0 FROM allot_pools p WHERE name = ?`, name))
+		if err != nil {
+			return translate(err, fmt.Sprintf("pool %q", name))
+		}
+		if p.Capacity != nil && *p.Capacity < cur.Held+cur.Confirmed {
+			return &allot.CapacityError{Pool: name, Requested: *p.Capacity, Held: cur.Held, Confirmed: cur.Confirmed, CapacityNow: cur.Capacity}
+		}
+		if p.PerCustomer != nil && *p.PerCustomer > 0 {
+			var top sql.NullInt64
+			if err := tx.QueryRowContext(ctx, `SELECT max(held + confirmed) FROM allot_pool_customers WHERE pool = ?`, name).Scan(&top); err != nil {
+				return err
+			}
+			if top.Valid && top.Int64 > *p.PerCustomer {
+				return fmt.Errorf("per_customer can't go to %d: a customer already has %d units of pool %q: %w", *p.PerCustomer, top.Int64, name, allot.ErrInvalidState)
+			}
+		}
+		ms := func(d *allot.Duration) any {
+			if d == nil {
+				return nil
+			}
+			return time.Duration(*d).Milliseconds()
+		}
+		var state any
+		if p.State != "" {
+			state = string(p.State)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE allot_pools SET capacity = coalesce(?, capacity), per_customer = coalesce(?, per_customer),
+			hold_ttl_ms = coalesce(?, hold_ttl_ms), max_hold_ttl_ms = coalesce(?, max_hold_ttl_ms), max_quantity = coalesce(?, max_quantity),
+			state = coalesce(?, state), opens_at = coalesce(?, opens_at), closes_at = coalesce(?, closes_at), updated_at = ?
+			WHERE name = ?`, p.Capacity, p.PerCustomer, ms(p.HoldTTL), ms(p.MaxHoldTTL), p.MaxQuantity, state,
+			microsPtr(p.OpensAt), microsPtr(p.ClosesAt), micros(time.Now()), name); err != nil {
+			return err
+		}
+		if p.PerCustomer != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE allot_pool_customers SET lim = ? WHERE pool = ?`, *p.PerCustomer, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("update pool %q", name))
+	}
+	return s.PoolGet(ctx, name, now)
+}
+
+// PoolClaim serves a batch in one IMMEDIATE transaction, in arrival order.
+func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.PoolClaimResult, error) {
+	var res *allot.PoolClaimResult
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		res = &allot.PoolClaimResult{Results: make([]allot.PoolClaimOutcome, len(p.Requests))}
+		if err := expirePool(ctx, tx, p.Pool, p.Now); err != nil {
+			return err
+		}
+		pl, err := scanPool(tx.QueryRowContext(ctx, `SELECT `+poolCols+`, 0 FROM allot_pools p WHERE name = ?`, p.Pool))
+		if err != nil {
+			return translate(err, fmt.Sprintf("pool %q", p.Pool))
+		}
+		avail := pl.Available
+		selling, _ := pl.Selling(p.Now)
+		used := make(map[string]int64)
+		keys := make(map[string]bool)
+		for i, r := range p.Requests {
+			out := &res.Results[i]
+			if k := r.Idempotency; k != nil {
+				var hash, result string
+				err := tx.QueryRowContext(ctx, `SELECT request_hash, result FROM allot_idempotency WHERE scope = ? AND key = ?`, k.Scope, k.Key).Scan(&hash, &result)
+				switch {
+				case err == nil && hash == k.RequestHash:
+					c, err := scanClaim(tx.QueryRowContext(ctx, `SELECT `+claimCols+` FROM allot_claims WHERE id = ?`, result))
+					if err != nil {
+						return err
+					}
+					c.Replayed = true
+					out.Claim, out.Replayed = c, true
+					continue
+				case err == nil || keys[k.Key]:
+					out.Err = fmt.Errorf("key %q was first used with a different request: %w", k.Key, allot.ErrIdempotencyMismatch)
+					continue
+				case !errors.Is(err, sql.ErrNoRows):
+					return err
+				}
+			}
+			if !selling {
+				out.Err = fmt.Errorf("pool %q is not taking claims (paused, closed, or outside its sale window): %w", p.Pool, allot.ErrPoolClosed)
+				continue
+			}
+			if r.Quantity > avail {
+				out.Err = &allot.SoldOutError{Pool: p.Pool, Requested: r.Quantity, Available: avail}
+				continue
+			}
+			u, ok := used[r.Customer]
+			if !ok {
+				err := tx.QueryRowContext(ctx, `SELECT held + confirmed FROM allot_pool_customers WHERE pool = ? AND customer = ?`, p.Pool, r.Customer).Scan(&u)
+				if err != nil && !errors.Is(err, sql.ErrNoRows) {
+					return err
+				}
+			}
+			if pl.PerCustomer > 0 && u+r.Quantity > pl.PerCustomer {
+				used[r.Customer] = u
+				out.Err = &allot.CustomerLimitError{Pool: p.Pool, Customer: r.Customer, Limit: pl.PerCustomer, Used: u, Requested: r.Quantity}
+				continue
+			}
+			avail -= r.Quantity
+			used[r.Customer] = u + r.Quantity
+			exp := p.Now.Add(r.TTL)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO allot_claims (id, pool, customer, quantity, status, created_at, expires_at, updated_at)
+				VALUES (?, ?, ?, ?, 'held', ?, ?, ?)`, r.ID, p.Pool, r.Customer, r.Quantity, micros(p.Now), micros(exp), micros(p.Now)); err != nil {
+				return err
+			}
+			if k := r.Idempotency; k != nil {
+				keys[k.Key] = true
+				if _, err := tx.ExecContext(ctx, `INSERT INTO allot_idempotency (scope, key, request_hash, result, created_at) VALUES (?, ?, ?, ?, ?)`,
+					k.Scope, k.Key, k.RequestHash, r.ID, micros(time.Now())); err != nil {
+					return err
+				}
+			}
+			out.Claim = &allot.Claim{ID: r.ID, Pool: p.Pool, Customer: r.Customer, Quantity: r.Quantity, Status: allot.ClaimHeld,
+				CreatedAt: fromMicros(micros(p.Now)), ExpiresAt: fromMicros(micros(exp)), UpdatedAt: fromMicros(micros(p.Now))}
+		}
+		res.Available = avail
+		return nil
+	})
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("claim on pool %q", p.Pool))
+	}
+	return res, nil
+}
+
+// ClaimTransition moves one claim with a compare-and-set on its status.
+func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStoreParams) (*allot.Claim, error) {
+	var out *allot.Claim
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		if k := p.Idempotency; k != nil {
+			var hash, result string
+			err := tx.QueryRowContext(ctx, `SELECT request_hash, result FROM allot_idempotency WHERE scope = ? AND key = ?`, k.Scope, k.Key).Scan(&hash, &result)
+			switch {
+			case err == nil && hash == k.RequestHash:
+				c, err := scanClaim(tx.QueryRowContext(ctx, `SELECT `+claimCols+` FROM allot_claims WHERE id = ?`, result))
+				if err != nil {
+					return err
+				}
+				c.Replayed = true
+				out = c
+				return nil
+			case err == nil:
+				return fmt.Errorf("key %q was first used with a different request: %w", k.Key, allot.ErrIdempotencyMismatch)
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+		}
+		c, err := scanClaim(tx.QueryRowContext(ctx, `SELECT `+claimCols+` FROM allot_claims WHERE id = ?`, p.ID))
+		if err != nil {
+			return translate(err, fmt.Sprintf("claim %q", p.ID))
+		}
+		now := micros(p.Now)
+		if c.Status == allot.ClaimHeld && !p.Now.Before(c.ExpiresAt) {
+			if _, err := tx.ExecContext(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = ? WHERE id = ?`, now, c.ID); err != nil {
+				return err
+			}
+			c.Status = allot.ClaimExpired
+		}
+		invalid := func() error {
+			return fmt.Errorf("claim %s is %s and can't be %sed: %w", c.ID, c.Status, strings.TrimSuffix(string(p.Action), "e"), allot.ErrInvalidState)
+		}
+		switch p.Action {
+		case allot.ActionConfirm:
+			switch c.Status {
+			case allot.ClaimHeld:
+			case allot.ClaimExpired:
+				// Late confirm: only if the units can be taken again, now.
+				pl, err := scanPool(tx.QueryRowContext(ctx, `SELECT `+poolCols+`, 0 FROM allot_pools p WHERE name = ?`, c.Pool))
+				if err != nil {
+					return err
+				}
+				var u int64
+				if err := tx.QueryRowContext(ctx, `SELECT held + confirmed FROM allot_pool_customers WHERE pool = ? AND customer = ?`, c.Pool, c.Customer).Scan(&u); err != nil && !errors.Is(err, sql.ErrNoRows) {
+					return err
+				}
+				if pl.Available < c.Quantity || pl.PerCustomer > 0 && u+c.Quantity > pl.PerCustomer {
+					return fmt.Errorf("claim %s expired and its units are taken: refund the customer: %w", c.ID, allot.ErrClaimExpired)
+				}
+			default:
+				return invalid()
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE allot_claims SET status = 'confirmed', reference = ?, updated_at = ? WHERE id = ?`, p.Reference, now, c.ID)
+		case allot.ActionRelease:
+			if c.Status != allot.ClaimHeld {
+				return invalid()
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE allot_claims SET status = 'released', updated_at = ? WHERE id = ?`, now, c.ID)
+		case allot.ActionExtend:
+			if c.Status != allot.ClaimHeld {
+				return invalid()
+			}
+			var maxMS int64
+			if err := tx.QueryRowContext(ctx, `SELECT max_hold_ttl_ms FROM allot_pools WHERE name = ?`, c.Pool).Scan(&maxMS); err != nil {
+				return err
+			}
+			latest := c.CreatedAt.Add(time.Duration(maxMS) * time.Millisecond)
+			if p.Now.Add(p.TTL).After(latest) {
+				return allot.Invalidf("ttl", "the hold may last until %s at most (max_hold_ttl from its creation)", latest.UTC().Format(time.RFC3339))
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE allot_claims SET expires_at = ?, updated_at = ? WHERE id = ?`, micros(p.Now.Add(p.TTL)), now, c.ID)
+		default:
+			return allot.Invalidf("action", "%q is not an action", p.Action)
+		}
+		if err != nil {
+			return err
+		}
+		if k := p.Idempotency; k != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO allot_idempotency (scope, key, request_hash, result, created_at) VALUES (?, ?, ?, ?, ?)`,
+				k.Scope, k.Key, k.RequestHash, c.ID, micros(time.Now())); err != nil {
+				return err
+			}
+		}
+		out, err = scanClaim(tx.QueryRowContext(ctx, `SELECT `+claimCols+` FROM allot_claims WHERE id = ?`, c.ID))
+		return err
+	})
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("claim %q", p.ID))
+	}
+	return out, nil
+}
+
+const claimCols = `seq, id, pool, customer, quantity, status, reference, created_at, expires_at, updated_at`
+
+func scanClaim(row scanner) (*allot.Claim, error) {
+	var c allot.Claim
+	var status string
+	var created, expires, updated int64
+	if err := row.Scan(&c.Seq, &c.ID, &c.Pool, &c.Customer, &c.Quantity, &status, &c.Reference, &created, &expires, &updated); err != nil {
+		return nil, err
+	}
+	c.Status = allot.ClaimStatus(status)
+	c.CreatedAt, c.ExpiresAt, c.UpdatedAt = fromMicros(created), fromMicros(expires), fromMicros(updated)
+	return &c, nil
+}
+
+// ClaimGet returns a claim as stored.
+func (s *Store) ClaimGet(ctx context.Context, id string) (*allot.Claim, error) {
+	c, err := scanClaim(s.db.QueryRowContext(ctx, `SELECT `+claimCols+` FROM allot_claims WHERE id = ?`, id))
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("claim %q", id))
+	}
+	return c, nil
+}
+
+// ClaimList lists claims of a pool after a cursor; a status filter sees
+// holds past expiry as expired.
+func (s *Store) ClaimList(ctx context.Context, p allot.ClaimListParams, afterSeq int64, now time.Time) ([]*allot.Claim, error) {
+	st, n := string(p.Status), micros(now)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+claimCols+` FROM allot_claims
+		WHERE pool = ? AND seq > ? AND (? = '' OR customer = ?)
+		AND (? = '' OR (? = 'held' AND status = 'held' AND expires_at > ?)
+			OR (? = 'expired' AND (status = 'expired' OR (status = 'held' AND expires_at <= ?)))
+			OR (? NOT IN ('held', 'expired') AND status = ?))
+		ORDER BY seq LIMIT ?`, p.Pool, afterSeq, p.Customer, p.Customer, st, st, n, st, n, st, st, p.Limit)
+	if err != nil {
+		return nil, translate(err, "list claims")
+	}
+	defer rows.Close()
+	var out []*allot.Claim
+	for rows.Next() {
+		c, err := scanClaim(rows)
+		if err != nil {
+			return nil, translate(err, "list claims")
+		}
+		out = append(out, c)
+	}
+	return out, translate(rows.Err(), "list claims")
+}
+
+// PoolExpire marks up to 10,000 holds past expiry as expired and returns
+// their pools.
+func (s *Store) PoolExpire(ctx context.Context, now time.Time) ([]string, error) {
+	var out []string
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		rows, err := tx.QueryContext(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = ?
+			WHERE id IN (SELECT id FROM allot_claims WHERE status = 'held' AND expires_at <= ? ORDER BY expires_at LIMIT 10000)
+			RETURNING pool`, micros(now), micros(now))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		seen := map[string]bool{}
+		for rows.Next() {
+			var p string
+			if err := rows.Scan(&p); err != nil {
+				return err
+			}
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, translate(err, "expire holds")
+	}
+	return out, nil
+}
+
+// Audit runs the shared audit queries.
+func (s *Store) Audit(ctx context.Context, now time.Time) ([]allot.AuditCheck, error) {
+	return audit.Run(ctx, micros(audit.Threshold(now)), func(ctx context.Context, q string, args ...any) ([][]any, error) {
+		rows, err := s.db.QueryContext(ctx, strings.ReplaceAll(q, "$1", "?1"), args...)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		cols, err := rows.Columns()
+		if err != nil {
+			return nil, err
+		}
+		var out [][]any
+		for rows.Next() {
+			v := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range v {
+				ptrs[i] = &v[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, rows.Err()
+	})
+}
