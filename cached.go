@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/allot/allot/batch"
 )
 
 // Cached mode.
@@ -189,6 +191,9 @@ func (a *allocator) fetch(size int64, done chan struct{}) {
 		a.exhaustedAt = time.Time{}
 	case errors.Is(err, ErrExhausted):
 		a.exhaustedAt = now
+	case errors.Is(err, batch.ErrClosed):
+		// Shutting down: nothing was leased.
+		a.fetchErr = ErrClosed
 	default:
 		a.fetchErr = err
 		a.svc.log.Warn("lease block", "sequence", a.seq, "period", a.period, "err", err)
