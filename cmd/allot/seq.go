@@ -57,6 +57,23 @@ func (c *clientFlags) client() (*client.Client, error) {
 	return cl, nil
 }
 
+// setup parses a client command's flags, checks it got exactly n
+// positional arguments (described by names), and returns them with a client.
+func (c *clientFlags) setup(fs *flag.FlagSet, args []string, n int, names string) ([]string, *client.Client, error) {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(pos) != n {
+		return nil, nil, usagef("%s needs %s, got %d argument(s)", fs.Name(), names, len(pos))
+	}
+	cl, err := c.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	return pos, cl, nil
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -114,13 +131,6 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 	var cf clientFlags
 	cf.register(fs, getenv)
 
-	need := func(pos []string, n int, names string) error {
-		if len(pos) != n {
-			return usagef("allot seq %s needs %s, got %d argument(s)", cmd, names, len(pos))
-		}
-		return nil
-	}
-
 	switch cmd {
 	case "create":
 		var p allot.SequenceCreateParams
@@ -134,19 +144,12 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		reset := fs.String("reset", "", "never (default), yearly, monthly or daily")
 		fs.StringVar(&p.Timezone, "timezone", "", `IANA time zone for "today" (default UTC)`)
 		fs.Var(&warn, "warn-at", "fraction of the range used past which the sequence warns (default 0.9)")
-		pos, err := parseFlags(fs, args)
+		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
-			return err
-		}
-		if err := need(pos, 1, "NAME"); err != nil {
 			return err
 		}
 		p.Name, p.Mode, p.Reset = pos[0], allot.Mode(*mode), allot.Reset(*reset)
 		p.Start, p.Max, p.BlockSize, p.WarnAt = start.v, maxv.v, block.v, warn.v
-		cl, err := cf.client()
-		if err != nil {
-			return err
-		}
 		st, err := cl.SequenceCreate(ctx, p)
 		if err != nil {
 			return err
@@ -154,14 +157,7 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		return printState(stdout, cf.json, st)
 
 	case "get":
-		pos, err := parseFlags(fs, args)
-		if err != nil {
-			return err
-		}
-		if err := need(pos, 1, "NAME"); err != nil {
-			return err
-		}
-		cl, err := cf.client()
+		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
 			return err
 		}
@@ -172,14 +168,7 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		return printState(stdout, cf.json, st)
 
 	case "list":
-		pos, err := parseFlags(fs, args)
-		if err != nil {
-			return err
-		}
-		if err := need(pos, 0, "no arguments"); err != nil {
-			return err
-		}
-		cl, err := cf.client()
+		_, cl, err := cf.setup(fs, args, 0, "no arguments")
 		if err != nil {
 			return err
 		}
@@ -202,14 +191,7 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		var warn float64Flag
 		fs.Var(&maxv, "max", "new max")
 		fs.Var(&warn, "warn-at", "new warning threshold, a fraction in (0, 1]")
-		pos, err := parseFlags(fs, args)
-		if err != nil {
-			return err
-		}
-		if err := need(pos, 1, "NAME"); err != nil {
-			return err
-		}
-		cl, err := cf.client()
+		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
 			return err
 		}
@@ -224,18 +206,11 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		fs.Int64Var(&p.Count, "count", 1, "how many contiguous IDs to take (1..100000)")
 		fs.StringVar(&p.Date, "date", "", "document date YYYY-MM-DD (default: today in the sequence's time zone)")
 		fs.StringVar(&p.IdempotencyKey, "idempotency-key", "", "a retry with the same key returns the same IDs")
-		pos, err := parseFlags(fs, args)
+		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
-			return err
-		}
-		if err := need(pos, 1, "NAME"); err != nil {
 			return err
 		}
 		p.Sequence = pos[0]
-		cl, err := cf.client()
-		if err != nil {
-			return err
-		}
 		r, err := cl.Next(ctx, p)
 		if err != nil {
 			return err
@@ -253,18 +228,11 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		fs.StringVar(&p.ID, "id", "", "the ID to void (instead of --number)")
 		fs.StringVar(&p.Date, "date", "", "with --number in a resetting sequence: a date in the number's period")
 		fs.StringVar(&p.Reason, "reason", "", "why the number is voided (required)")
-		pos, err := parseFlags(fs, args)
+		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
-			return err
-		}
-		if err := need(pos, 1, "NAME"); err != nil {
 			return err
 		}
 		p.Sequence, p.Number = pos[0], number.v
-		cl, err := cf.client()
-		if err != nil {
-			return err
-		}
 		e, err := cl.SequenceVoid(ctx, p)
 		if err != nil {
 			return err
@@ -276,14 +244,7 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		return nil
 
 	case "parse":
-		pos, err := parseFlags(fs, args)
-		if err != nil {
-			return err
-		}
-		if err := need(pos, 2, "NAME and ID"); err != nil {
-			return err
-		}
-		cl, err := cf.client()
+		pos, cl, err := cf.setup(fs, args, 2, "NAME and ID")
 		if err != nil {
 			return err
 		}
@@ -304,14 +265,7 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 	case "ledger":
 		after := fs.String("after", "", "cursor from the previous page")
 		limit := fs.Int("limit", 100, "entries per page (1..1000)")
-		pos, err := parseFlags(fs, args)
-		if err != nil {
-			return err
-		}
-		if err := need(pos, 1, "NAME"); err != nil {
-			return err
-		}
-		cl, err := cf.client()
+		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
 			return err
 		}
