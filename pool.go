@@ -68,7 +68,7 @@ type CapacityError struct {
 
 // Error implements error.
 func (e *CapacityError) Error() string {
-	return fmt.Sprintf("capacity of pool %q can't go to %d: %d held + %d confirmed are taken; lower it to %d at most after releases",
+	return fmt.Sprintf("capacity of pool %q can't go to %d: %d held + %d confirmed are taken, so it can go down to %d now; release holds to go lower",
 		e.Pool, e.Requested, e.Held, e.Confirmed, e.Held+e.Confirmed)
 }
 
@@ -173,8 +173,9 @@ type PoolCreateParams struct {
 	ClosesAt    *time.Time `json:"closes_at,omitempty"`
 }
 
-// PoolPatchParams change a pool. Nil fields stay as they are. ClearWindow
-// removes opens_at and closes_at.
+// PoolPatchParams change a pool. Nil fields stay as they are. A sale
+// window can be moved but not removed; to sell without one, set opens_at in
+// the past and closes_at far ahead.
 type PoolPatchParams struct {
 	Capacity    *int64     `json:"capacity,omitempty"`
 	PerCustomer *int64     `json:"per_customer,omitempty"`

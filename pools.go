@@ -26,7 +26,8 @@ import (
 // capacity raise, on any process) clear the flag at once where the store can
 // announce it (LISTEN/NOTIFY on PostgreSQL), and within soldOutTTL anyway.
 
-// soldOutTTL bounds how long a process trusts "sold out" without asking.
+// soldOutTTL bounds how long a process trusts "sold out" without asking,
+// on the service's clock (Config.Now), the clock holds expire on.
 const soldOutTTL = time.Second
 
 // sweepEvery is how often each process expires holds; with the sweep's own
@@ -64,11 +65,20 @@ type claimBatchResult struct {
 type poolState struct {
 	pools    sync.Map // name -> *poolRuntime
 	claims   *batch.Batcher[string, PoolClaimRequest, claimBatchResult]
+	confirms *batch.Batcher[struct{}, ClaimConfirmRequest, *Claim]
 	claimObs ClaimObserver
 }
 
 func (s *Service) initPools() {
 	s.pl.claims = batch.New(s.flushClaims, batch.Opts{MaxBatch: 512})
+	// Confirms share one batch across pools: each is a compare-and-set
+	// on its own claim, and one statement updates every pool row once.
+	s.pl.confirms = batch.New(func(ctx context.Context, _ struct{}, reqs []ClaimConfirmRequest) ([]*Claim, error) {
+		start := time.Now()
+		out, err := s.store.ClaimConfirmBatch(ctx, s.cfg.Now(), reqs)
+		s.cfg.Metrics.ObserveBatch("confirm", len(reqs), time.Since(start), err)
+		return out, err
+	}, batch.Opts{MaxBatch: 512})
 	if co, ok := s.cfg.Metrics.(ClaimObserver); ok {
 		s.pl.claimObs = co
 	}
@@ -168,7 +178,7 @@ func (s *Service) flushClaims(ctx context.Context, pool string, reqs []PoolClaim
 		return nil, err
 	}
 	if res.Available <= 0 {
-		s.poolRuntime(pool).soldOutUntil.Store(time.Now().Add(soldOutTTL).UnixNano())
+		s.poolRuntime(pool).soldOutUntil.Store(s.cfg.Now().Add(soldOutTTL).UnixNano())
 	}
 	out := make([]claimBatchResult, len(res.Results))
 	for i, r := range res.Results {
@@ -307,7 +317,7 @@ func (s *Service) ClaimCreate(ctx context.Context, p ClaimCreateParams) (*Claim,
 	if p.IdempotencyKey == "" {
 		// The sold-out fast path. A keyed request skips it: its retry
 		// must find the claim it may already have.
-		if pr.soldOut(time.Now()) {
+		if pr.soldOut(s.cfg.Now()) {
 			s.observeClaim(p.Pool, "sold_out")
 			return nil, false, &SoldOutError{Pool: p.Pool, Requested: p.Quantity, Available: 0}
 		}
@@ -338,6 +348,13 @@ func (s *Service) claimDo(ctx context.Context, pool string, req PoolClaimRequest
 	}
 	if r.out.Err != nil {
 		s.observeClaim(pool, outcomeName(r.out.Err))
+		if errors.Is(r.out.Err, ErrPoolClosed) {
+			if pl, _, err := s.poolConfig(ctx, pool); err == nil {
+				if ok, why := pl.Selling(s.cfg.Now()); !ok {
+					return nil, false, fmt.Errorf("%s: %w", why, ErrPoolClosed)
+				}
+			}
+		}
 		return nil, false, r.out.Err
 	}
 	if req.Idempotency != nil && s.cfg.Failpoint != nil {
@@ -495,6 +512,20 @@ func (s *Service) ClaimTransition(ctx context.Context, p ClaimTransitionParams) 
 			return nil, false, err
 		}
 		defer release()
+	}
+	if p.Action == ActionConfirm && sp.Idempotency == nil {
+		// The common confirm, of a live hold, is group-committed. Anything
+		// else (expired, terminal, unknown) takes the exact path below.
+		c, err := s.pl.confirms.Do(ctx, struct{}{}, ClaimConfirmRequest{ID: p.ID, Reference: p.Reference})
+		if err != nil {
+			if errors.Is(err, batch.ErrClosed) {
+				return nil, false, ErrClosed
+			}
+			return nil, false, err
+		}
+		if c != nil {
+			return c, false, nil
+		}
 	}
 	c, err := s.store.ClaimTransition(ctx, sp)
 	if err != nil {

@@ -234,6 +234,7 @@ func (s *Service) Close(ctx context.Context) error {
 		s.running.Wait()
 		s.advance.Close()
 		s.pl.claims.Close()
+		s.pl.confirms.Close()
 		s.bg.Wait()
 		close(done)
 	}()

@@ -189,6 +189,12 @@ type PoolStore interface {
 	// ClaimTransition confirms, releases or extends one claim with a
 	// compare-and-set on its status.
 	ClaimTransition(ctx context.Context, p ClaimTransitionStoreParams) (*Claim, error)
+	// ClaimConfirmBatch confirms many live holds in one statement (group
+	// commit for confirms). It returns, per request, the confirmed claim, or
+	// nil when the claim could not be confirmed that simply (unknown,
+	// expired, already terminal, or the same claim earlier in the batch):
+	// the caller then asks ClaimTransition for the exact outcome.
+	ClaimConfirmBatch(ctx context.Context, now time.Time, reqs []ClaimConfirmRequest) ([]*Claim, error)
 	// ClaimGet returns a claim as stored (callers apply Effective).
 	ClaimGet(ctx context.Context, id string) (*Claim, error)
 	// ClaimList lists a pool's claims in creation order after a cursor.
@@ -238,6 +244,12 @@ type PoolClaimOutcome struct {
 	Claim    *Claim
 	Replayed bool
 	Err      error
+}
+
+// ClaimConfirmRequest is one confirm of a batch.
+type ClaimConfirmRequest struct {
+	ID        string
+	Reference string
 }
 
 // ClaimTransitionStoreParams are the inputs of Store.ClaimTransition.

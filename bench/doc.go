@@ -19,5 +19,18 @@
 //     classic gapless pattern: an advisory lock and max(n)+1 per request).
 //     [Serve] starts any handler on a loopback port.
 //   - [Markdown] and [Text], which render results as tables with a
-//     "× baseline" column.
+//     "× baseline" column; [MarkdownRatios] and [TextRatios] with one "×"
+//     column per named baseline.
+//
+// For pools (finite inventory claimed, then confirmed) there are two more
+// baselines answering the same routes and shapes as allot's pool API
+// (POST /v1/pools/{name}/claims, POST /v1/claims/{id}/confirm):
+// [NaiveClaimHandler] (one transaction per claim on a hot quota row) and
+// [RedisLuaClaimHandler] (a Lua check-and-decrement in Redis, then an
+// INSERT of the order), set up by [SetupClaims] and [ResetClaims]. [Run]
+// loads them closed-loop like any target ([Target.BodyFunc] gives every
+// request a distinct customer), and [FlashSale] runs a flash sale against
+// one of them: many customers claiming a few units at once, then every
+// holder confirming, with every outcome counted exactly.
+// [FlashSaleMarkdown] and [FlashSaleText] render its results.
 package bench

@@ -48,6 +48,13 @@ type Target struct {
 	// an empty body. A non-empty body gets "Content-Type:
 	// application/json" unless Header sets a Content-Type.
 	Body []byte
+	// BodyFunc, when set, builds each request's body instead of Body: it
+	// is called with i = 0, 1, 2, … numbering the target's requests
+	// across all runs of one [Run] (warmup included), so every request
+	// can carry a distinct body, e.g. a distinct customer. It is called
+	// from many goroutines at once. Requests get "Content-Type:
+	// application/json" unless Header sets a Content-Type.
+	BodyFunc func(i uint64) []byte
 	// Header holds extra request headers, e.g. Authorization.
 	Header http.Header
 	// IDsPerRequest is how many IDs one successful request hands out, used
@@ -208,7 +215,8 @@ func (o Options) normalize() (Options, error) {
 // preparedTarget is a validated Target with its per-request constants.
 type preparedTarget struct {
 	Target
-	header http.Header // shared by all requests; never modified after prepare
+	header http.Header    // shared by all requests; never modified after prepare
+	seq    *atomic.Uint64 // numbers the requests for BodyFunc
 }
 
 func prepareTargets(targets []Target) ([]preparedTarget, error) {
@@ -242,10 +250,10 @@ func prepareTargets(targets []Target) ([]preparedTarget, error) {
 		if h == nil {
 			h = make(http.Header)
 		}
-		if len(t.Body) > 0 && h.Get("Content-Type") == "" {
+		if (len(t.Body) > 0 || t.BodyFunc != nil) && h.Get("Content-Type") == "" {
 			h.Set("Content-Type", "application/json")
 		}
-		out[i] = preparedTarget{Target: t, header: h}
+		out[i] = preparedTarget{Target: t, header: h, seq: new(atomic.Uint64)}
 	}
 	return out, nil
 }
@@ -285,7 +293,11 @@ func (e *statusError) Error() string {
 // for a 2xx response whose body was read completely.
 func (t *preparedTarget) do(ctx context.Context, c *http.Client) error {
 	var body io.Reader
-	if len(t.Body) > 0 {
+	if t.BodyFunc != nil {
+		if b := t.BodyFunc(t.seq.Add(1) - 1); len(b) > 0 {
+			body = bytes.NewReader(b)
+		}
+	} else if len(t.Body) > 0 {
 		body = bytes.NewReader(t.Body)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, body)

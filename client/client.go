@@ -4,17 +4,21 @@
 // # Guarantees
 //
 //   - Every method makes exactly one HTTP request and never retries, so a
-//     number is never taken twice on the client's behalf. To retry Next
-//     safely after a network error, set NextParams.IdempotencyKey and call
-//     again with the same key and parameters: the server returns the same
-//     numbers and NextResult.Replayed is true.
+//     number or a unit is never taken twice on the client's behalf. To
+//     retry Next, ClaimCreate, ClaimConfirm, ClaimRelease or ClaimExtend
+//     safely after a network error, pass an idempotency key and call again
+//     with the same key and parameters: the server returns the same
+//     outcome and marks it replayed (NextResult.Replayed, the replayed
+//     result of ClaimCreate, Claim.Replayed).
 //   - Every error the server reports comes back as a *Problem whose Unwrap
 //     returns the matching allot sentinel (allot.ErrInvalid,
-//     allot.ErrNotFound, allot.ErrExhausted, ...), so errors.Is works the
-//     same across the wire as in process. Transport errors are returned
-//     as they are (wrapped with the operation).
-//   - Sequence names and IDs are path-escaped, so IDs may contain '/',
-//     spaces, '?' or '%' and even be "." or "..".
+//     allot.ErrNotFound, allot.ErrExhausted, allot.ErrSoldOut,
+//     allot.ErrCustomerLimit, allot.ErrPoolClosed, allot.ErrClaimExpired,
+//     allot.ErrInvalidState, ...), so errors.Is works the same across the
+//     wire as in process. Transport errors are returned as they are
+//     (wrapped with the operation).
+//   - Sequence and pool names, IDs and claim ids are path-escaped, so IDs
+//     may contain '/', spaces, '?' or '%' and even be "." or "..".
 //   - A Client is safe for concurrent use. Deadlines and cancellation come
 //     from the context of each call.
 package client
@@ -29,6 +33,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/allot/allot"
 )
@@ -97,8 +102,26 @@ type Problem struct {
 	Field string `json:"field,omitempty"`
 	// Remaining is how many numbers were left, for sequence_exhausted.
 	Remaining int64 `json:"remaining,omitempty"`
-	// Requested is how many numbers were asked for, for sequence_exhausted.
+	// Requested is what the request asked for: numbers for
+	// sequence_exhausted, units for sold_out and customer_limit, the new
+	// capacity for invalid_state of a capacity change.
 	Requested int64 `json:"requested,omitempty"`
+	// Available is how many units the pool had left, for sold_out.
+	Available int64 `json:"available,omitempty"`
+	// Limit is the pool's per-customer limit, for customer_limit.
+	Limit int64 `json:"limit,omitempty"`
+	// Used is how many units the customer already holds or bought, for
+	// customer_limit.
+	Used int64 `json:"used,omitempty"`
+	// Capacity is the pool's current capacity, for invalid_state of a
+	// capacity change.
+	Capacity int64 `json:"capacity,omitempty"`
+	// Held is how many units are in live holds, for invalid_state of a
+	// capacity change.
+	Held int64 `json:"held,omitempty"`
+	// Confirmed is how many units are sold, for invalid_state of a
+	// capacity change.
+	Confirmed int64 `json:"confirmed,omitempty"`
 	// RequestID identifies the request in the server's logs.
 	RequestID string `json:"request_id,omitempty"`
 }
@@ -133,6 +156,16 @@ func (p *Problem) Unwrap() error {
 		return allot.ErrAlreadyExists
 	case "sequence_exhausted":
 		return allot.ErrExhausted
+	case "sold_out":
+		return allot.ErrSoldOut
+	case "customer_limit":
+		return allot.ErrCustomerLimit
+	case "pool_closed":
+		return allot.ErrPoolClosed
+	case "claim_expired":
+		return allot.ErrClaimExpired
+	case "invalid_state":
+		return allot.ErrInvalidState
 	case "idempotency_mismatch":
 		return allot.ErrIdempotencyMismatch
 	case "idempotency_in_flight":
@@ -442,6 +475,228 @@ func (c *Client) SequenceLedger(ctx context.Context, name, after string, limit i
 		page.Entries = []allot.LedgerEntry{}
 	}
 	return &page, nil
+}
+
+func poolPath(name string, rest ...string) (string, error) {
+	if name == "" {
+		return "", allot.Invalidf("pool", "is required")
+	}
+	p := "/v1/pools/" + seg(name)
+	for _, r := range rest {
+		p += "/" + r
+	}
+	return p, nil
+}
+
+func claimPath(id string, rest ...string) (string, error) {
+	if id == "" {
+		return "", allot.Invalidf("id", "is required: the claim's id")
+	}
+	p := "/v1/claims/" + seg(id)
+	for _, r := range rest {
+		p += "/" + r
+	}
+	return p, nil
+}
+
+// idempotencyHeader returns the header carrying key, nil when key is "".
+func idempotencyHeader(key string) http.Header {
+	if key == "" {
+		return nil
+	}
+	return http.Header{"Idempotency-Key": {key}}
+}
+
+// PoolCreate creates a pool (admin). p.Capacity is required; nil fields
+// take the server's defaults.
+func (c *Client) PoolCreate(ctx context.Context, p allot.PoolCreateParams) (*allot.PoolState, error) {
+	var st allot.PoolState
+	if err := c.call(ctx, request{method: http.MethodPost, path: "/v1/pools", body: p}, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// PoolGet returns a pool with its figures.
+func (c *Client) PoolGet(ctx context.Context, name string) (*allot.PoolState, error) {
+	path, err := poolPath(name)
+	if err != nil {
+		return nil, err
+	}
+	var st allot.PoolState
+	if err := c.call(ctx, request{method: http.MethodGet, path: path}, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// PoolList returns every pool with its figures, ordered by name.
+func (c *Client) PoolList(ctx context.Context) ([]*allot.PoolState, error) {
+	var out struct {
+		Pools []*allot.PoolState `json:"pools"`
+	}
+	if err := c.call(ctx, request{method: http.MethodGet, path: "/v1/pools"}, &out); err != nil {
+		return nil, err
+	}
+	if out.Pools == nil {
+		out.Pools = []*allot.PoolState{}
+	}
+	return out.Pools, nil
+}
+
+// PoolPatch changes a pool's settings (admin); nil fields stay as they
+// are. Lowering the capacity below held + confirmed fails with a *Problem
+// that unwraps to allot.ErrInvalidState and carries Capacity, Held and
+// Confirmed.
+func (c *Client) PoolPatch(ctx context.Context, name string, p allot.PoolPatchParams) (*allot.PoolState, error) {
+	path, err := poolPath(name)
+	if err != nil {
+		return nil, err
+	}
+	var st allot.PoolState
+	if err := c.call(ctx, request{method: http.MethodPatch, path: path, body: p}, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// ClaimCreate holds p.Quantity units (1 when 0) of p.Pool for p.Customer,
+// for p.TTL (the pool's hold_ttl when nil). With p.IdempotencyKey set, a
+// retry returns the same claim and replayed is true. Refusals unwrap to
+// allot.ErrSoldOut (Problem.Available), allot.ErrCustomerLimit
+// (Problem.Limit, Problem.Used) or allot.ErrPoolClosed.
+func (c *Client) ClaimCreate(ctx context.Context, p allot.ClaimCreateParams) (claim *allot.Claim, replayed bool, err error) {
+	path, err := poolPath(p.Pool, "claims")
+	if err != nil {
+		return nil, false, err
+	}
+	claim, err = c.claimCall(ctx, request{method: http.MethodPost, path: path, body: p, header: idempotencyHeader(p.IdempotencyKey)})
+	if err != nil {
+		return nil, false, err
+	}
+	return claim, claim.Replayed, nil
+}
+
+// claimCall sends req and decodes the claim it answers, with Replayed
+// set from the Idempotent-Replayed header.
+func (c *Client) claimCall(ctx context.Context, req request) (*allot.Claim, error) {
+	resp, err := c.do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var cl allot.Claim
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(&cl); err != nil {
+		return nil, fmt.Errorf("allot: %s %s: decode response: %w", req.method, req.path, err)
+	}
+	cl.Replayed = resp.Header.Get("Idempotent-Replayed") == "true"
+	return &cl, nil
+}
+
+// ClaimGet returns a claim; a hold past its expiry reads as expired.
+func (c *Client) ClaimGet(ctx context.Context, id string) (*allot.Claim, error) {
+	path, err := claimPath(id)
+	if err != nil {
+		return nil, err
+	}
+	return c.claimCall(ctx, request{method: http.MethodGet, path: path})
+}
+
+// ClaimList returns a page of p.Pool's claims in creation order, filtered
+// by p.Customer and p.Status when set. p.After is the Next cursor of the
+// previous page ("" for the first); p.Limit is 1..1000, 0 meaning the
+// server's default of 100.
+func (c *Client) ClaimList(ctx context.Context, p allot.ClaimListParams) (*allot.ClaimPage, error) {
+	path, err := poolPath(p.Pool, "claims")
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	if p.Customer != "" {
+		q.Set("customer", p.Customer)
+	}
+	if p.Status != "" {
+		q.Set("status", string(p.Status))
+	}
+	if p.After != "" {
+		q.Set("after", p.After)
+	}
+	if p.Limit != 0 {
+		q.Set("limit", strconv.Itoa(p.Limit))
+	}
+	var page allot.ClaimPage
+	if err := c.call(ctx, request{method: http.MethodGet, path: path, query: q}, &page); err != nil {
+		return nil, err
+	}
+	if page.Claims == nil {
+		page.Claims = []*allot.Claim{}
+	}
+	return &page, nil
+}
+
+// confirmBody is the body of a confirm request.
+type confirmBody struct {
+	Reference string `json:"reference,omitempty"`
+}
+
+// extendBody is the body of an extend request.
+type extendBody struct {
+	TTL allot.Duration `json:"ttl"`
+}
+
+// ClaimConfirm sells a claim's units, recording reference (e.g. a payment
+// id; may be ""). A late confirm of an expired hold succeeds if the units
+// can be taken again; otherwise the error unwraps to allot.ErrClaimExpired
+// and the customer should be refunded. Confirming a released or confirmed
+// claim unwraps to allot.ErrInvalidState. With idempotencyKey set, a retry
+// returns the same claim with Replayed true.
+func (c *Client) ClaimConfirm(ctx context.Context, id, reference, idempotencyKey string) (*allot.Claim, error) {
+	path, err := claimPath(id, "confirm")
+	if err != nil {
+		return nil, err
+	}
+	return c.claimCall(ctx, request{method: http.MethodPost, path: path, body: confirmBody{Reference: reference},
+		header: idempotencyHeader(idempotencyKey)})
+}
+
+// ClaimRelease gives a held claim's units back. With idempotencyKey set,
+// a retry returns the same claim with Replayed true.
+func (c *Client) ClaimRelease(ctx context.Context, id, idempotencyKey string) (*allot.Claim, error) {
+	path, err := claimPath(id, "release")
+	if err != nil {
+		return nil, err
+	}
+	return c.claimCall(ctx, request{method: http.MethodPost, path: path, body: struct{}{},
+		header: idempotencyHeader(idempotencyKey)})
+}
+
+// ClaimExtend makes a held claim last ttl from now, but never past the
+// pool's max_hold_ttl from its creation. With idempotencyKey set, a retry
+// returns the same claim with Replayed true.
+func (c *Client) ClaimExtend(ctx context.Context, id string, ttl time.Duration, idempotencyKey string) (*allot.Claim, error) {
+	path, err := claimPath(id, "extend")
+	if err != nil {
+		return nil, err
+	}
+	return c.claimCall(ctx, request{method: http.MethodPost, path: path, body: extendBody{TTL: allot.Duration(ttl)},
+		header: idempotencyHeader(idempotencyKey)})
+}
+
+// Audit runs every invariant check against the server's database (admin).
+// ok is true when every check passed; a failed check is reported in checks,
+// not as an error.
+func (c *Client) Audit(ctx context.Context) (ok bool, checks []allot.AuditCheck, err error) {
+	var out struct {
+		OK     bool               `json:"ok"`
+		Checks []allot.AuditCheck `json:"checks"`
+	}
+	if err := c.call(ctx, request{method: http.MethodGet, path: "/v1/audit"}, &out); err != nil {
+		return false, nil, err
+	}
+	if out.Checks == nil {
+		out.Checks = []allot.AuditCheck{}
+	}
+	return out.OK, out.Checks, nil
 }
 
 // Ready returns nil when the server is ready to serve (its store answers),

@@ -33,6 +33,13 @@ const (
 
 func newServer(t *testing.T, wrap func(http.Handler) http.Handler) *server {
 	t.Helper()
+	return newServerWith(t, wrap, nil)
+}
+
+// newServerWith is newServer with a chance to change the Service's
+// config, e.g. to inject a clock.
+func newServerWith(t *testing.T, wrap func(http.Handler) http.Handler, configure func(*allot.Config)) *server {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "allot.db"))
 	if err != nil {
@@ -44,7 +51,11 @@ func newServer(t *testing.T, wrap func(http.Handler) http.Handler) *server {
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	metrics := httpapi.NewMetrics(nil)
-	svc, err := allot.New(allot.Config{Store: st, Logger: log, Metrics: metrics})
+	cfg := allot.Config{Store: st, Logger: log, Metrics: metrics}
+	if configure != nil {
+		configure(&cfg)
+	}
+	svc, err := allot.New(cfg)
 	if err != nil {
 		t.Fatalf("allot.New: %v", err)
 	}

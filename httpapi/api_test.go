@@ -419,18 +419,32 @@ func TestAuthRoles(t *testing.T) {
 	admin := []string{"Authorization", "Bearer admin-key"}
 	e.ok(e.do("POST", "/v1/sequences", `{"name":"s","mode":"gapless"}`, admin...), 201, nil)
 	e.ok(e.do("POST", "/v1/sequences/s/next", `{"count":100}`, admin...), 200, nil)
+	e.ok(e.do("POST", "/v1/pools", `{"name":"s","capacity":1000000,"per_customer":0}`, admin...), 201, nil)
 
 	bodies := map[string]string{
 		"POST /v1/sequences":             `{"name":"n%d"}`,
 		"PATCH /v1/sequences/{name}":     `{"warn_at":0.8}`,
 		"POST /v1/sequences/{name}/void": `{"number":%d,"reason":"test"}`,
+		"POST /v1/pools":                 `{"name":"p%d","capacity":1}`,
+		"PATCH /v1/pools/{name}":         `{"capacity":1000000}`,
+		"POST /v1/pools/{name}/claims":   `{"customer":"c%d"}`,
+		"POST /v1/claims/{id}/confirm":   `{"reference":"r%d"}`,
+		"POST /v1/claims/{id}/extend":    `{"ttl":"5m"}`,
 	}
 	n := 0
 	for _, rt := range routes {
 		pattern := rt.method + " " + rt.path
-		path := strings.NewReplacer("{name}", "s", "{id}", "1").Replace(rt.path)
 		call := func(key string) resp {
 			n++
+			id := "1"
+			if strings.HasPrefix(rt.path, "/v1/claims/") {
+				// A fresh held claim per call: confirm and release are
+				// terminal.
+				var c allot.Claim
+				e.ok(e.do("POST", "/v1/pools/s/claims", fmt.Sprintf(`{"customer":"fresh%d"}`, n), admin...), 201, &c)
+				id = c.ID
+			}
+			path := strings.NewReplacer("{name}", "s", "{id}", id).Replace(rt.path)
 			body := bodies[pattern]
 			if strings.Contains(body, "%d") {
 				body = fmt.Sprintf(body, n)
@@ -614,6 +628,18 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"LedgerPage":     reflect.TypeFor[allot.LedgerPage](),
 		"ParseResult":    reflect.TypeFor[allot.ParseResult](),
 		"Problem":        reflect.TypeFor[problem](),
+		"PoolCreate":     reflect.TypeFor[poolCreateBody](),
+		"PoolPatch":      reflect.TypeFor[poolSettingsBody](),
+		"PoolState":      reflect.TypeFor[allot.PoolState](),
+		"PoolList":       reflect.TypeFor[poolListBody](),
+		"ClaimRequest":   reflect.TypeFor[claimBody](),
+		"Claim":          reflect.TypeFor[allot.Claim](),
+		"ClaimPage":      reflect.TypeFor[allot.ClaimPage](),
+		"ConfirmRequest": reflect.TypeFor[confirmBody](),
+		"ReleaseRequest": reflect.TypeFor[releaseBody](),
+		"ExtendRequest":  reflect.TypeFor[extendBody](),
+		"AuditCheck":     reflect.TypeFor[allot.AuditCheck](),
+		"AuditReport":    reflect.TypeFor[auditReport](),
 	} {
 		var documented []string
 		for prop := range schemas[name].(map[string]any)["properties"].(map[string]any) {

@@ -164,6 +164,12 @@ func describeType(t reflect.Type) string {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	switch t {
+	case reflect.TypeFor[durationText]():
+		return `a duration string such as "10m" or "90s"`
+	case reflect.TypeFor[timeText]():
+		return `an RFC 3339 time string such as "2026-11-27T09:00:00Z"`
+	}
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return "a whole number (integer, no fraction or exponent) within 64 bits"
@@ -181,7 +187,8 @@ func describeType(t reflect.Type) string {
 	return "an object"
 }
 
-// fieldList lists the JSON field names of the struct v points to.
+// fieldList lists the JSON field names of the struct v points to,
+// including those of embedded structs.
 func fieldList(v any) string {
 	t := reflect.TypeOf(v)
 	for t.Kind() == reflect.Pointer {
@@ -190,10 +197,22 @@ func fieldList(v any) string {
 	if t.Kind() != reflect.Struct {
 		return "no fields"
 	}
-	var names []string
+	names := structFields(t, nil)
+	if len(names) == 0 {
+		return "no fields"
+	}
+	return strings.Join(names, ", ")
+}
+
+// structFields appends the JSON field names of struct type t to names.
+func structFields(t reflect.Type, names []string) []string {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && f.Type.Kind() == reflect.Struct && name == "" {
+			names = structFields(f.Type, names)
+			continue
+		}
 		if name == "-" || !f.IsExported() {
 			continue
 		}
@@ -202,7 +221,7 @@ func fieldList(v any) string {
 		}
 		names = append(names, name)
 	}
-	return strings.Join(names, ", ")
+	return names
 }
 
 // nextBody is the body of POST /v1/sequences/{name}/next. Pointers tell an
@@ -357,4 +376,116 @@ func skipSpace(b []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+// flatKind is the JSON type of a member parseFlat accepts.
+type flatKind uint8
+
+const (
+	// flatString is a string of printable ASCII without escapes.
+	flatString flatKind = iota
+	// flatInt is an integer of at most 18 digits, no fraction or exponent.
+	flatInt
+)
+
+// flatField is one member parseFlat knows, and what it found.
+type flatField struct {
+	key  string
+	kind flatKind
+	set  bool
+	n    int64
+	s    string
+}
+
+// parseFlat parses the plain shapes of a small request body without
+// reflection: one JSON object whose members are among fields, keys spelled
+// exactly, values of the field's kind, in any order, with JSON white space.
+// A repeated member keeps its last value, as in encoding/json. ok=false
+// means "not one of those shapes, ask encoding/json" (which also produces
+// the error message); when ok is true the result equals what encoding/json
+// decodes into the matching struct.
+func parseFlat(b []byte, fields []flatField) (ok bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return skipSpace(b, i+1) == len(b)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		j := i + 1
+		for j < len(b) && b[j] >= 0x20 && b[j] < 0x80 && b[j] != '"' && b[j] != '\\' {
+			j++
+		}
+		if j >= len(b) || b[j] != '"' {
+			return false
+		}
+		var f *flatField
+		for k := range fields {
+			if fields[k].key == string(b[i+1:j]) {
+				f = &fields[k]
+				break
+			}
+		}
+		if f == nil {
+			return false
+		}
+		i = skipSpace(b, j+1)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipSpace(b, i+1)
+		switch f.kind {
+		case flatInt:
+			n, next, good := parseInt(b, i)
+			if !good {
+				return false
+			}
+			f.n, f.set, i = n, true, next
+		default:
+			if i >= len(b) || b[i] != '"' {
+				return false
+			}
+			j := i + 1
+			for j < len(b) && b[j] >= 0x20 && b[j] < 0x80 && b[j] != '"' && b[j] != '\\' {
+				j++
+			}
+			if j >= len(b) || b[j] != '"' {
+				return false
+			}
+			f.s, f.set, i = string(b[i+1:j]), true, j+1
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return skipSpace(b, i+1) == len(b)
+		default:
+			return false
+		}
+	}
+}
+
+// decodeOptional decodes the request body into v like decodeBody, except
+// that an empty body is no error and leaves v as it is.
+func decodeOptional(r *http.Request, v any) error {
+	bp := getBuf()
+	defer putBuf(bp)
+	b, err := readBody(r, *bp)
+	*bp = b
+	if err != nil {
+		return err
+	}
+	if len(trimSpace(b)) == 0 {
+		return nil
+	}
+	return decodeJSON(b, v)
 }

@@ -7,22 +7,27 @@
 // # Guarantees
 //
 //   - Every number a response carries was taken by the Service, which gives
-//     each number to exactly one caller. The HTTP layer adds no buffering or
-//     retries of its own: a request either reaches Service.Next once or not
-//     at all. A client that must retry safely sends an Idempotency-Key; a
-//     retry with the same key and body returns the same numbers and the
-//     header "Idempotent-Replayed: true".
+//     each number to exactly one caller; likewise every claim of pool
+//     units. The HTTP layer adds no buffering or retries of its own: a
+//     request either reaches the Service once or not at all. A client that
+//     must retry safely sends an Idempotency-Key (on next, claim create,
+//     confirm, release and extend); a retry with the same key and body
+//     returns the same outcome and the header "Idempotent-Replayed: true".
+//     A replayed claim create answers 200 instead of 201.
 //   - Input is validated before anything is taken: a malformed, oversized
 //     (over 1 MiB), mistyped or unknown-field body, trailing data after the
 //     JSON object, a non-empty body whose Content-Type is not
-//     application/json, or a text/plain request for IDs that contain line
-//     breaks is refused with a 4xx problem and takes no number. Every
-//     message names the field to fix where there is one.
+//     application/json, a duration that is not text such as "10m", a time
+//     that is not RFC 3339, or a text/plain request for IDs that contain
+//     line breaks is refused with a 4xx problem and takes no number and no
+//     unit. Every message names the field to fix where there is one.
 //   - Every error response is an RFC 9457 problem (Content-Type
 //     application/problem+json) with the members type, title, status,
-//     detail and code, plus field, remaining, requested and request_id where
-//     they apply. Codes are stable: invalid_request, not_found,
-//     already_exists, sequence_exhausted, idempotency_mismatch,
+//     detail and code, plus field, remaining, requested, available, limit,
+//     used, capacity, held, confirmed and request_id where they apply.
+//     Codes are stable: invalid_request, not_found, already_exists,
+//     sequence_exhausted, sold_out, customer_limit, pool_closed,
+//     claim_expired, invalid_state, idempotency_mismatch,
 //     idempotency_in_flight, unauthorized, forbidden, method_not_allowed,
 //     unavailable and internal. An internal error is logged with its request
 //     id; its response says only "internal error" and that id.
@@ -31,14 +36,20 @@
 //   - Every response carries X-Request-Id: the caller's, if it is 1 to 128
 //     visible ASCII characters, otherwise a generated one.
 //   - Authentication is a bearer token looked up in Config.Keys. Admin keys
-//     may call every route; client keys may take numbers and read sequences
-//     and IDs. /healthz, /readyz, /metrics and /openapi.json are public. An
-//     empty Keys map disables authentication.
+//     may call every route; client keys may take numbers, read sequences
+//     and IDs, claim, confirm, release and extend pool units, and read
+//     pools and claims. Creating and changing sequences and pools, voids,
+//     ledgers and the audit are for admin keys. /healthz, /readyz, /metrics
+//     and /openapi.json are public. An empty Keys map disables
+//     authentication.
 //
 // Metrics are served at /metrics from Config.Registry:
 // allot_http_request_duration_seconds{route,code},
 // allot_batch_size{kind}, allot_commit_duration_seconds{kind},
-// allot_batch_errors_total{kind}, and the gauges
-// allot_sequence_remaining{sequence} and allot_sequence_warning{sequence},
-// computed when scraped.
+// allot_batch_errors_total{kind} (kind "claim" for pool claims),
+// allot_claims_total{pool,outcome} (outcome "held", or the reason a claim
+// was refused), and the gauges allot_sequence_remaining{sequence},
+// allot_sequence_warning{sequence}, allot_pool_capacity{pool},
+// allot_pool_held{pool} and allot_pool_confirmed{pool}, computed when
+// scraped.
 package httpapi

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/allot/allot"
@@ -118,4 +119,48 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// appendClaimJSON appends c as the JSON object encoding/json would produce
+// for allot.Claim, without reflection. ok is false for a time encoding/json
+// would refuse (a year outside 0..9999, an offset of a day or more): the
+// caller then falls back to encoding/json.
+func appendClaimJSON(b []byte, c *allot.Claim) (_ []byte, ok bool) {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, c.ID)
+	b = append(b, `,"pool":`...)
+	b = appendJSONString(b, c.Pool)
+	b = append(b, `,"customer":`...)
+	b = appendJSONString(b, c.Customer)
+	b = append(b, `,"quantity":`...)
+	b = strconv.AppendInt(b, c.Quantity, 10)
+	b = append(b, `,"status":`...)
+	b = appendJSONString(b, string(c.Status))
+	if c.Reference != "" {
+		b = append(b, `,"reference":`...)
+		b = appendJSONString(b, c.Reference)
+	}
+	ok = true
+	b = append(b, `,"created_at":`...)
+	b, ok = appendJSONTime(b, c.CreatedAt, ok)
+	b = append(b, `,"expires_at":`...)
+	b, ok = appendJSONTime(b, c.ExpiresAt, ok)
+	b = append(b, `,"updated_at":`...)
+	b, ok = appendJSONTime(b, c.UpdatedAt, ok)
+	return append(b, "}\n"...), ok
+}
+
+// appendJSONTime appends t as time.Time.MarshalJSON does (RFC 3339 with
+// the sub-second digits it needs). ok stays true only if it was and t is
+// within what MarshalJSON accepts.
+func appendJSONTime(b []byte, t time.Time, ok bool) ([]byte, bool) {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return b, false
+	}
+	if _, off := t.Zone(); off <= -24*3600 || off >= 24*3600 {
+		return b, false
+	}
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"'), ok
 }

@@ -20,18 +20,27 @@ import (
 
 // env is a real Service over a real SQLite file, served over HTTP.
 type env struct {
-	t   testing.TB
-	svc *allot.Service
-	api *Server
-	srv *httptest.Server
-	reg *prometheus.Registry
-	hc  *http.Client
+	t      testing.TB
+	dbPath string
+	svc    *allot.Service
+	api    *Server
+	srv    *httptest.Server
+	reg    *prometheus.Registry
+	hc     *http.Client
 }
 
 func newEnv(t testing.TB, keys map[string]Role) *env {
 	t.Helper()
+	return newEnvWith(t, keys, nil)
+}
+
+// newEnvWith is newEnv with a chance to change the Service's config, e.g.
+// to inject a clock.
+func newEnvWith(t testing.TB, keys map[string]Role, configure func(*allot.Config)) *env {
+	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "allot.db"))
+	dbPath := filepath.Join(t.TempDir(), "allot.db")
+	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatalf("open sqlite: %v", err)
 	}
@@ -42,7 +51,11 @@ func newEnv(t testing.TB, keys map[string]Role) *env {
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	reg := prometheus.NewRegistry()
 	metrics := NewMetrics(reg)
-	svc, err := allot.New(allot.Config{Store: st, Logger: log, Metrics: metrics})
+	cfg := allot.Config{Store: st, Logger: log, Metrics: metrics}
+	if configure != nil {
+		configure(&cfg)
+	}
+	svc, err := allot.New(cfg)
 	if err != nil {
 		t.Fatalf("allot.New: %v", err)
 	}
@@ -59,7 +72,7 @@ func newEnv(t testing.TB, keys map[string]Role) *env {
 	}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, svc: svc, api: api, srv: srv, reg: reg, hc: srv.Client()}
+	return &env{t: t, dbPath: dbPath, svc: svc, api: api, srv: srv, reg: reg, hc: srv.Client()}
 }
 
 // resp is a response read whole.
@@ -137,6 +150,12 @@ type problemBody struct {
 	Field     string `json:"field"`
 	Remaining *int64 `json:"remaining"`
 	Requested *int64 `json:"requested"`
+	Available *int64 `json:"available"`
+	Limit     *int64 `json:"limit"`
+	Used      *int64 `json:"used"`
+	Capacity  *int64 `json:"capacity"`
+	Held      *int64 `json:"held"`
+	Confirmed *int64 `json:"confirmed"`
 	RequestID string `json:"request_id"`
 }
 

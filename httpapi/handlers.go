@@ -75,13 +75,11 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) int {
 	if err := decodeNext(r, &p); err != nil {
 		return s.problem(w, r, err)
 	}
-	if h := r.Header["Idempotency-Key"]; len(h) > 0 {
-		if len(h) > 1 || h[0] == "" {
-			return s.problem(w, r, allot.Invalidf("Idempotency-Key",
-				"send exactly one non-empty Idempotency-Key header, or none"))
-		}
-		p.IdempotencyKey = h[0]
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return s.problem(w, r, err)
 	}
+	p.IdempotencyKey = key
 	text := wantsText(r.Header["Accept"])
 	if text {
 		if err := s.checkTextSafe(r.Context(), p.Sequence); err != nil {
@@ -219,16 +217,9 @@ func (s *Server) sequenceParse(w http.ResponseWriter, r *http.Request) int {
 // sequenceLedger serves GET /v1/sequences/{name}/ledger?after=&limit=.
 func (s *Server) sequenceLedger(w http.ResponseWriter, r *http.Request) int {
 	q := r.URL.Query()
-	limit := 0
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return s.problem(w, r, allot.Invalidf("limit", "%q is not a whole number: use 1 to 1000", v))
-		}
-		if n == 0 {
-			return s.problem(w, r, allot.Invalidf("limit", "must be between 1 and 1000, got 0"))
-		}
-		limit = n
+	limit, err := queryLimit(q)
+	if err != nil {
+		return s.problem(w, r, err)
 	}
 	page, err := s.svc.SequenceLedger(r.Context(), r.PathValue("name"), q.Get("after"), limit)
 	if err != nil {

@@ -14,25 +14,36 @@ import (
 	"github.com/allot/allot"
 )
 
-// collectTimeout bounds the SequenceList behind the sequence gauges.
+// collectTimeout bounds the SequenceList and PoolList behind the gauges.
 const collectTimeout = 2 * time.Second
 
-// Metrics records allot's HTTP and group-commit metrics on a Prometheus
-// registry. It implements allot.Observer, so the same value can be passed
-// to allot.Config.Metrics and to Config.Metrics. It is safe for
-// concurrent use.
+// Metrics records allot's HTTP, group-commit and claim metrics on a
+// Prometheus registry. It implements allot.Observer and
+// allot.ClaimObserver, so the same value can be passed to
+// allot.Config.Metrics and to Config.Metrics. It is safe for concurrent
+// use.
 type Metrics struct {
 	reg             *prometheus.Registry
 	requestDuration *prometheus.HistogramVec
 	batchSize       *prometheus.HistogramVec
 	commitDuration  *prometheus.HistogramVec
 	batchErrors     *prometheus.CounterVec
+	claims          *prometheus.CounterVec
 
 	kindMu sync.Mutex
 	kinds  atomic.Pointer[map[string]kindObservers] // copy on write
+
+	claimMu       sync.Mutex
+	claimCounters atomic.Pointer[map[claimKey]prometheus.Counter] // copy on write
 }
 
-var _ allot.Observer = (*Metrics)(nil)
+var (
+	_ allot.Observer      = (*Metrics)(nil)
+	_ allot.ClaimObserver = (*Metrics)(nil)
+)
+
+// claimKey is the label pair of allot_claims_total.
+type claimKey struct{ pool, outcome string }
 
 type kindObservers struct {
 	size, duration prometheus.Observer
@@ -67,6 +78,10 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		Name: "allot_batch_errors_total",
 		Help: "Group commits that failed as a whole, by kind.",
 	}, []string{"kind"}))
+	m.claims = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "allot_claims_total",
+		Help: `Claims by pool and outcome: "held" for a claim that got its units, else the reason it was refused (sold_out, customer_limit, pool_closed, idempotency_mismatch, error). Replays are not counted.`,
+	}, []string{"pool", "outcome"}))
 	return m
 }
 
@@ -97,6 +112,38 @@ func (m *Metrics) ObserveBatch(kind string, size int, d time.Duration, err error
 	if err != nil {
 		o.errors.Inc()
 	}
+}
+
+// ObserveClaim implements allot.ClaimObserver: it counts one claim
+// outcome of a pool. The rate of outcome "held" is claims per second; the
+// other outcomes are rejections by reason.
+func (m *Metrics) ObserveClaim(pool, outcome string) {
+	k := claimKey{pool, outcome}
+	if p := m.claimCounters.Load(); p != nil {
+		if c, ok := (*p)[k]; ok {
+			c.Inc()
+			return
+		}
+	}
+	m.claimMu.Lock()
+	defer m.claimMu.Unlock()
+	old := m.claimCounters.Load()
+	if old != nil {
+		if c, ok := (*old)[k]; ok {
+			c.Inc()
+			return
+		}
+	}
+	c := m.claims.WithLabelValues(pool, outcome)
+	next := make(map[claimKey]prometheus.Counter, 1)
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	next[k] = c
+	m.claimCounters.Store(&next)
+	c.Inc()
 }
 
 // kind returns the observers of a kind, resolving its labels once.
@@ -206,5 +253,44 @@ func (c *sequenceCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descRemaining, prometheus.GaugeValue, float64(st.Remaining), st.Name)
 		ch <- prometheus.MustNewConstMetric(descWarning, prometheus.GaugeValue, warning, st.Name)
+	}
+}
+
+var (
+	descPoolCapacity = prometheus.NewDesc("allot_pool_capacity",
+		"Units the pool has.", []string{"pool"}, nil)
+	descPoolHeld = prometheus.NewDesc("allot_pool_held",
+		"Units in live (unexpired) holds.", []string{"pool"}, nil)
+	descPoolConfirmed = prometheus.NewDesc("allot_pool_confirmed",
+		"Units sold (confirmed claims).", []string{"pool"}, nil)
+)
+
+// poolCollector computes the pool gauges when scraped.
+type poolCollector struct {
+	svc *allot.Service
+	log *slog.Logger
+}
+
+// Describe implements prometheus.Collector.
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descPoolCapacity
+	ch <- descPoolHeld
+	ch <- descPoolConfirmed
+}
+
+// Collect implements prometheus.Collector. On error it logs and reports
+// nothing, so one slow database does not fail the whole scrape.
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), collectTimeout)
+	defer cancel()
+	list, err := c.svc.PoolList(ctx)
+	if err != nil {
+		c.log.Warn("metrics: list pools", "err", err)
+		return
+	}
+	for _, st := range list {
+		ch <- prometheus.MustNewConstMetric(descPoolCapacity, prometheus.GaugeValue, float64(st.Capacity), st.Name)
+		ch <- prometheus.MustNewConstMetric(descPoolHeld, prometheus.GaugeValue, float64(st.Held), st.Name)
+		ch <- prometheus.MustNewConstMetric(descPoolConfirmed, prometheus.GaugeValue, float64(st.Confirmed), st.Name)
 	}
 }

@@ -19,6 +19,11 @@ const (
 	codeExhausted         = "sequence_exhausted"
 	codeIdemMismatch      = "idempotency_mismatch"
 	codeIdemInFlight      = "idempotency_in_flight"
+	codeSoldOut           = "sold_out"
+	codeCustomerLimit     = "customer_limit"
+	codePoolClosed        = "pool_closed"
+	codeClaimExpired      = "claim_expired"
+	codeInvalidState      = "invalid_state"
 	codeUnauthorized      = "unauthorized"
 	codeForbidden         = "forbidden"
 	codeMethodNotAllowed  = "method_not_allowed"
@@ -38,6 +43,11 @@ var titles = map[string]string{
 	codeExhausted:        "Sequence exhausted",
 	codeIdemMismatch:     "Idempotency key reused with a different request",
 	codeIdemInFlight:     "Idempotency key in flight",
+	codeSoldOut:          "Sold out",
+	codeCustomerLimit:    "Customer limit reached",
+	codePoolClosed:       "Pool closed",
+	codeClaimExpired:     "Claim expired",
+	codeInvalidState:     "Invalid state",
 	codeUnauthorized:     "Unauthorized",
 	codeForbidden:        "Forbidden",
 	codeMethodNotAllowed: "Method not allowed",
@@ -66,6 +76,12 @@ type problem struct {
 	Field     string `json:"field,omitempty"`
 	Remaining *int64 `json:"remaining,omitempty"`
 	Requested *int64 `json:"requested,omitempty"`
+	Available *int64 `json:"available,omitempty"`
+	Limit     *int64 `json:"limit,omitempty"`
+	Used      *int64 `json:"used,omitempty"`
+	Capacity  *int64 `json:"capacity,omitempty"`
+	Held      *int64 `json:"held,omitempty"`
+	Confirmed *int64 `json:"confirmed,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
 }
 
@@ -77,6 +93,9 @@ func problemFor(err error) (p problem, internal bool) {
 		ae  *apiError
 		ex  *allot.ExhaustedError
 		inv *allot.InvalidError
+		so  *allot.SoldOutError
+		cl  *allot.CustomerLimitError
+		ce  *allot.CapacityError
 	)
 	p.Detail = err.Error()
 	switch {
@@ -87,6 +106,25 @@ func problemFor(err error) (p problem, internal bool) {
 		p.Remaining, p.Requested = &ex.Remaining, &ex.Requested
 	case errors.Is(err, allot.ErrExhausted):
 		p.Status, p.Code = http.StatusConflict, codeExhausted
+	case errors.As(err, &so):
+		p.Status, p.Code = http.StatusConflict, codeSoldOut
+		p.Available, p.Requested = &so.Available, &so.Requested
+	case errors.Is(err, allot.ErrSoldOut):
+		p.Status, p.Code = http.StatusConflict, codeSoldOut
+	case errors.As(err, &cl):
+		p.Status, p.Code = http.StatusConflict, codeCustomerLimit
+		p.Limit, p.Used, p.Requested = &cl.Limit, &cl.Used, &cl.Requested
+	case errors.Is(err, allot.ErrCustomerLimit):
+		p.Status, p.Code = http.StatusConflict, codeCustomerLimit
+	case errors.Is(err, allot.ErrPoolClosed):
+		p.Status, p.Code = http.StatusConflict, codePoolClosed
+	case errors.Is(err, allot.ErrClaimExpired):
+		p.Status, p.Code = http.StatusConflict, codeClaimExpired
+	case errors.As(err, &ce):
+		p.Status, p.Code, p.Field = http.StatusConflict, codeInvalidState, "capacity"
+		p.Capacity, p.Requested, p.Held, p.Confirmed = &ce.CapacityNow, &ce.Requested, &ce.Held, &ce.Confirmed
+	case errors.Is(err, allot.ErrInvalidState):
+		p.Status, p.Code = http.StatusConflict, codeInvalidState
 	case errors.Is(err, allot.ErrInvalid):
 		p.Status, p.Code = http.StatusBadRequest, codeInvalid
 		if errors.As(err, &inv) {

@@ -27,7 +27,10 @@ type Role string
 const (
 	// RoleAdmin may call every route.
 	RoleAdmin Role = "admin"
-	// RoleClient may take numbers, and read sequences and IDs.
+	// RoleClient may take numbers, read sequences and IDs, claim,
+	// confirm, release and extend units of pools, and read pools and
+	// claims. Creating and changing sequences and pools, voids, ledgers
+	// and the audit need RoleAdmin.
 	RoleClient Role = "client"
 )
 
@@ -68,8 +71,8 @@ type Server struct {
 	textSafe map[string]bool // sequence name -> its IDs fit text/plain (formats never change)
 }
 
-// New checks cfg and returns a Server. It registers the sequence gauges on
-// the registry, so each registry serves one Server.
+// New checks cfg and returns a Server. It registers the sequence and pool
+// gauges on the registry, so each registry serves one Server.
 func New(cfg Config) (*Server, error) {
 	if cfg.Service == nil {
 		return nil, errors.New("httpapi: Config.Service is required")
@@ -94,8 +97,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("httpapi: Config.Metrics was created on a different registry than Config.Registry")
 	}
 	cfg.Registry = cfg.Metrics.reg
-	if err := cfg.Registry.Register(&sequenceCollector{svc: cfg.Service, log: cfg.Logger}); err != nil {
+	seqs := &sequenceCollector{svc: cfg.Service, log: cfg.Logger}
+	if err := cfg.Registry.Register(seqs); err != nil {
 		return nil, fmt.Errorf("httpapi: register sequence gauges (one Server per registry): %w", err)
+	}
+	if err := cfg.Registry.Register(&poolCollector{svc: cfg.Service, log: cfg.Logger}); err != nil {
+		cfg.Registry.Unregister(seqs)
+		return nil, fmt.Errorf("httpapi: register pool gauges (one Server per registry): %w", err)
 	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -239,6 +240,58 @@ func claimOutcomeError(outcome, pool string, r allot.PoolClaimRequest, n1, n2 *i
 		return fmt.Errorf("key %q was first used with a different request: %w", r.Idempotency.Key, allot.ErrIdempotencyMismatch)
 	}
 	return fmt.Errorf("postgres: unknown claim outcome %q", outcome)
+}
+
+// ClaimConfirmBatch confirms live holds in one statement: one trigger run,
+// one update of each pool row, however many claims.
+func (s *Store) ClaimConfirmBatch(ctx context.Context, now time.Time, reqs []allot.ClaimConfirmRequest) ([]*allot.Claim, error) {
+	out := make([]*allot.Claim, len(reqs))
+	ids, refs := make([]string, 0, len(reqs)), make([]string, 0, len(reqs))
+	first := make(map[string]int, len(reqs))
+	for i, r := range reqs {
+		if _, dup := first[r.ID]; dup {
+			continue // a second confirm of one claim gets its exact answer from ClaimTransition
+		}
+		first[r.ID] = i
+		ids, refs = append(ids, r.ID), append(refs, r.Reference)
+	}
+	run := func() error {
+		rows, err := s.pool.Query(ctx, `UPDATE allot_claims c SET status = 'confirmed', reference = u.ref, updated_at = $3
+			FROM unnest($1::text[], $2::text[]) AS u(id, ref)
+			WHERE c.id = u.id AND c.status = 'held' AND c.expires_at > $3
+			RETURNING `+prefixed("c.", claimCols), ids, refs, now)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			c, err := scanClaim(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			out[first[c.ID]] = c
+		}
+		rows.Close() // through ReadyForQuery: the statement has committed
+		return rows.Err()
+	}
+	err := run()
+	if retryable(err) {
+		clear(out)
+		err = run()
+	}
+	if err != nil {
+		return nil, translate(err, "confirm claims")
+	}
+	return out, nil
+}
+
+// prefixed qualifies a column list with a table alias.
+func prefixed(alias, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i := range parts {
+		parts[i] = alias + parts[i]
+	}
+	return strings.Join(parts, ", ")
 }
 
 // ClaimTransition moves one claim with allot_claim_transition.

@@ -234,6 +234,30 @@ func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.
 	return res, nil
 }
 
+// ClaimConfirmBatch confirms live holds in one IMMEDIATE transaction.
+func (s *Store) ClaimConfirmBatch(ctx context.Context, now time.Time, reqs []allot.ClaimConfirmRequest) ([]*allot.Claim, error) {
+	var out []*allot.Claim
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		out = make([]*allot.Claim, len(reqs))
+		for i, r := range reqs {
+			c, err := scanClaim(tx.QueryRowContext(ctx, `UPDATE allot_claims SET status = 'confirmed', reference = ?, updated_at = ?
+				WHERE id = ? AND status = 'held' AND expires_at > ? RETURNING `+claimCols, r.Reference, micros(now), r.ID, micros(now)))
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[i] = c
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, translate(err, "confirm claims")
+	}
+	return out, nil
+}
+
 // ClaimTransition moves one claim with a compare-and-set on its status.
 func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStoreParams) (*allot.Claim, error) {
 	var out *allot.Claim
@@ -276,6 +300,10 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 			case allot.ClaimHeld:
 			case allot.ClaimExpired:
 				// Late confirm: only if the units can be taken again, now.
+				// Other holds past expiry give their units back first.
+				if err := expirePool(ctx, tx, c.Pool, p.Now); err != nil {
+					return err
+				}
 				pl, err := scanPool(tx.QueryRowContext(ctx, `SELECT `+poolCols+`, 0 FROM allot_pools p WHERE name = ?`, c.Pool))
 				if err != nil {
 					return err

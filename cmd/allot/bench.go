@@ -21,6 +21,9 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "claims" || args[0] == "flash-sale") {
+		return runBenchPools(ctx, args[0], args[1:], getenv, stdout, stderr)
+	}
 	fs := newFlagSet("allot bench", `allot bench [flags]
 
 Measures allot side by side with the baselines, with the same load generator

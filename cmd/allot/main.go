@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -29,7 +30,11 @@ Usage:
   allot serve   [flags]          run the HTTP server (SQLite at ./allot.db by default)
   allot migrate [flags]          apply database migrations and exit
   allot seq     <command> ...    manage and use sequences on a running server
-  allot bench   [flags]          load-test a server against baselines
+  allot pool    <command> ...    manage pools of inventory on a running server
+  allot claim   <command> ...    claim, confirm, release and extend units of a pool
+  allot audit   [--store URL]    check every invariant against the database
+  allot bench   [claims|flash-sale] [flags]
+                                 load-test a server against baselines
   allot version                  print the version
 
 Run "allot <command> --help" for the flags of a command.
@@ -62,6 +67,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runMigrate(ctx, args[1:], getenv, stdout, stderr)
 	case "seq", "sequence":
 		err = runSeq(ctx, args[1:], getenv, stdout, stderr)
+	case "pool":
+		err = runPool(ctx, args[1:], getenv, stdout, stderr)
+	case "claim":
+		err = runClaim(ctx, args[1:], getenv, stdout, stderr)
+	case "audit":
+		err = runAudit(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		err = runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
@@ -78,10 +89,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintln(stderr, "allot:", err)
+		fmt.Fprintln(stderr, "allot:", strings.TrimPrefix(err.Error(), "allot: "))
 		return 2
 	default:
-		fmt.Fprintln(stderr, "allot:", err)
+		// Errors from the client package already say "allot: ".
+		fmt.Fprintln(stderr, "allot:", strings.TrimPrefix(err.Error(), "allot: "))
 		return 1
 	}
 }

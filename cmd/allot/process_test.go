@@ -616,3 +616,21 @@ func TestMigrateCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchSmoke runs `allot bench` for a moment so the benchmark that
+// produces BENCHMARKS.md keeps working: every target runs and none errs.
+func TestBenchSmoke(t *testing.T) {
+	url := testdb.Postgres(t)
+	out, err := exec.Command(binPath, "bench", "--pg", url, "--duration", "300ms", "--warmup", "100ms", "--repeat", "1", "--clients", "8", "--rate", "200").CombinedOutput()
+	if err != nil {
+		t.Fatalf("allot bench: %v\n%s", err, out)
+	}
+	for _, target := range []string{"baseline noop", "baseline nextval", "baseline advisory", "cached count=1 ", "cached count=1000", "gapless count=1", "cached count=1 steady"} {
+		if !strings.Contains(string(out), target) {
+			t.Fatalf("bench output lacks %q:\n%s", target, out)
+		}
+	}
+	if strings.Contains(string(out), "errors:") {
+		t.Fatalf("bench reported errors:\n%s", out)
+	}
+}

@@ -35,7 +35,8 @@ Runs the HTTP API. With no flags it stores everything in ./allot.db (SQLite)
 and listens on 127.0.0.1:7070. With no API keys it only listens on loopback.
 
 API keys are "role:token" pairs; roles are admin (everything) and client
-(next, get, list, parse). Pass them in ALLOT_API_KEYS or a --keys-file with
+(take numbers, read and parse sequences; claim, confirm, release, extend and
+read pools and claims). Pass them in ALLOT_API_KEYS or a --keys-file with
 one "role:token" per line (# starts a comment).`, stderr)
 	listen := fs.String("listen", envOr(getenv, "ALLOT_LISTEN", listenDefault), "address to listen on (env ALLOT_LISTEN)")
 	storeURL := fs.String("store", envOr(getenv, "ALLOT_STORE", storeDefault), "store URL: sqlite:///path/file.db or postgres://… (env ALLOT_STORE)")

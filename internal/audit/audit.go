@@ -59,8 +59,8 @@ var Checks = []Check{
 		Columns: []string{"pool", "customer", "units", "limit"},
 	},
 	{
-		Name: "no hold past expiry by more than the sweeper's bound",
-		SQL: `SELECT id, pool, customer, quantity FROM allot_claims WHERE status = 'held' AND expires_at < $1`,
+		Name:    "no hold past expiry by more than the sweeper's bound",
+		SQL:     `SELECT id, pool, customer, quantity FROM allot_claims WHERE status = 'held' AND expires_at < $1`,
 		Columns: []string{"claim", "pool", "customer", "quantity"},
 	},
 	{

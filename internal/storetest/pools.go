@@ -82,6 +82,8 @@ var poolTests = []struct {
 	{"PerCustomerLimit", testPerCustomerLimit},
 	{"PoolClosedAndWindow", testPoolClosed},
 	{"ExpiryAndLateConfirm", testExpiryLateConfirm},
+	{"LateConfirmPastStaleHolds", testLateConfirmPastStaleHolds},
+	{"ConfirmBatch", testConfirmBatch},
 	{"ClaimIdempotency", testClaimIdempotency},
 	{"ClaimListing", testClaimListing},
 	{"ExactlyNConcurrent", testExactlyN},
@@ -532,6 +534,74 @@ func testCustomerRace(t *testing.T, open func() allot.Store) {
 	held, _, _ := figures(t, svc, "p")
 	if held != got {
 		t.Fatalf("pool holds %d, the customer got %d", held, got)
+	}
+	auditOK(t, svc)
+}
+
+// testLateConfirmPastStaleHolds: A expires, C takes A's unit, C expires
+// too but is not swept yet. A's late confirm must see C's unit as free.
+func testLateConfirmPastStaleHolds(t *testing.T, open func() allot.Store) {
+	s := store(t, open)
+	svc, clk := poolService(t, s)
+	if _, err := svc.PoolCreate(ctx(t), allot.PoolCreateParams{Name: "p", Capacity: ptr[int64](1), PerCustomer: ptr[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(customer string) *allot.Claim {
+		c, _, err := svc.ClaimCreate(ctx(t), allot.ClaimCreateParams{Pool: "p", Customer: customer, TTL: dur(time.Minute)})
+		if err != nil {
+			t.Fatalf("claim for %s: %v", customer, err)
+		}
+		return c
+	}
+	a := mk("a")
+	clk.Add(2 * time.Minute)
+	mk("c")
+	clk.Add(2 * time.Minute)
+	c, _, err := svc.ClaimTransition(ctx(t), allot.ClaimTransitionParams{ID: a.ID, Action: allot.ActionConfirm, Reference: "pay_a"})
+	if err != nil || c.Status != allot.ClaimConfirmed {
+		t.Fatalf("late confirm while the only other hold is past expiry: %+v %v", c, err)
+	}
+	wantFigures(t, svc, "p", 0, 1, 0)
+	auditOK(t, svc)
+}
+
+// testConfirmBatch: the batched confirm takes only live holds, each once;
+// everything else is left to ClaimTransition's exact answer.
+func testConfirmBatch(t *testing.T, open func() allot.Store) {
+	s := store(t, open)
+	svc, clk := poolService(t, s)
+	if _, err := svc.PoolCreate(ctx(t), allot.PoolCreateParams{Name: "p", Capacity: ptr[int64](10), PerCustomer: ptr[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	short, _, err := svc.ClaimCreate(ctx(t), allot.ClaimCreateParams{Pool: "p", Customer: "s", TTL: dur(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := claim(t, svc, "p", "a", 2)
+	b, _ := claim(t, svc, "p", "b", 1)
+	clk.Add(2 * time.Minute) // short is now past expiry
+	res, err := s.ClaimConfirmBatch(ctx(t), clk.Now(), []allot.ClaimConfirmRequest{
+		{ID: a.ID, Reference: "r1"}, {ID: a.ID, Reference: "r2"}, {ID: short.ID}, {ID: "clm_unknown"}, {ID: b.ID, Reference: "r3"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0] == nil || res[0].Status != allot.ClaimConfirmed || res[0].Reference != "r1" {
+		t.Fatalf("first confirm of a: %+v", res[0])
+	}
+	if res[1] != nil || res[2] != nil || res[3] != nil {
+		t.Fatalf("duplicate, expired and unknown must be left to the exact path: %+v %+v %+v", res[1], res[2], res[3])
+	}
+	if res[4] == nil || res[4].Reference != "r3" {
+		t.Fatalf("confirm of b: %+v", res[4])
+	}
+	wantFigures(t, svc, "p", 0, 3, 7)
+	// Through the service, the same cases get their exact answers.
+	if _, _, err := svc.ClaimTransition(ctx(t), allot.ClaimTransitionParams{ID: a.ID, Action: allot.ActionConfirm}); !errors.Is(err, allot.ErrInvalidState) {
+		t.Fatalf("second confirm: %v", err)
+	}
+	if c, _, err := svc.ClaimTransition(ctx(t), allot.ClaimTransitionParams{ID: short.ID, Action: allot.ActionConfirm}); err != nil || c.Status != allot.ClaimConfirmed {
+		t.Fatalf("late confirm with units free: %+v %v", c, err)
 	}
 	auditOK(t, svc)
 }

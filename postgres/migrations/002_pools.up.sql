@@ -313,6 +313,9 @@ BEGIN
             new_status := 'confirmed';
         ELSIF c.status = 'expired' THEN
             -- Late confirm: only if the units can be taken again, now.
+            -- Other holds past expiry give their units back first.
+            UPDATE allot_claims SET status = 'expired', updated_at = p_now
+            WHERE pool = c.pool AND status = 'held' AND expires_at <= p_now;
             SELECT * INTO pl FROM allot_pools WHERE name = c.pool FOR UPDATE;
             SELECT coalesce(held + confirmed, 0) INTO used FROM allot_pool_customers WHERE pool = c.pool AND customer = c.customer;
             IF pl.capacity - pl.held - pl.confirmed < c.quantity
