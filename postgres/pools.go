@@ -84,6 +84,16 @@ func (s *Store) PoolList(ctx context.Context, now time.Time) ([]*allot.PoolState
 	return out, translate(rows.Err(), "list pools")
 }
 
+// topCustomerSQL is the most units any one customer of pool $1 has.
+const topCustomerSQL = `SELECT max(n) FROM (SELECT sum(quantity) AS n FROM allot_claims
+	WHERE pool = $1 AND status IN ('held', 'confirmed') GROUP BY customer) t`
+
+// rebuildCustomersSQL builds pool $1's usage rows from its claims, with limit $2.
+const rebuildCustomersSQL = `INSERT INTO allot_pool_customers (pool, customer, held, confirmed, lim)
+	SELECT pool, customer, sum(CASE WHEN status = 'held' THEN quantity ELSE 0 END),
+		sum(CASE WHEN status = 'confirmed' THEN quantity ELSE 0 END), $2
+	FROM allot_claims WHERE pool = $1 AND status IN ('held', 'confirmed') GROUP BY pool, customer`
+
 // PoolUpdate changes a pool under its row lock, after expiring its stale
 // holds, so the capacity check sees exactly what is taken.
 func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchParams, now time.Time) (*allot.PoolState, error) {
@@ -101,7 +111,7 @@ func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchPa
 		}
 		if p.PerCustomer != nil && *p.PerCustomer > 0 {
 			var top *int64
-			if err := tx.QueryRow(ctx, `SELECT max(held + confirmed) FROM allot_pool_customers WHERE pool = $1`, name).Scan(&top); err != nil {
+			if err := tx.QueryRow(ctx, topCustomerSQL, name).Scan(&top); err != nil {
 				return err
 			}
 			if top != nil && *top > *p.PerCustomer {
@@ -127,8 +137,14 @@ func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchPa
 			return err
 		}
 		if p.PerCustomer != nil {
-			if _, err := tx.Exec(ctx, `UPDATE allot_pool_customers SET lim = $2 WHERE pool = $1`, name, *p.PerCustomer); err != nil {
+			// Usage rows exist only while the pool has a limit.
+			if _, err := tx.Exec(ctx, `DELETE FROM allot_pool_customers WHERE pool = $1`, name); err != nil {
 				return err
+			}
+			if *p.PerCustomer > 0 {
+				if _, err := tx.Exec(ctx, rebuildCustomersSQL, name, *p.PerCustomer); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

@@ -98,6 +98,16 @@ func expirePool(ctx context.Context, tx *sql.Tx, pool string, now time.Time) err
 	return err
 }
 
+// topCustomerSQL is the most units any one customer of pool ?1 has.
+const topCustomerSQL = `SELECT max(n) FROM (SELECT sum(quantity) AS n FROM allot_claims
+	WHERE pool = ?1 AND status IN ('held', 'confirmed') GROUP BY customer) t`
+
+// rebuildCustomersSQL builds pool ?1's usage rows from its claims, with limit ?2.
+const rebuildCustomersSQL = `INSERT INTO allot_pool_customers (pool, customer, held, confirmed, lim)
+	SELECT pool, customer, sum(CASE WHEN status = 'held' THEN quantity ELSE 0 END),
+		sum(CASE WHEN status = 'confirmed' THEN quantity ELSE 0 END), ?2
+	FROM allot_claims WHERE pool = ?1 AND status IN ('held', 'confirmed') GROUP BY pool, customer`
+
 // PoolUpdate changes a pool after expiring its stale holds, so the checks
 // see exactly what is taken.
 func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchParams, now time.Time) (*allot.PoolState, error) {
@@ -114,7 +124,7 @@ func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchPa
 		}
 		if p.PerCustomer != nil && *p.PerCustomer > 0 {
 			var top sql.NullInt64
-			if err := tx.QueryRowContext(ctx, `SELECT max(held + confirmed) FROM allot_pool_customers WHERE pool = ?`, name).Scan(&top); err != nil {
+			if err := tx.QueryRowContext(ctx, topCustomerSQL, name).Scan(&top); err != nil {
 				return err
 			}
 			if top.Valid && top.Int64 > *p.PerCustomer {
@@ -139,8 +149,14 @@ func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchPa
 			return err
 		}
 		if p.PerCustomer != nil {
-			if _, err := tx.ExecContext(ctx, `UPDATE allot_pool_customers SET lim = ? WHERE pool = ?`, *p.PerCustomer, name); err != nil {
+			// Usage rows exist only while the pool has a limit.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM allot_pool_customers WHERE pool = ?`, name); err != nil {
 				return err
+			}
+			if *p.PerCustomer > 0 {
+				if _, err := tx.ExecContext(ctx, rebuildCustomersSQL, name, *p.PerCustomer); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

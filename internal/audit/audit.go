@@ -43,8 +43,9 @@ var Checks = []Check{
 		Columns: []string{"pool", "capacity", "held + confirmed by claims"},
 	},
 	{
-		Name: "customer counters equal the claims",
+		Name: "customer counters equal the claims (pools with a per-customer limit)",
 		SQL: `SELECT u.pool, u.customer, u.held, u.confirmed, coalesce(c.h, 0), coalesce(c.cf, 0) FROM allot_pool_customers u
+			JOIN allot_pools p ON p.name = u.pool AND p.per_customer > 0
 			LEFT JOIN (SELECT pool, customer, sum(CASE WHEN status = 'held' THEN quantity ELSE 0 END) AS h,
 				sum(CASE WHEN status = 'confirmed' THEN quantity ELSE 0 END) AS cf FROM allot_claims GROUP BY pool, customer) c
 				ON c.pool = u.pool AND c.customer = u.customer

@@ -26,10 +26,12 @@ CREATE TABLE allot_pools (
     CONSTRAINT allot_pools_capacity CHECK (held + confirmed <= capacity)
 );
 
+-- pool has no foreign key: pools are never deleted, and claims are only
+-- inserted by allot_pool_claim, which has the pool row locked.
 CREATE TABLE allot_claims (
-    seq         bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    seq         bigint GENERATED ALWAYS AS IDENTITY,
     id          text PRIMARY KEY,
-    pool        text NOT NULL REFERENCES allot_pools (name),
+    pool        text NOT NULL,
     customer    text NOT NULL,
     quantity    bigint NOT NULL CHECK (quantity >= 1),
     status      text NOT NULL CHECK (status IN ('held', 'confirmed', 'released', 'expired')),
@@ -41,12 +43,13 @@ CREATE TABLE allot_claims (
 CREATE INDEX allot_claims_pool_seq ON allot_claims (pool, seq);
 CREATE INDEX allot_claims_pool_customer ON allot_claims (pool, customer, seq);
 CREATE INDEX allot_claims_held_expiry ON allot_claims (expires_at) WHERE status = 'held';
-CREATE INDEX allot_claims_pool_held_expiry ON allot_claims (pool, expires_at) WHERE status = 'held';
 
--- lim mirrors the pool's per_customer (0 = no limit); the limit is a plain
--- CHECK because per_customer may not be lowered below any customer's usage.
+-- Usage per customer, kept for pools with a per-customer limit only (a
+-- patch that sets a limit builds the rows from the claims). lim mirrors the
+-- pool's per_customer; the limit is a plain CHECK because per_customer may
+-- not be lowered below any customer's usage.
 CREATE TABLE allot_pool_customers (
-    pool       text NOT NULL REFERENCES allot_pools (name),
+    pool       text NOT NULL,
     customer   text NOT NULL,
     held       bigint NOT NULL DEFAULT 0 CHECK (held >= 0),
     confirmed  bigint NOT NULL DEFAULT 0 CHECK (confirmed >= 0),
@@ -82,6 +85,7 @@ BEGIN
            sum(CASE WHEN n.status = 'confirmed' THEN n.quantity ELSE 0 END),
            max(p.per_customer)
     FROM new_rows n JOIN allot_pools p ON p.name = n.pool
+    WHERE p.per_customer > 0
     GROUP BY n.pool, n.customer
     ON CONFLICT (pool, customer) DO UPDATE
         SET held = c.held + excluded.held, confirmed = c.confirmed + excluded.confirmed, lim = excluded.lim;
@@ -163,22 +167,21 @@ DECLARE
     avail bigint;
     used bigint[];
     dup boolean;
-    g_ids text[] := '{}';
-    g_customers text[] := '{}';
-    g_qty bigint[] := '{}';
-    g_exp timestamptz[] := '{}';
-    k_scopes text[] := '{}';
-    k_keys text[] := '{}';
-    k_hashes text[] := '{}';
-    k_results text[] := '{}';
+    granted boolean[] := array_fill(false, ARRAY[n]);
+    exps timestamptz[] := array_fill(NULL::timestamptz, ARRAY[n]);
+    any_granted boolean := false;
+    any_key boolean := false;
     rec record;
     j int;
     exp timestamptz;
     selling boolean;
 BEGIN
     -- Expired holds of this pool give their units back first (lazy expiry).
-    UPDATE allot_claims c SET status = 'expired', updated_at = p_now
-    WHERE c.pool = p_pool AND c.status = 'held' AND c.expires_at <= p_now;
+    -- The check first spares the statement trigger when nothing expired.
+    IF EXISTS (SELECT 1 FROM allot_claims c WHERE c.status = 'held' AND c.expires_at <= p_now AND c.pool = p_pool) THEN
+        UPDATE allot_claims c SET status = 'expired', updated_at = p_now
+        WHERE c.pool = p_pool AND c.status = 'held' AND c.expires_at <= p_now;
+    END IF;
 
     SELECT * INTO pl FROM allot_pools WHERE name = p_pool FOR UPDATE;
     IF NOT FOUND THEN
@@ -206,7 +209,7 @@ BEGIN
                 END IF;
                 CONTINUE;
             END IF;
-            IF p_keys[j] = ANY (k_keys) THEN
+            IF p_keys[j] = ANY (p_keys[1:j-1]) THEN
                 i := j; outcome := 'mismatch'; claim_id := NULL; n1 := NULL; n2 := NULL; expires := NULL;
                 RETURN NEXT;
                 CONTINUE;
@@ -236,28 +239,25 @@ BEGIN
             END LOOP;
         END IF;
         exp := p_now + make_interval(secs => p_ttl_ms[j] / 1000.0);
-        g_ids := g_ids || p_ids[j];
-        g_customers := g_customers || p_customers[j];
-        g_qty := g_qty || p_qty[j];
-        g_exp := g_exp || exp;
-        IF p_keys[j] <> '' THEN
-            k_scopes := k_scopes || p_scopes[j];
-            k_keys := k_keys || p_keys[j];
-            k_hashes := k_hashes || p_hashes[j];
-            k_results := k_results || p_ids[j];
-        END IF;
+        granted[j] := true;
+        exps[j] := exp;
+        any_granted := true;
+        any_key := any_key OR p_keys[j] <> '';
         i := j; outcome := 'ok'; claim_id := p_ids[j]; n1 := NULL; n2 := NULL; expires := exp;
         RETURN NEXT;
     END LOOP;
 
-    IF array_length(g_ids, 1) > 0 THEN
+    IF any_granted THEN
         INSERT INTO allot_claims (id, pool, customer, quantity, status, created_at, expires_at, updated_at)
-        SELECT t.id, p_pool, t.customer, t.qty, 'held', p_now, t.exp, p_now
-        FROM unnest(g_ids, g_customers, g_qty, g_exp) AS t(id, customer, qty, exp);
+        SELECT t.id, p_pool, t.customer, t.qty, 'held', p_now, exps[t.k], p_now
+        FROM unnest(p_ids, p_customers, p_qty) WITH ORDINALITY AS t(id, customer, qty, k)
+        WHERE granted[t.k];
     END IF;
-    IF array_length(k_keys, 1) > 0 THEN
+    IF any_key THEN
         INSERT INTO allot_idempotency (scope, key, request_hash, result)
-        SELECT * FROM unnest(k_scopes, k_keys, k_hashes, k_results);
+        SELECT t.scope, t.key, t.hash, t.id
+        FROM unnest(p_scopes, p_keys, p_hashes, p_ids) WITH ORDINALITY AS t(scope, key, hash, id, k)
+        WHERE granted[t.k] AND t.key <> '';
     END IF;
     i := 0; outcome := 'available'; claim_id := NULL; n1 := avail; n2 := NULL; expires := NULL;
     RETURN NEXT;
@@ -314,8 +314,10 @@ BEGIN
         ELSIF c.status = 'expired' THEN
             -- Late confirm: only if the units can be taken again, now.
             -- Other holds past expiry give their units back first.
-            UPDATE allot_claims SET status = 'expired', updated_at = p_now
-            WHERE pool = c.pool AND status = 'held' AND expires_at <= p_now;
+            IF EXISTS (SELECT 1 FROM allot_claims x WHERE x.status = 'held' AND x.expires_at <= p_now AND x.pool = c.pool) THEN
+                UPDATE allot_claims SET status = 'expired', updated_at = p_now
+                WHERE pool = c.pool AND status = 'held' AND expires_at <= p_now;
+            END IF;
             SELECT * INTO pl FROM allot_pools WHERE name = c.pool FOR UPDATE;
             SELECT coalesce(held + confirmed, 0) INTO used FROM allot_pool_customers WHERE pool = c.pool AND customer = c.customer;
             IF pl.capacity - pl.held - pl.confirmed < c.quantity

@@ -28,7 +28,7 @@ CREATE TABLE allot_pools (
 CREATE TABLE allot_claims (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     id          TEXT NOT NULL UNIQUE,
-    pool        TEXT NOT NULL REFERENCES allot_pools (name),
+    pool        TEXT NOT NULL,
     customer    TEXT NOT NULL,
     quantity    INTEGER NOT NULL CHECK (quantity >= 1),
     status      TEXT NOT NULL CHECK (status IN ('held', 'confirmed', 'released', 'expired')),
@@ -40,10 +40,10 @@ CREATE TABLE allot_claims (
 CREATE INDEX allot_claims_pool_seq ON allot_claims (pool, seq);
 CREATE INDEX allot_claims_pool_customer ON allot_claims (pool, customer, seq);
 CREATE INDEX allot_claims_held_expiry ON allot_claims (expires_at) WHERE status = 'held';
-CREATE INDEX allot_claims_pool_held_expiry ON allot_claims (pool, expires_at) WHERE status = 'held';
 
+-- Usage per customer, kept for pools with a per-customer limit only.
 CREATE TABLE allot_pool_customers (
-    pool       TEXT NOT NULL REFERENCES allot_pools (name),
+    pool       TEXT NOT NULL,
     customer   TEXT NOT NULL,
     held       INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0),
     confirmed  INTEGER NOT NULL DEFAULT 0 CHECK (confirmed >= 0),
@@ -67,10 +67,11 @@ END;
 CREATE TRIGGER allot_claims_counters_ins AFTER INSERT ON allot_claims
 BEGIN
     INSERT INTO allot_pool_customers (pool, customer, held, confirmed, lim)
-    VALUES (NEW.pool, NEW.customer,
-            CASE WHEN NEW.status = 'held' THEN NEW.quantity ELSE 0 END,
-            CASE WHEN NEW.status = 'confirmed' THEN NEW.quantity ELSE 0 END,
-            (SELECT per_customer FROM allot_pools WHERE name = NEW.pool))
+    SELECT NEW.pool, NEW.customer,
+           CASE WHEN NEW.status = 'held' THEN NEW.quantity ELSE 0 END,
+           CASE WHEN NEW.status = 'confirmed' THEN NEW.quantity ELSE 0 END,
+           p.per_customer
+    FROM allot_pools p WHERE p.name = NEW.pool AND p.per_customer > 0
     ON CONFLICT (pool, customer) DO UPDATE
         SET held = held + excluded.held, confirmed = confirmed + excluded.confirmed, lim = excluded.lim;
     UPDATE allot_pools
