@@ -54,17 +54,11 @@ targets at a running server instead (with --key if it needs one).`, stderr)
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuprofile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	if *clients < 1 || *repeat < 1 || *duration <= 0 {
 		return usagef("--clients, --repeat and --duration must be positive")
 	}
@@ -233,4 +227,21 @@ func benchCreate(ctx context.Context, base string, header http.Header, p allot.S
 		return fmt.Errorf("create bench sequence: %s: %s", resp.Status, b)
 	}
 	return nil
+}
+
+// startCPUProfile writes a CPU profile to path until the returned func is
+// called; with an empty path it does nothing.
+func startCPUProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

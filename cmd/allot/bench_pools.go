@@ -58,6 +58,7 @@ func runBenchPools(ctx context.Context, which string, args []string, getenv func
 
 // poolBenchFlags are the flags both pool benchmarks take.
 type poolBenchFlags struct {
+	profile                       *string
 	pg, store, server, key, redis *string
 	repeat                        *int
 	markdown                      *bool
@@ -72,6 +73,7 @@ func addPoolBenchFlags(fs *flag.FlagSet, getenv func(string) string) *poolBenchF
 		redis:    fs.String("redis", envOr(getenv, "ALLOT_BENCH_REDIS", "redis://127.0.0.1:6379"), `Redis for the "redis+pg" baseline, "" to leave that baseline out (env ALLOT_BENCH_REDIS)`),
 		repeat:   fs.Int("repeat", 3, "runs per target, interleaved"),
 		markdown: fs.Bool("markdown", false, "print markdown tables"),
+		profile:  fs.String("cpuprofile", "", "write a CPU profile of the whole run (load generator and servers) to this file"),
 	}
 }
 
@@ -311,6 +313,11 @@ loopback; --server points the allot target at a running server instead.`, stderr
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	stopProfile, err := startCPUProfile(*f.profile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	if *clients < 1 || *f.repeat < 1 || *duration <= 0 {
 		return usagef("--clients, --repeat and --duration must be positive")
 	}
@@ -388,6 +395,11 @@ sold out, and nothing failed. Designs are interleaved, --repeat rounds.`, stderr
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	stopProfile, err := startCPUProfile(*f.profile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	if *customers < 1 || *capacity < 1 || *concurrency < 1 || *f.repeat < 1 {
 		return usagef("--customers, --capacity, --concurrency and --repeat must be positive")
 	}

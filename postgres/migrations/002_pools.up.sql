@@ -171,6 +171,8 @@ DECLARE
     exps timestamptz[] := array_fill(NULL::timestamptz, ARRAY[n]);
     any_granted boolean := false;
     any_key boolean := false;
+    okv boolean[];
+    got bigint;
     rec record;
     j int;
     exp timestamptz;
@@ -191,10 +193,49 @@ BEGIN
     selling := pl.state = 'open' AND (pl.opens_at IS NULL OR p_now >= pl.opens_at)
                AND (pl.closes_at IS NULL OR p_now < pl.closes_at);
 
-    SELECT array_agg(coalesce(c.held + c.confirmed, 0) ORDER BY t.ord) INTO used
-    FROM unnest(p_customers) WITH ORDINALITY AS t(customer, ord)
-    LEFT JOIN allot_pool_customers c ON c.pool = p_pool AND c.customer = t.customer;
+    -- Each customer's usage, by index lookup (never a scan of the pool's
+    -- customers, which grow through a sale); none needed without a limit.
+    IF pl.per_customer > 0 THEN
+        -- A correlated scalar subquery is one primary-key probe per
+        -- customer whatever the statistics say; a join here can turn into a
+        -- scan of the pool's every customer while a sale fills the table
+        -- faster than ANALYZE runs.
+        SELECT array_agg(coalesce((SELECT c.held + c.confirmed FROM allot_pool_customers c
+                                   WHERE c.pool = p_pool AND c.customer = t.customer), 0) ORDER BY t.ord) INTO used
+        FROM unnest(p_customers) WITH ORDINALITY AS t(customer, ord);
+    ELSE
+        used := array_fill(0::bigint, ARRAY[n]);
+    END IF;
     dup := n > 1 AND (SELECT count(DISTINCT x) FROM unnest(p_customers) x) < n;
+
+    -- Fast path: when the whole batch fits, carries no idempotency key and
+    -- names no customer twice, no request's outcome depends on another's,
+    -- so arrival order can't change anything and set-based statements
+    -- decide the batch at once. Otherwise the loop below decides request by
+    -- request.
+    IF selling AND NOT dup AND n > 0
+       AND NOT EXISTS (SELECT 1 FROM unnest(p_keys) AS x(key) WHERE x.key <> '')
+       AND (SELECT sum(x.q) FROM unnest(p_qty) AS x(q)) <= avail THEN
+        SELECT array_agg(pl.per_customer = 0 OR used[t.k] + t.q <= pl.per_customer ORDER BY t.k),
+               coalesce(sum(t.q) FILTER (WHERE pl.per_customer = 0 OR used[t.k] + t.q <= pl.per_customer), 0)
+        INTO okv, got
+        FROM unnest(p_qty) WITH ORDINALITY AS t(q, k);
+        INSERT INTO allot_claims (id, pool, customer, quantity, status, created_at, expires_at, updated_at)
+        SELECT t.id, p_pool, t.customer, t.q, 'held', p_now, p_now + make_interval(secs => t.ttl / 1000.0), p_now
+        FROM unnest(p_ids, p_customers, p_qty, p_ttl_ms) WITH ORDINALITY AS t(id, customer, q, ttl, k)
+        WHERE okv[t.k];
+        RETURN QUERY
+        SELECT t.k::int,
+               CASE WHEN okv[t.k] THEN 'ok' ELSE 'customer_limit' END,
+               CASE WHEN okv[t.k] THEN t.id END,
+               CASE WHEN okv[t.k] THEN NULL ELSE pl.per_customer END,
+               CASE WHEN okv[t.k] THEN NULL ELSE used[t.k] END,
+               CASE WHEN okv[t.k] THEN p_now + make_interval(secs => t.ttl / 1000.0) END
+        FROM unnest(p_ids, p_ttl_ms) WITH ORDINALITY AS t(id, ttl, k);
+        i := 0; outcome := 'available'; claim_id := NULL; n1 := avail - got; n2 := NULL; expires := NULL;
+        RETURN NEXT;
+        RETURN;
+    END IF;
 
     FOR j IN 1..n LOOP
         IF p_keys[j] <> '' THEN
