@@ -2,89 +2,36 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/allot/allot/internal/testdb"
 )
 
-const testDatabaseURLDefault = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-
 // testPool returns a pool whose connections use a fresh schema, dropped
-// when the test ends. Without a reachable PostgreSQL the test fails if CI is
-// set and is skipped otherwise.
+// when the test ends (see internal/testdb: a missing PostgreSQL fails the
+// test in CI and skips it elsewhere).
 func testPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		base = testDatabaseURLDefault
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err == nil {
-		err = conn.Ping(ctx)
-	}
+	cfg, err := pgxpool.ParseConfig(testdb.Postgres(t))
 	if err != nil {
-		what := "PostgreSQL at " + redactURL(base)
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is required in CI but unreachable: %v", what, err)
-		}
-		t.Skipf("%s unreachable (%v); set TEST_DATABASE_URL, or CI=1 to make this a failure", what, err)
+		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
-
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "allot_bench_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-
-	cfg, err := pgxpool.ParseConfig(base)
-	if err != nil {
-		t.Fatalf("parse %s: %v", redactURL(base), err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	cfg.MaxConns = 16
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("pool: %v", err)
 	}
 	t.Cleanup(pool.Close) // runs before the schema is dropped
 	return pool
-}
-
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "the configured URL"
-	}
-	return u.Redacted()
 }
 
 // takeIDs sends n requests from workers goroutines and returns the IDs

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,9 +15,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
-)
 
-const testRedisURLDefault = "redis://127.0.0.1:6379"
+	"github.com/allot/allot/internal/testdb"
+)
 
 // testRedis returns a client of the test Redis and a quota name unique to
 // this test, so the test's keys (RedisKeyPrefix + name…) are its own; they
@@ -26,25 +25,11 @@ const testRedisURLDefault = "redis://127.0.0.1:6379"
 // if CI is set and is skipped otherwise.
 func testRedis(t *testing.T) (*redis.Client, string) {
 	t.Helper()
-	u := os.Getenv("TEST_REDIS_URL")
-	if u == "" {
-		u = testRedisURLDefault
-	}
-	opts, err := redis.ParseURL(u)
+	opts, err := redis.ParseURL(testdb.RedisURL(t))
 	if err != nil {
-		t.Fatalf("TEST_REDIS_URL %s: %v", redactURL(u), err)
+		t.Fatal(err)
 	}
 	rdb := redis.NewClient(opts)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
-		what := "Redis at " + redactURL(u)
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is required in CI but unreachable: %v", what, err)
-		}
-		t.Skipf("%s unreachable (%v); set TEST_REDIS_URL, or CI=1 to make this a failure", what, err)
-	}
 	name := uniqueName("t-")
 	t.Cleanup(func() {
 		defer rdb.Close()

@@ -83,22 +83,27 @@ func WithSearchPath(base, schema string) string {
 	return base + sep + "search_path=" + url.QueryEscape(schema)
 }
 
-// RedisAddr returns the address of a reachable Redis, failing in CI and
-// skipping elsewhere when there is none.
-func RedisAddr(t testing.TB) string {
+// RedisURLDefault is used when TEST_REDIS_URL is not set.
+const RedisURLDefault = "redis://127.0.0.1:6379"
+
+// RedisURL returns the URL of a reachable Redis, failing in CI and skipping
+// elsewhere when there is none.
+func RedisURL(t testing.TB) string {
 	t.Helper()
-	addr := "127.0.0.1:6379"
-	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
-		if p, err := url.Parse(u); err == nil && p.Host != "" {
-			addr = p.Host
-		}
+	u := os.Getenv("TEST_REDIS_URL")
+	if u == "" {
+		u = RedisURLDefault
 	}
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	p, err := url.Parse(u)
+	if err != nil || p.Host == "" {
+		t.Fatalf("TEST_REDIS_URL %q is not a redis:// URL", redact(u))
+	}
+	c, err := net.DialTimeout("tcp", p.Host, 3*time.Second)
 	if err != nil {
-		Unavailable(t, "Redis at "+addr, err)
+		Unavailable(t, "Redis at "+p.Host, err)
 	}
 	c.Close()
-	return addr
+	return u
 }
 
 // SQLitePath returns a path for a new SQLite file in a temporary directory.
