@@ -2,6 +2,7 @@ package allot
 
 import (
 	"context"
+	"maps"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -294,10 +295,7 @@ func (s *Service) addRuntime(seq *Sequence) (*seqRuntime, error) {
 	if got := old[seq.Name]; got != nil {
 		return got, nil
 	}
-	m := make(map[string]*seqRuntime, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
+	m := maps.Clone(old)
 	m[seq.Name] = rt
 	s.seqs.Store(&m)
 	return rt, nil

@@ -302,13 +302,18 @@ func (c *Client) call(ctx context.Context, req request, out any) error {
 	return nil
 }
 
-// SequenceCreate creates a sequence (admin).
-func (c *Client) SequenceCreate(ctx context.Context, p allot.SequenceCreateParams) (*allot.SequenceState, error) {
-	var st allot.SequenceState
-	if err := c.call(ctx, request{method: http.MethodPost, path: "/v1/sequences", body: p}, &st); err != nil {
+// callInto sends r and decodes the answer into a new T.
+func callInto[T any](ctx context.Context, c *Client, r request) (*T, error) {
+	var v T
+	if err := c.call(ctx, r, &v); err != nil {
 		return nil, err
 	}
-	return &st, nil
+	return &v, nil
+}
+
+// SequenceCreate creates a sequence (admin).
+func (c *Client) SequenceCreate(ctx context.Context, p allot.SequenceCreateParams) (*allot.SequenceState, error) {
+	return callInto[allot.SequenceState](ctx, c, request{method: http.MethodPost, path: "/v1/sequences", body: p})
 }
 
 // SequenceGet returns a sequence with its figures for the current period.
@@ -317,11 +322,7 @@ func (c *Client) SequenceGet(ctx context.Context, name string) (*allot.SequenceS
 	if err != nil {
 		return nil, err
 	}
-	var st allot.SequenceState
-	if err := c.call(ctx, request{method: http.MethodGet, path: path}, &st); err != nil {
-		return nil, err
-	}
-	return &st, nil
+	return callInto[allot.SequenceState](ctx, c, request{method: http.MethodGet, path: path})
 }
 
 // SequenceList returns every sequence with its figures, ordered by name.
@@ -344,11 +345,7 @@ func (c *Client) SequencePatch(ctx context.Context, name string, p allot.Sequenc
 	if err != nil {
 		return nil, err
 	}
-	var st allot.SequenceState
-	if err := c.call(ctx, request{method: http.MethodPatch, path: path, body: p}, &st); err != nil {
-		return nil, err
-	}
-	return &st, nil
+	return callInto[allot.SequenceState](ctx, c, request{method: http.MethodPatch, path: path, body: p})
 }
 
 // nextBody is the body of a next request; zero fields are left out, so
@@ -445,11 +442,7 @@ func (c *Client) SequenceParse(ctx context.Context, name, id string) (*allot.Par
 	if err != nil {
 		return nil, err
 	}
-	var res allot.ParseResult
-	if err := c.call(ctx, request{method: http.MethodGet, path: path}, &res); err != nil {
-		return nil, err
-	}
-	return &res, nil
+	return callInto[allot.ParseResult](ctx, c, request{method: http.MethodGet, path: path})
 }
 
 // SequenceLedger returns a page of a sequence's ledger (admin). after is
@@ -510,11 +503,7 @@ func idempotencyHeader(key string) http.Header {
 // PoolCreate creates a pool (admin). p.Capacity is required; nil fields
 // take the server's defaults.
 func (c *Client) PoolCreate(ctx context.Context, p allot.PoolCreateParams) (*allot.PoolState, error) {
-	var st allot.PoolState
-	if err := c.call(ctx, request{method: http.MethodPost, path: "/v1/pools", body: p}, &st); err != nil {
-		return nil, err
-	}
-	return &st, nil
+	return callInto[allot.PoolState](ctx, c, request{method: http.MethodPost, path: "/v1/pools", body: p})
 }
 
 // PoolGet returns a pool with its figures.
@@ -523,11 +512,7 @@ func (c *Client) PoolGet(ctx context.Context, name string) (*allot.PoolState, er
 	if err != nil {
 		return nil, err
 	}
-	var st allot.PoolState
-	if err := c.call(ctx, request{method: http.MethodGet, path: path}, &st); err != nil {
-		return nil, err
-	}
-	return &st, nil
+	return callInto[allot.PoolState](ctx, c, request{method: http.MethodGet, path: path})
 }
 
 // PoolList returns every pool with its figures, ordered by name.
@@ -553,11 +538,7 @@ func (c *Client) PoolPatch(ctx context.Context, name string, p allot.PoolPatchPa
 	if err != nil {
 		return nil, err
 	}
-	var st allot.PoolState
-	if err := c.call(ctx, request{method: http.MethodPatch, path: path, body: p}, &st); err != nil {
-		return nil, err
-	}
-	return &st, nil
+	return callInto[allot.PoolState](ctx, c, request{method: http.MethodPatch, path: path, body: p})
 }
 
 // ClaimCreate holds p.Quantity units (1 when 0) of p.Pool for p.Customer,
