@@ -2,13 +2,13 @@ package allot
 
 import (
 	"context"
-	"maps"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"strconv"
