@@ -171,6 +171,36 @@ func (s *Service) SweepNow(ctx context.Context) error {
 }
 
 func (s *Service) flushClaims(ctx context.Context, pool string, reqs []PoolClaimRequest) ([]claimBatchResult, error) {
+	pr := s.poolRuntime(pool)
+	if pr.soldOut(s.cfg.Now()) {
+		// Requests that queued while the previous batch sold the pool out
+		// are answered from memory too; only keyed ones (which may be
+		// retries of a claim that got units) go to the database.
+		out := make([]claimBatchResult, len(reqs))
+		var keyed []PoolClaimRequest
+		var at []int
+		for i, r := range reqs {
+			if r.Idempotency != nil {
+				keyed, at = append(keyed, r), append(at, i)
+				continue
+			}
+			out[i].out.Err = &SoldOutError{Pool: pool, Requested: r.Quantity, Available: 0}
+		}
+		if len(keyed) > 0 {
+			res, err := s.flushClaimsDB(ctx, pool, keyed)
+			if err != nil {
+				return nil, err
+			}
+			for j, i := range at {
+				out[i] = res[j]
+			}
+		}
+		return out, nil
+	}
+	return s.flushClaimsDB(ctx, pool, reqs)
+}
+
+func (s *Service) flushClaimsDB(ctx context.Context, pool string, reqs []PoolClaimRequest) ([]claimBatchResult, error) {
 	start := time.Now()
 	res, err := s.store.PoolClaim(ctx, PoolClaimParams{Pool: pool, Now: s.cfg.Now(), Requests: reqs})
 	s.cfg.Metrics.ObserveBatch("claim", len(reqs), time.Since(start), err)
