@@ -147,7 +147,7 @@ func (s *Service) sweeper() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			pools, err := s.store.PoolExpire(ctx, s.cfg.Now())
+			pools, err := s.store.PoolExpire(ctx, s.cfg.Now(), s.cfg.Owner)
 			cancel()
 			if err != nil {
 				s.log.Warn("expire holds", "err", err)
@@ -163,7 +163,7 @@ func (s *Service) sweeper() {
 // SweepNow expires holds past their expiry at once, as the sweeper does
 // every half second. Tests with an injected clock use it.
 func (s *Service) SweepNow(ctx context.Context) error {
-	pools, err := s.store.PoolExpire(ctx, s.cfg.Now())
+	pools, err := s.store.PoolExpire(ctx, s.cfg.Now(), s.cfg.Owner)
 	for _, p := range pools {
 		s.poolRuntime(p).reopen()
 	}

@@ -199,9 +199,10 @@ type PoolStore interface {
 	ClaimGet(ctx context.Context, id string) (*Claim, error)
 	// ClaimList lists a pool's claims in creation order after a cursor.
 	ClaimList(ctx context.Context, p ClaimListParams, afterSeq int64, now time.Time) ([]*Claim, error)
-	// PoolExpire marks holds past expiry as expired, returning their units,
-	// and returns the pools that got units back.
-	PoolExpire(ctx context.Context, now time.Time) ([]string, error)
+	// PoolExpire marks holds past expiry at now as expired, returning
+	// their units, records that owner swept at now, and returns the pools
+	// that got units back.
+	PoolExpire(ctx context.Context, now time.Time, owner string) ([]string, error)
 	// Audit checks every invariant from the database and reports each check.
 	Audit(ctx context.Context, now time.Time) ([]AuditCheck, error)
 }

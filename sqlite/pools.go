@@ -424,10 +424,14 @@ func (s *Store) ClaimList(ctx context.Context, p allot.ClaimListParams, afterSeq
 
 // PoolExpire marks up to 10,000 holds past expiry as expired and returns
 // their pools.
-func (s *Store) PoolExpire(ctx context.Context, now time.Time) ([]string, error) {
+func (s *Store) PoolExpire(ctx context.Context, now time.Time, owner string) ([]string, error) {
 	var out []string
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
+		if _, err := tx.ExecContext(ctx, `INSERT INTO allot_sweeps (owner, swept_at) VALUES (?, ?)
+			ON CONFLICT (owner) DO UPDATE SET swept_at = excluded.swept_at`, owner, micros(now)); err != nil {
+			return err
+		}
 		rows, err := tx.QueryContext(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = ?
 			WHERE id IN (SELECT id FROM allot_claims WHERE status = 'held' AND expires_at <= ? ORDER BY expires_at LIMIT 10000)
 			RETURNING pool`, micros(now), micros(now))

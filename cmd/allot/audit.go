@@ -24,8 +24,9 @@ per-customer limit, no hold left past its expiry.
 
 By default it opens the store directly (--store, env ALLOT_STORE, default
 ` + storeDefault + `), applying any pending migrations first; no server is needed.
-Servers expire holds as they run, so with every server stopped a hold past its
-expiry is reported until a server sweeps it. With --server it asks a running
+A hold past its expiry is a violation only if a server swept after it expired
+and missed it; with every server stopped, holds wait for the next sweep (reads
+count them as expired meanwhile). With --server it asks a running
 server instead (GET /v1/audit, an admin key).
 
 Prints "ok   <check>" or "FAIL <check>: <violations>" for each check, then a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,6 +85,7 @@ var poolTests = []struct {
 	{"ExpiryAndLateConfirm", testExpiryLateConfirm},
 	{"LateConfirmPastStaleHolds", testLateConfirmPastStaleHolds},
 	{"ConfirmBatch", testConfirmBatch},
+	{"AuditSweeperBound", testAuditSweeperBound},
 	{"ClaimIdempotency", testClaimIdempotency},
 	{"ClaimListing", testClaimListing},
 	{"ExactlyNConcurrent", testExactlyN},
@@ -604,4 +606,58 @@ func testConfirmBatch(t *testing.T, open func() allot.Store) {
 		t.Fatalf("late confirm with units free: %+v %v", c, err)
 	}
 	auditOK(t, svc)
+}
+
+// testAuditSweeperBound: a hold past expiry is the sweeper's miss only once
+// a sweep ran after it expired; with no sweep (servers stopped) it is not.
+func testAuditSweeperBound(t *testing.T, open func() allot.Store) {
+	s := store(t, open)
+	svc, clk := poolService(t, s)
+	if _, err := svc.PoolCreate(ctx(t), allot.PoolCreateParams{Name: "p", Capacity: ptr[int64](5)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.ClaimCreate(ctx(t), allot.ClaimCreateParams{Pool: "p", Customer: "a", TTL: dur(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	// The audit runs on the real clock: an hour later every hold is
+	// long past expiry, and no sweep has run since.
+	clk.Add(-2 * time.Hour)
+	if _, _, err := svc.ClaimCreate(ctx(t), allot.ClaimCreateParams{Pool: "p", Customer: "b", TTL: dur(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	checks, err := s.Audit(ctx(t), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if !c.OK {
+			t.Fatalf("with no sweep since, the audit must pass: %s: %s", c.Name, c.Detail)
+		}
+	}
+	// A sweep before the holds expired: still no miss.
+	if _, err := s.PoolExpire(ctx(t), clk.Now().Add(30*time.Second), "test-sweeper"); err != nil {
+		t.Fatal(err)
+	}
+	auditOK(t, svc)
+	// A sweep at 13:00 expires a and b. Then a hold that expired at 10:01
+	// is still held: the last sweep should have expired it.
+	if _, err := s.PoolExpire(ctx(t), clk.Now().Add(3*time.Hour), "test-sweeper"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.ClaimCreate(ctx(t), allot.ClaimCreateParams{Pool: "p", Customer: "c", TTL: dur(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	checks, err = s.Audit(ctx(t), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if strings.Contains(c.Name, "sweeper") {
+			if c.OK || !strings.Contains(c.Detail, "customer=c") {
+				t.Fatalf("a hold a sweep should have expired is not reported: %+v", c)
+			}
+			return
+		}
+	}
+	t.Fatal("no sweeper check in the audit")
 }
