@@ -365,10 +365,8 @@ func ValidateCustomer(c string) error {
 	switch {
 	case c == "":
 		return Invalidf("customer", "is required: say who the units are for")
-	case len(c) > 200:
-		return Invalidf("customer", "must be at most 200 bytes")
-	case strings.ContainsAny(c, "\x00\n\r"):
-		return Invalidf("customer", "must not contain control characters")
+	case strings.ContainsAny(c, "\n\r"):
+		return Invalidf("customer", "must not contain control characters such as line breaks")
 	}
-	return nil
+	return ValidateText("customer", c, 200)
 }

@@ -70,7 +70,7 @@ type poolState struct {
 }
 
 func (s *Service) initPools() {
-	s.pl.claims = batch.New(s.flushClaims, batch.Opts{MaxBatch: 512})
+	s.pl.claims = batch.New(s.flushClaims, batch.Opts{MaxBatch: 512, Isolate: isolate})
 	// Confirms share one batch across pools: each is a compare-and-set
 	// on its own claim, and one statement updates every pool row once.
 	s.pl.confirms = batch.New(func(ctx context.Context, _ struct{}, reqs []ClaimConfirmRequest) ([]*Claim, error) {
@@ -78,7 +78,7 @@ func (s *Service) initPools() {
 		out, err := s.store.ClaimConfirmBatch(ctx, s.cfg.Now(), reqs)
 		s.cfg.Metrics.ObserveBatch("confirm", len(reqs), time.Since(start), err)
 		return out, err
-	}, batch.Opts{MaxBatch: 512})
+	}, batch.Opts{MaxBatch: 512, Isolate: isolate})
 	if co, ok := s.cfg.Metrics.(ClaimObserver); ok {
 		s.pl.claimObs = co
 	}
@@ -421,8 +421,8 @@ func outcomeName(err error) string {
 // fails with ErrIdempotencyInFlight if it already is.
 func (s *Service) keyInFlight(idem *IdempotencyParams) (func(), error) {
 	slot := idem.Scope + "\x00" + idem.Key
-	if len(idem.Key) > 255 {
-		return nil, Invalidf("Idempotency-Key", "must be at most 255 characters")
+	if err := ValidateIdempotencyKey(idem.Key); err != nil {
+		return nil, err
 	}
 	s.inflightMu.Lock()
 	defer s.inflightMu.Unlock()
@@ -442,7 +442,7 @@ func (s *Service) ClaimGet(ctx context.Context, id string) (*Claim, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	if id == "" || len(id) > 64 {
+	if !validClaimID(id) {
 		return nil, NotFoundf("claim %q", id)
 	}
 	c, err := s.store.ClaimGet(ctx, id)
@@ -509,14 +509,14 @@ func (s *Service) ClaimTransition(ctx context.Context, p ClaimTransitionParams) 
 		return nil, false, err
 	}
 	defer s.running.Done()
-	if p.ID == "" || len(p.ID) > 64 {
+	if !validClaimID(p.ID) {
 		return nil, false, NotFoundf("claim %q", p.ID)
 	}
 	sp := ClaimTransitionStoreParams{ID: p.ID, Action: p.Action, Now: s.cfg.Now(), Reference: p.Reference}
 	switch p.Action {
 	case ActionConfirm:
-		if len(p.Reference) > 500 {
-			return nil, false, Invalidf("reference", "must be at most 500 bytes")
+		if err := ValidateText("reference", p.Reference, 500); err != nil {
+			return nil, false, err
 		}
 	case ActionRelease:
 	case ActionExtend:

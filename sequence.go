@@ -159,6 +159,9 @@ func NewSequence(p SequenceCreateParams) (*Sequence, error) {
 	if p.WarnAt != nil {
 		s.WarnAt = *p.WarnAt
 	}
+	if err := ValidateText("format", s.Format, format.MaxTemplateLen); err != nil {
+		return nil, err
+	}
 	tmpl, err := format.Parse(s.Format)
 	if err != nil {
 		var se *format.SyntaxError
@@ -192,7 +195,7 @@ func (s *Sequence) validate(tmpl *format.Template) error {
 	default:
 		return Invalidf("reset", "%q is not a reset: use \"never\", \"yearly\", \"monthly\" or \"daily\"", s.Reset)
 	}
-	if _, err := time.LoadLocation(s.Timezone); err != nil {
+	if _, err := time.LoadLocation(s.Timezone); err != nil || s.Timezone == "Local" {
 		return Invalidf("timezone", "%q is not an IANA time zone (for example \"Europe/Berlin\" or \"UTC\")", s.Timezone)
 	}
 	if s.Start < 0 {

@@ -168,12 +168,17 @@ func New(cfg Config) (*Service, error) {
 		stop:     make(chan struct{}),
 	}
 	s.seqs.Store(&map[string]*seqRuntime{})
-	s.advance = batch.New(s.flushAdvance, batch.Opts{})
+	s.advance = batch.New(s.flushAdvance, batch.Opts{Isolate: isolate})
 	s.bg.Add(1)
 	go s.janitor()
 	s.initPools()
 	return s, nil
 }
+
+// isolate says whether a failed batch should be retried request by
+// request: when the store blamed the data (ErrInvalid), one request may be
+// at fault, and the others must not fail with it.
+func isolate(err error) bool { return errors.Is(err, ErrInvalid) }
 
 // Store returns the service's store.
 func (s *Service) Store() Store { return s.store }
@@ -628,8 +633,8 @@ func (s *Service) nextIdempotent(ctx context.Context, rt *seqRuntime, p NextPara
 
 // idempotency validates an Idempotency-Key and digests the request.
 func (s *Service) idempotency(rt *seqRuntime, p NextParams, date format.Date) (*IdempotencyParams, string, error) {
-	if len(p.IdempotencyKey) > 255 {
-		return nil, "", Invalidf("Idempotency-Key", "must be at most 255 characters")
+	if err := ValidateIdempotencyKey(p.IdempotencyKey); err != nil {
+		return nil, "", err
 	}
 	sum := sha256.Sum256([]byte("count=" + strconv.FormatInt(p.Count, 10) + "\x00date=" + p.Date))
 	hash := hex.EncodeToString(sum[:])
@@ -714,8 +719,8 @@ func (s *Service) SequenceVoid(ctx context.Context, p VoidParams) (*LedgerEntry,
 	if p.Reason == "" {
 		return nil, Invalidf("reason", "is required: say why the number is voided")
 	}
-	if len(p.Reason) > 1000 {
-		return nil, Invalidf("reason", "must be at most 1000 bytes")
+	if err := ValidateText("reason", p.Reason, 1000); err != nil {
+		return nil, err
 	}
 	var n int64
 	var period string

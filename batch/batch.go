@@ -37,6 +37,12 @@ type Opts struct {
 	MaxBatch int
 	// Observe, if set, is called after every flush with its size and duration.
 	Observe func(size int, d time.Duration, err error)
+	// Isolate, if set, says whether a flush error may belong to one
+	// request rather than to the database (bad data, not a lost
+	// connection). A batch of several requests that fails so is flushed
+	// again one request at a time, so one caller's bad request fails only
+	// that caller. Defaults to nil: every flush error fails the batch.
+	Isolate func(err error) bool
 }
 
 // Batcher groups concurrent requests per key into single flushes.
@@ -158,6 +164,14 @@ func (b *Batcher[K, Req, Res]) flushCalls(key K, calls []*call[Req, Res]) {
 	}
 	if b.opts.Observe != nil {
 		b.opts.Observe(len(reqs), time.Since(start), err)
+	}
+	if err != nil && len(calls) > 1 && b.opts.Isolate != nil && b.opts.Isolate(err) {
+		// Nothing of the failed batch was written; each request now
+		// gets its own flush, and its own outcome.
+		for _, c := range calls {
+			b.flushCalls(key, []*call[Req, Res]{c})
+		}
+		return
 	}
 	for i, c := range calls {
 		if err != nil {

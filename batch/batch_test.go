@@ -125,3 +125,47 @@ func TestClosedRejects(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestIsolateRunsRequestsAlone: a batch failing with an error Isolate
+// accepts is flushed again one request at a time, so only the bad
+// request's caller gets the error.
+func TestIsolateRunsRequestsAlone(t *testing.T) {
+	bad := errors.New("bad data")
+	release := make(chan struct{})
+	var flushes atomic.Int64
+	b := New(func(ctx context.Context, key int, reqs []int) ([]int, error) {
+		if flushes.Add(1) == 1 {
+			<-release
+		}
+		for _, r := range reqs {
+			if r < 0 {
+				return nil, bad
+			}
+		}
+		return append([]int(nil), reqs...), nil
+	}, Opts{Isolate: func(err error) bool { return errors.Is(err, bad) }})
+	defer b.Close()
+	go b.Do(context.Background(), 1, 0) // holds the first flush so the rest batch up
+	time.Sleep(20 * time.Millisecond)
+	var wg sync.WaitGroup
+	errs := make([]error, 5)
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			v := i + 1
+			if i == 2 {
+				v = -1
+			}
+			_, errs[i] = b.Do(context.Background(), 1, v)
+		}(i)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	for i, err := range errs {
+		if (i == 2) != (err != nil) {
+			t.Fatalf("request %d: %v (only request 2 is bad)", i, err)
+		}
+	}
+}

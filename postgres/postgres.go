@@ -135,6 +135,8 @@ func translate(err error, what string) error {
 			return fmt.Errorf("%s: %w", what, allot.ErrAlreadyExists)
 		case "23514":
 			return &allot.InvalidError{Reason: pgErr.Message}
+		case "22021", "22P05": // bad encoding, or a NUL in text
+			return &allot.InvalidError{Reason: "text must be valid UTF-8 without NUL characters"}
 		case "P0002": // no_data_found, raised by allot's functions
 			return allot.NotFoundf("%s", what)
 		}

@@ -29,7 +29,7 @@ type Check struct {
 var Checks = []Check{
 	{
 		Name: "pool counters equal the claims",
-		SQL: `SELECT p.name, p.held, p.confirmed, coalesce(c.h, 0), coalesce(c.cf, 0) FROM allot_pools p
+		SQL: `SELECT p.name, p.held, p.confirmed, CAST(coalesce(c.h, 0) AS BIGINT), CAST(coalesce(c.cf, 0) AS BIGINT) FROM allot_pools p
 			LEFT JOIN (SELECT pool, sum(CASE WHEN status = 'held' THEN quantity ELSE 0 END) AS h,
 				sum(CASE WHEN status = 'confirmed' THEN quantity ELSE 0 END) AS cf FROM allot_claims GROUP BY pool) c ON c.pool = p.name
 			WHERE p.held <> coalesce(c.h, 0) OR p.confirmed <> coalesce(c.cf, 0)`,
@@ -37,24 +37,32 @@ var Checks = []Check{
 	},
 	{
 		Name: "held + confirmed <= capacity",
-		SQL: `SELECT p.name, p.capacity, coalesce(c.n, 0) FROM allot_pools p
+		SQL: `SELECT p.name, p.capacity, CAST(coalesce(c.n, 0) AS BIGINT) FROM allot_pools p
 			LEFT JOIN (SELECT pool, sum(quantity) AS n FROM allot_claims WHERE status IN ('held', 'confirmed') GROUP BY pool) c ON c.pool = p.name
 			WHERE p.held + p.confirmed > p.capacity OR coalesce(c.n, 0) > p.capacity`,
 		Columns: []string{"pool", "capacity", "held + confirmed by claims"},
 	},
 	{
+		// Both ways: a usage row that disagrees with the claims, and a
+		// customer with units but no usage row.
 		Name: "customer counters equal the claims (pools with a per-customer limit)",
-		SQL: `SELECT u.pool, u.customer, u.held, u.confirmed, coalesce(c.h, 0), coalesce(c.cf, 0) FROM allot_pool_customers u
-			JOIN allot_pools p ON p.name = u.pool AND p.per_customer > 0
-			LEFT JOIN (SELECT pool, customer, sum(CASE WHEN status = 'held' THEN quantity ELSE 0 END) AS h,
-				sum(CASE WHEN status = 'confirmed' THEN quantity ELSE 0 END) AS cf FROM allot_claims GROUP BY pool, customer) c
-				ON c.pool = u.pool AND c.customer = u.customer
-			WHERE u.held <> coalesce(c.h, 0) OR u.confirmed <> coalesce(c.cf, 0)`,
+		SQL: `SELECT pool, customer, held, confirmed, ch, cc FROM (
+				SELECT coalesce(u.pool, c.pool) AS pool, coalesce(u.customer, c.customer) AS customer,
+					coalesce(u.held, 0) AS held, coalesce(u.confirmed, 0) AS confirmed, coalesce(c.h, 0) AS ch, coalesce(c.cf, 0) AS cc
+				FROM (SELECT x.pool, x.customer, x.held, x.confirmed FROM allot_pool_customers x
+					JOIN allot_pools p ON p.name = x.pool AND p.per_customer > 0) u
+				FULL OUTER JOIN (SELECT y.pool, y.customer,
+						CAST(sum(CASE WHEN y.status = 'held' THEN y.quantity ELSE 0 END) AS BIGINT) AS h,
+						CAST(sum(CASE WHEN y.status = 'confirmed' THEN y.quantity ELSE 0 END) AS BIGINT) AS cf
+					FROM allot_claims y JOIN allot_pools p ON p.name = y.pool AND p.per_customer > 0
+					WHERE y.status IN ('held', 'confirmed') GROUP BY y.pool, y.customer) c
+				ON c.pool = u.pool AND c.customer = u.customer) t
+			WHERE held <> ch OR confirmed <> cc`,
 		Columns: []string{"pool", "customer", "held", "confirmed", "held by claims", "confirmed by claims"},
 	},
 	{
 		Name: "no customer over the per-customer limit",
-		SQL: `SELECT c.pool, c.customer, sum(c.quantity), max(p.per_customer) FROM allot_claims c JOIN allot_pools p ON p.name = c.pool
+		SQL: `SELECT c.pool, c.customer, CAST(sum(c.quantity) AS BIGINT), max(p.per_customer) FROM allot_claims c JOIN allot_pools p ON p.name = c.pool
 			WHERE c.status IN ('held', 'confirmed') AND p.per_customer > 0
 			GROUP BY c.pool, c.customer HAVING sum(c.quantity) > max(p.per_customer)`,
 		Columns: []string{"pool", "customer", "units", "limit"},
@@ -80,7 +88,7 @@ var Checks = []Check{
 	},
 	{
 		Name: "every number up to each counter is explained by the ledger (no unexplained gap)",
-		SQL: `SELECT c.sequence, c.period, s.start, c.last, coalesce(t.n, 0), t.lo, t.hi FROM allot_sequence_counters c
+		SQL: `SELECT c.sequence, c.period, s.start, c.last, CAST(coalesce(t.n, 0) AS BIGINT), t.lo, t.hi FROM allot_sequence_counters c
 			JOIN allot_sequences s ON s.name = c.sequence
 			LEFT JOIN (SELECT sequence, period, sum(last - first + 1) AS n, min(first) AS lo, max(last) AS hi
 				FROM allot_sequence_ledger WHERE kind IN ('issued', 'leased') GROUP BY sequence, period) t
@@ -90,7 +98,7 @@ var Checks = []Check{
 	},
 	{
 		Name: "voids lie in taken ranges and match the counters",
-		SQL: `SELECT c.sequence, c.period, c.voided, coalesce(v.n, 0), v.lo, v.hi, c.last FROM allot_sequence_counters c
+		SQL: `SELECT c.sequence, c.period, c.voided, CAST(coalesce(v.n, 0) AS BIGINT), v.lo, v.hi, c.last FROM allot_sequence_counters c
 			JOIN allot_sequences s ON s.name = c.sequence
 			LEFT JOIN (SELECT sequence, period, sum(last - first + 1) AS n, min(first) AS lo, max(last) AS hi
 				FROM allot_sequence_ledger WHERE kind = 'voided' GROUP BY sequence, period) v

@@ -86,6 +86,7 @@ var poolTests = []struct {
 	{"LateConfirmPastStaleHolds", testLateConfirmPastStaleHolds},
 	{"ConfirmBatch", testConfirmBatch},
 	{"AuditSweeperBound", testAuditSweeperBound},
+	{"LimitSetAfterExpiry", testLimitSetAfterExpiry},
 	{"ClaimIdempotency", testClaimIdempotency},
 	{"ClaimListing", testClaimListing},
 	{"ExactlyNConcurrent", testExactlyN},
@@ -226,7 +227,7 @@ func testClaimBatchOrder(t *testing.T, open func() allot.Store) {
 	qty := []int64{1, 1, 2, 3, 1, 1, 1}
 	reqs := make([]allot.PoolClaimRequest, len(qty))
 	for i, q := range qty {
-		reqs[i] = allot.PoolClaimRequest{ID: fmt.Sprintf("clm_order_%d", i), Customer: fmt.Sprintf("c%d", i), Quantity: q, TTL: time.Minute}
+		reqs[i] = allot.PoolClaimRequest{ID: fmt.Sprintf("clm_order%011d", i), Customer: fmt.Sprintf("c%d", i), Quantity: q, TTL: time.Minute}
 	}
 	res, err := s.PoolClaim(ctx(t), allot.PoolClaimParams{Pool: "p", Now: clk.Now(), Requests: reqs})
 	if err != nil {
@@ -266,10 +267,10 @@ func testPerCustomerLimit(t *testing.T, open func() allot.Store) {
 		t.Fatal(err)
 	}
 	reqs := []allot.PoolClaimRequest{
-		{ID: "clm_l1", Customer: "eve", Quantity: 1, TTL: time.Minute},
-		{ID: "clm_l2", Customer: "eve", Quantity: 1, TTL: time.Minute},
-		{ID: "clm_l3", Customer: "eve", Quantity: 1, TTL: time.Minute},
-		{ID: "clm_l4", Customer: "fay", Quantity: 2, TTL: time.Minute},
+		{ID: "clm_limit00000000001", Customer: "eve", Quantity: 1, TTL: time.Minute},
+		{ID: "clm_limit00000000002", Customer: "eve", Quantity: 1, TTL: time.Minute},
+		{ID: "clm_limit00000000003", Customer: "eve", Quantity: 1, TTL: time.Minute},
+		{ID: "clm_limit00000000004", Customer: "fay", Quantity: 2, TTL: time.Minute},
 	}
 	res, err := s.PoolClaim(ctx(t), allot.PoolClaimParams{Pool: "p", Now: clk.Now(), Requests: reqs})
 	if err != nil {
@@ -283,13 +284,13 @@ func testPerCustomerLimit(t *testing.T, open func() allot.Store) {
 		t.Fatalf("limit error: %+v", cl)
 	}
 	// Confirmed units count too; a release makes room.
-	if _, _, err := svc.ClaimTransition(ctx(t), allot.ClaimTransitionParams{ID: "clm_l1", Action: allot.ActionConfirm}); err != nil {
+	if _, _, err := svc.ClaimTransition(ctx(t), allot.ClaimTransitionParams{ID: "clm_limit00000000001", Action: allot.ActionConfirm}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := claim(t, svc, "p", "eve", 1); !errors.Is(err, allot.ErrCustomerLimit) {
 		t.Fatalf("over the limit with a confirmed unit: %v", err)
 	}
-	if _, _, err := svc.ClaimTransition(ctx(t), allot.ClaimTransitionParams{ID: "clm_l2", Action: allot.ActionRelease}); err != nil {
+	if _, _, err := svc.ClaimTransition(ctx(t), allot.ClaimTransitionParams{ID: "clm_limit00000000002", Action: allot.ActionRelease}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := claim(t, svc, "p", "eve", 1); err != nil {
@@ -660,4 +661,32 @@ func testAuditSweeperBound(t *testing.T, open func() allot.Store) {
 		}
 	}
 	t.Fatal("no sweeper check in the audit")
+}
+
+// testLimitSetAfterExpiry: a customer whose hold expired before the pool
+// got a limit, then confirmed late, is counted: they can't claim past it.
+func testLimitSetAfterExpiry(t *testing.T, open func() allot.Store) {
+	s := store(t, open)
+	svc, clk := poolService(t, s)
+	if _, err := svc.PoolCreate(ctx(t), allot.PoolCreateParams{Name: "p", Capacity: ptr[int64](10), PerCustomer: ptr[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := svc.ClaimCreate(ctx(t), allot.ClaimCreateParams{Pool: "p", Customer: "carol", TTL: dur(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(2 * time.Minute)
+	if err := svc.SweepNow(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.PoolPatch(ctx(t), "p", allot.PoolPatchParams{PerCustomer: ptr[int64](1)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := svc.ClaimTransition(ctx(t), allot.ClaimTransitionParams{ID: c.ID, Action: allot.ActionConfirm}); err != nil || got.Status != allot.ClaimConfirmed {
+		t.Fatalf("late confirm: %+v %v", got, err)
+	}
+	if _, _, err := svc.ClaimCreate(ctx(t), allot.ClaimCreateParams{Pool: "p", Customer: "carol"}); !errors.Is(err, allot.ErrCustomerLimit) {
+		t.Fatalf("carol has 1 confirmed unit and a limit of 1, yet: %v", err)
+	}
+	auditOK(t, svc)
 }

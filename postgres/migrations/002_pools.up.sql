@@ -87,6 +87,7 @@ BEGIN
     FROM new_rows n JOIN allot_pools p ON p.name = n.pool
     WHERE p.per_customer > 0
     GROUP BY n.pool, n.customer
+    ORDER BY n.pool, n.customer
     ON CONFLICT (pool, customer) DO UPDATE
         SET held = c.held + excluded.held, confirmed = c.confirmed + excluded.confirmed, lim = excluded.lim;
     UPDATE allot_pools p SET held = p.held + d.dh, confirmed = p.confirmed + d.dc
@@ -111,6 +112,7 @@ BEGIN
                    (CASE WHEN n.status = 'confirmed' THEN n.quantity ELSE 0 END) - (CASE WHEN o.status = 'confirmed' THEN o.quantity ELSE 0 END) AS dc
             FROM new_rows n JOIN old_rows o ON o.id = n.id) n
         GROUP BY n.pool
+        ORDER BY n.pool -- one lock order for pool rows in every process
     LOOP
         IF r.dh <> 0 OR r.dc <> 0 THEN
             UPDATE allot_pools SET held = held + r.dh, confirmed = confirmed + r.dc WHERE name = r.pool;
@@ -119,6 +121,10 @@ BEGIN
             END IF;
         END IF;
     END LOOP;
+    -- Existing usage rows move by the deltas; a customer of a limited pool
+    -- with no row yet (a late confirm after the limit was set) gets one.
+    -- Two statements, not an upsert: the CHECKs would judge the insert row
+    -- of an upsert before its conflict, and a delta can be negative.
     UPDATE allot_pool_customers c SET held = c.held + d.dh, confirmed = c.confirmed + d.dc
     FROM (SELECT n.pool, n.customer,
                  sum((CASE WHEN n.status = 'held' THEN n.quantity ELSE 0 END) - (CASE WHEN o.status = 'held' THEN o.quantity ELSE 0 END)) AS dh,
@@ -126,6 +132,17 @@ BEGIN
           FROM new_rows n JOIN old_rows o ON o.id = n.id
           GROUP BY n.pool, n.customer) d
     WHERE c.pool = d.pool AND c.customer = d.customer AND (d.dh <> 0 OR d.dc <> 0);
+    INSERT INTO allot_pool_customers (pool, customer, held, confirmed, lim)
+    SELECT d.pool, d.customer, d.dh, d.dc, p.per_customer
+    FROM (SELECT n.pool, n.customer,
+                 sum((CASE WHEN n.status = 'held' THEN n.quantity ELSE 0 END) - (CASE WHEN o.status = 'held' THEN o.quantity ELSE 0 END)) AS dh,
+                 sum((CASE WHEN n.status = 'confirmed' THEN n.quantity ELSE 0 END) - (CASE WHEN o.status = 'confirmed' THEN o.quantity ELSE 0 END)) AS dc
+          FROM new_rows n JOIN old_rows o ON o.id = n.id
+          GROUP BY n.pool, n.customer) d
+    JOIN allot_pools p ON p.name = d.pool AND p.per_customer > 0
+    WHERE (d.dh <> 0 OR d.dc <> 0)
+      AND NOT EXISTS (SELECT 1 FROM allot_pool_customers x WHERE x.pool = d.pool AND x.customer = d.customer)
+    ORDER BY d.pool, d.customer;
     RETURN NULL;
 END $$;
 CREATE TRIGGER allot_claims_counters_upd AFTER UPDATE ON allot_claims

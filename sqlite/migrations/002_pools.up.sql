@@ -87,10 +87,19 @@ BEGIN
     SET held = held + (CASE WHEN NEW.status = 'held' THEN NEW.quantity ELSE 0 END) - (CASE WHEN OLD.status = 'held' THEN OLD.quantity ELSE 0 END),
         confirmed = confirmed + (CASE WHEN NEW.status = 'confirmed' THEN NEW.quantity ELSE 0 END) - (CASE WHEN OLD.status = 'confirmed' THEN OLD.quantity ELSE 0 END)
     WHERE name = NEW.pool;
+    -- Existing usage rows move by the deltas; a customer of a limited pool
+    -- with no row yet (a late confirm after the limit was set) gets one.
     UPDATE allot_pool_customers
     SET held = held + (CASE WHEN NEW.status = 'held' THEN NEW.quantity ELSE 0 END) - (CASE WHEN OLD.status = 'held' THEN OLD.quantity ELSE 0 END),
         confirmed = confirmed + (CASE WHEN NEW.status = 'confirmed' THEN NEW.quantity ELSE 0 END) - (CASE WHEN OLD.status = 'confirmed' THEN OLD.quantity ELSE 0 END)
     WHERE pool = NEW.pool AND customer = NEW.customer;
+    INSERT INTO allot_pool_customers (pool, customer, held, confirmed, lim)
+    SELECT NEW.pool, NEW.customer,
+           (CASE WHEN NEW.status = 'held' THEN NEW.quantity ELSE 0 END) - (CASE WHEN OLD.status = 'held' THEN OLD.quantity ELSE 0 END),
+           (CASE WHEN NEW.status = 'confirmed' THEN NEW.quantity ELSE 0 END) - (CASE WHEN OLD.status = 'confirmed' THEN OLD.quantity ELSE 0 END),
+           p.per_customer
+    FROM allot_pools p WHERE p.name = NEW.pool AND p.per_customer > 0
+      AND NOT EXISTS (SELECT 1 FROM allot_pool_customers x WHERE x.pool = NEW.pool AND x.customer = NEW.customer);
 END;
 
 ALTER TABLE allot_idempotency ADD COLUMN result TEXT NOT NULL DEFAULT '';

@@ -1,0 +1,42 @@
+package allot
+
+import (
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
+
+// ValidateText checks free text a caller sends (a customer, a reference, a
+// reason, a format): valid UTF-8, no NUL, at most max bytes. Databases
+// refuse anything else, so it is refused here, before it can fail a batch
+// that other callers share.
+func ValidateText(field, v string, max int) error {
+	switch {
+	case len(v) > max:
+		return Invalidf(field, "must be at most %d bytes, got %d", max, len(v))
+	case !utf8.ValidString(v):
+		return Invalidf(field, "must be valid UTF-8")
+	case strings.IndexByte(v, 0) >= 0:
+		return Invalidf(field, "must not contain NUL characters")
+	}
+	return nil
+}
+
+// ValidateIdempotencyKey checks an Idempotency-Key: 1 to 255 printable
+// ASCII characters.
+func ValidateIdempotencyKey(key string) error {
+	if len(key) > 255 {
+		return Invalidf("Idempotency-Key", "must be at most 255 characters, got %d", len(key))
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x20 || key[i] > 0x7e {
+			return Invalidf("Idempotency-Key", "must be printable ASCII (a UUID is a good choice)")
+		}
+	}
+	return nil
+}
+
+var claimIDRE = regexp.MustCompile(`^clm_[0-9a-z]{16}$`)
+
+// validClaimID reports whether id has the shape allot gives claim ids.
+func validClaimID(id string) bool { return claimIDRE.MatchString(id) }
