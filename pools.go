@@ -46,7 +46,8 @@ type ClaimObserver interface {
 }
 
 type poolRuntime struct {
-	soldOutUntil atomic.Int64 // unix nanoseconds
+	soldOutUntil atomic.Int64  // unix nanoseconds
+	reopened     atomic.Uint64 // bumped by every reopen
 
 	mu       sync.Mutex
 	pool     *Pool
@@ -55,7 +56,22 @@ type poolRuntime struct {
 
 func (pr *poolRuntime) soldOut(now time.Time) bool { return now.UnixNano() < pr.soldOutUntil.Load() }
 
-func (pr *poolRuntime) reopen() { pr.soldOutUntil.Store(0) }
+func (pr *poolRuntime) reopen() {
+	pr.reopened.Add(1)
+	pr.soldOutUntil.Store(0)
+}
+
+// markSoldOut sets the sold-out flag unless the pool was reopened since gen
+// was read (units came back while the batch that saw none was committing).
+func (pr *poolRuntime) markSoldOut(gen uint64, until time.Time) {
+	if pr.reopened.Load() != gen {
+		return
+	}
+	pr.soldOutUntil.Store(until.UnixNano())
+	if pr.reopened.Load() != gen {
+		pr.soldOutUntil.Store(0) // a reopen raced the store above
+	}
+}
 
 type claimBatchResult struct {
 	out       PoolClaimOutcome
@@ -75,7 +91,7 @@ func (s *Service) initPools() {
 	// on its own claim, and one statement updates every pool row once.
 	s.pl.confirms = batch.New(func(ctx context.Context, _ struct{}, reqs []ClaimConfirmRequest) ([]*Claim, error) {
 		start := time.Now()
-		out, err := s.store.ClaimConfirmBatch(ctx, s.cfg.Now(), reqs)
+		out, err := s.store.ClaimConfirmBatch(ctx, s.now(), reqs)
 		s.cfg.Metrics.ObserveBatch("confirm", len(reqs), time.Since(start), err)
 		return out, err
 	}, batch.Opts{MaxBatch: 512, Isolate: isolate})
@@ -160,6 +176,10 @@ func (s *Service) sweeper() {
 	}
 }
 
+// now is the service clock at the stores' precision (microseconds), so a
+// claim reads the same in the answer that created it and in later reads.
+func (s *Service) now() time.Time { return s.cfg.Now().Truncate(time.Microsecond) }
+
 // SweepNow expires holds past their expiry at once, as the sweeper does
 // every half second. Tests with an injected clock use it.
 func (s *Service) SweepNow(ctx context.Context) error {
@@ -201,14 +221,15 @@ func (s *Service) flushClaims(ctx context.Context, pool string, reqs []PoolClaim
 }
 
 func (s *Service) flushClaimsDB(ctx context.Context, pool string, reqs []PoolClaimRequest) ([]claimBatchResult, error) {
+	gen := s.poolRuntime(pool).reopened.Load()
 	start := time.Now()
-	res, err := s.store.PoolClaim(ctx, PoolClaimParams{Pool: pool, Now: s.cfg.Now(), Requests: reqs})
+	res, err := s.store.PoolClaim(ctx, PoolClaimParams{Pool: pool, Now: s.now(), Requests: reqs})
 	s.cfg.Metrics.ObserveBatch("claim", len(reqs), time.Since(start), err)
 	if err != nil {
 		return nil, err
 	}
 	if res.Available <= 0 {
-		s.poolRuntime(pool).soldOutUntil.Store(s.cfg.Now().Add(soldOutTTL).UnixNano())
+		s.poolRuntime(pool).markSoldOut(gen, s.cfg.Now().Add(soldOutTTL))
 	}
 	out := make([]claimBatchResult, len(res.Results))
 	for i, r := range res.Results {
@@ -512,7 +533,7 @@ func (s *Service) ClaimTransition(ctx context.Context, p ClaimTransitionParams) 
 	if !validClaimID(p.ID) {
 		return nil, false, NotFoundf("claim %q", p.ID)
 	}
-	sp := ClaimTransitionStoreParams{ID: p.ID, Action: p.Action, Now: s.cfg.Now(), Reference: p.Reference}
+	sp := ClaimTransitionStoreParams{ID: p.ID, Action: p.Action, Now: s.now(), Reference: p.Reference}
 	switch p.Action {
 	case ActionConfirm:
 		if err := ValidateText("reference", p.Reference, 500); err != nil {

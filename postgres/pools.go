@@ -418,14 +418,15 @@ func (s *Store) ClaimList(ctx context.Context, p allot.ClaimListParams, afterSeq
 // PoolExpire marks up to 10,000 holds past expiry as expired, skipping rows
 // another process is already handling, and returns their pools.
 func (s *Store) PoolExpire(ctx context.Context, now time.Time, owner string) ([]string, error) {
-	if _, err := s.pool.Exec(ctx, `INSERT INTO allot_sweeps (owner, swept_at) VALUES ($1, $2)
-		ON CONFLICT (owner) DO UPDATE SET swept_at = excluded.swept_at`, owner, now); err != nil {
-		return nil, translate(err, "record sweep")
-	}
-	rows, err := s.pool.Query(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = $1
+	// One statement: the sweep is recorded only if it committed.
+	rows, err := s.pool.Query(ctx, `WITH sweep AS (
+			INSERT INTO allot_sweeps (id, owner, swept_at) VALUES (1, $2, $1)
+			ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, swept_at = GREATEST(allot_sweeps.swept_at, excluded.swept_at)
+		)
+		UPDATE allot_claims SET status = 'expired', updated_at = $1
 		WHERE id IN (SELECT id FROM allot_claims WHERE status = 'held' AND expires_at <= $1
 			ORDER BY expires_at LIMIT 10000 FOR UPDATE SKIP LOCKED)
-		RETURNING pool`, now)
+		RETURNING pool`, now, owner)
 	if err != nil {
 		return nil, translate(err, "expire holds")
 	}

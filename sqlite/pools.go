@@ -428,8 +428,8 @@ func (s *Store) PoolExpire(ctx context.Context, now time.Time, owner string) ([]
 	var out []string
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		if _, err := tx.ExecContext(ctx, `INSERT INTO allot_sweeps (owner, swept_at) VALUES (?, ?)
-			ON CONFLICT (owner) DO UPDATE SET swept_at = excluded.swept_at`, owner, micros(now)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO allot_sweeps (id, owner, swept_at) VALUES (1, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, swept_at = max(swept_at, excluded.swept_at)`, owner, micros(now)); err != nil {
 			return err
 		}
 		rows, err := tx.QueryContext(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = ?

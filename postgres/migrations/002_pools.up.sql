@@ -23,7 +23,8 @@ CREATE TABLE allot_pools (
     closes_at      timestamptz,
     created_at     timestamptz NOT NULL DEFAULT now(),
     updated_at     timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT allot_pools_capacity CHECK (held + confirmed <= capacity)
+    CONSTRAINT allot_pools_capacity CHECK (held + confirmed <= capacity),
+    CONSTRAINT allot_pools_window CHECK (opens_at IS NULL OR closes_at IS NULL OR closes_at > opens_at)
 );
 
 -- pool has no foreign key: pools are never deleted, and claims are only
@@ -355,10 +356,34 @@ BEGIN
             RETURN;
         END IF;
     END IF;
+    -- Lock order, everywhere: claims first, then the pool row (which the
+    -- counters trigger takes). A confirm that may turn out late expires
+    -- the pool's stale holds first, as the sweeper does, before it locks
+    -- this claim; so it never waits for claims while holding the pool.
+    IF p_action = 'confirm' THEN
+        SELECT * INTO c FROM allot_claims WHERE id = p_id;
+        IF FOUND AND (c.status = 'expired' OR (c.status = 'held' AND c.expires_at <= p_now))
+           AND EXISTS (SELECT 1 FROM allot_claims x WHERE x.status = 'held' AND x.expires_at <= p_now AND x.pool = c.pool) THEN
+            UPDATE allot_claims SET status = 'expired', updated_at = p_now
+            WHERE pool = c.pool AND status = 'held' AND expires_at <= p_now;
+        END IF;
+    END IF;
     SELECT * INTO c FROM allot_claims WHERE id = p_id FOR UPDATE;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'not_found'::text, NULL::text, NULL::text, NULL::bigint;
         RETURN;
+    END IF;
+    -- The same key may have been used by a request we waited for.
+    IF p_key <> '' THEN
+        SELECT request_hash, result INTO rec FROM allot_idempotency WHERE scope = p_scope AND key = p_key;
+        IF FOUND THEN
+            IF rec.request_hash = p_hash THEN
+                RETURN QUERY SELECT 'replay'::text, rec.result, NULL::text, NULL::bigint;
+            ELSE
+                RETURN QUERY SELECT 'mismatch'::text, NULL::text, NULL::text, NULL::bigint;
+            END IF;
+            RETURN;
+        END IF;
     END IF;
     -- A hold past its expiry is expired, whether or not the sweeper wrote it.
     IF c.status = 'held' AND c.expires_at <= p_now THEN
@@ -370,12 +395,8 @@ BEGIN
         IF c.status = 'held' THEN
             new_status := 'confirmed';
         ELSIF c.status = 'expired' THEN
-            -- Late confirm: only if the units can be taken again, now.
-            -- Other holds past expiry give their units back first.
-            IF EXISTS (SELECT 1 FROM allot_claims x WHERE x.status = 'held' AND x.expires_at <= p_now AND x.pool = c.pool) THEN
-                UPDATE allot_claims SET status = 'expired', updated_at = p_now
-                WHERE pool = c.pool AND status = 'held' AND expires_at <= p_now;
-            END IF;
+            -- Late confirm: only if the units can be taken again, now
+            -- (other stale holds of the pool were expired above).
             SELECT * INTO pl FROM allot_pools WHERE name = c.pool FOR UPDATE;
             SELECT coalesce(held + confirmed, 0) INTO used FROM allot_pool_customers WHERE pool = c.pool AND customer = c.customer;
             IF pl.capacity - pl.held - pl.confirmed < c.quantity

@@ -22,7 +22,8 @@ CREATE TABLE allot_pools (
     closes_at       INTEGER,
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL,
-    CONSTRAINT allot_pools_capacity CHECK (held + confirmed <= capacity)
+    CONSTRAINT allot_pools_capacity CHECK (held + confirmed <= capacity),
+    CONSTRAINT allot_pools_window CHECK (opens_at IS NULL OR closes_at IS NULL OR closes_at > opens_at)
 );
 
 CREATE TABLE allot_claims (
