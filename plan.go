@@ -87,6 +87,26 @@ func Remaining(last, max int64) int64 {
 	return int64(r)
 }
 
+// Gaps returns the parts of first..last that the sorted, non-overlapping
+// ranges voided do not cover.
+func Gaps(first, last int64, voided [][2]int64) [][2]int64 {
+	var out [][2]int64
+	next := first
+	for _, v := range voided {
+		if v[1] < next || v[0] > last {
+			continue
+		}
+		if v[0] > next {
+			out = append(out, [2]int64{next, v[0] - 1})
+		}
+		if v[1] >= last {
+			return out
+		}
+		next = v[1] + 1
+	}
+	return append(out, [2]int64{next, last})
+}
+
 // LedgerReason describes a ledger row written by an advance batch.
 func LedgerReason(kind LedgerKind, requests int) string {
 	if kind == LedgerLeased {

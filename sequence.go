@@ -356,6 +356,10 @@ type VoidParams struct {
 	// Date picks the period of Number in a resetting sequence (YYYY-MM-DD).
 	Date   string
 	Reason string
+	// Force voids a cached number even when it lies in a block leased to
+	// another server that has not stopped (use it for a server that
+	// crashed; the unused rest of its blocks was never handed out).
+	Force bool
 }
 
 // LedgerKind is the kind of a ledger entry.

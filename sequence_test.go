@@ -2,6 +2,7 @@ package allot_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -74,5 +75,24 @@ func TestPlanAdvanceRemainingSaturates(t *testing.T) {
 	}
 	if r := allot.Remaining(4, 10); r != 6 {
 		t.Fatalf("got %d", r)
+	}
+}
+
+func TestGaps(t *testing.T) {
+	for _, tc := range []struct {
+		first, last int64
+		voided      [][2]int64
+		want        string
+	}{
+		{1, 10, nil, "[[1 10]]"},
+		{1, 10, [][2]int64{{5, 5}}, "[[1 4] [6 10]]"},
+		{1, 10, [][2]int64{{1, 3}, {8, 12}}, "[[4 7]]"},
+		{3, 10, [][2]int64{{1, 20}}, "[]"},
+		{1, 10, [][2]int64{{2, 2}, {4, 4}, {10, 10}}, "[[1 1] [3 3] [5 9]]"},
+	} {
+		got := allot.Gaps(tc.first, tc.last, tc.voided)
+		if s := fmt.Sprint(got); s != tc.want && !(tc.want == "[]" && len(got) == 0) {
+			t.Errorf("Gaps(%d, %d, %v) = %v, want %s", tc.first, tc.last, tc.voided, got, tc.want)
+		}
 	}
 }

@@ -169,6 +169,11 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.seqs.Store(&map[string]*seqRuntime{})
 	s.advance = batch.New(s.flushAdvance, batch.Opts{Isolate: isolate})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.store.ServerStart(ctx, s.cfg.Owner); err != nil {
+		return nil, fmt.Errorf("allot: register server: %w", err)
+	}
 	s.bg.Add(1)
 	go s.janitor()
 	s.initPools()
@@ -256,7 +261,7 @@ func (s *Service) Close(ctx context.Context) error {
 			for _, sp := range a.drain() {
 				_, err := s.store.SequenceVoid(ctx, SequenceVoidParams{
 					Sequence: a.seq, Period: a.period, First: sp.first, Last: sp.last,
-					Reason: "unused rest of a leased block, returned at shutdown", Owner: s.cfg.Owner,
+					Reason: "unused rest of a leased block, returned at shutdown", Owner: s.cfg.Owner, SkipVoided: true,
 				})
 				if err != nil {
 					errs = append(errs, fmt.Errorf("void unused block %s[%s] %d-%d: %w", a.seq, a.period, sp.first, sp.last, err))
@@ -264,6 +269,13 @@ func (s *Service) Close(ctx context.Context) error {
 			}
 			return true
 		})
+	}
+	if len(errs) == 0 {
+		// Only a server whose unused numbers are all voided counts as
+		// stopped: its other numbers are then known to be issued.
+		if err := s.store.ServerStop(ctx, s.cfg.Owner); err != nil {
+			errs = append(errs, fmt.Errorf("record stop: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -756,7 +768,7 @@ func (s *Service) SequenceVoid(ctx context.Context, p VoidParams) (*LedgerEntry,
 		return nil, Invalidf("number", "%d was never issued", n)
 	}
 	return s.store.SequenceVoid(ctx, SequenceVoidParams{
-		Sequence: rt.seq.Name, Period: period, First: n, Last: n, Reason: p.Reason, Owner: s.cfg.Owner,
+		Sequence: rt.seq.Name, Period: period, First: n, Last: n, Reason: p.Reason, Owner: s.cfg.Owner, Force: p.Force,
 	})
 }
 

@@ -47,7 +47,9 @@ type Store interface {
 	// whole range must already be taken (at most the counter's Last) and
 	// none of it voided before; otherwise nothing changes and an
 	// *InvalidError (never taken) or ErrAlreadyExists (already voided) is
-	// returned.
+	// returned. Unless Force is set, numbers in a block leased to another
+	// server that has not stopped are refused with ErrInvalidState: that
+	// server may not have handed them out yet.
 	SequenceVoid(ctx context.Context, params SequenceVoidParams) (*LedgerEntry, error)
 	// SequenceNumberStatus says whether number n of a period is issued,
 	// voided or unissued according to the database.
@@ -60,6 +62,12 @@ type Store interface {
 	IdempotencyGet(ctx context.Context, scope, key string) (*IdempotencyRecord, error)
 	// IdempotencyPurge deletes idempotency records created before the given time.
 	IdempotencyPurge(ctx context.Context, before time.Time) (int64, error)
+
+	// ServerStart records that the server owner started.
+	ServerStart(ctx context.Context, owner string) error
+	// ServerStop records that the server owner stopped gracefully, after
+	// voiding the unused rest of its leased blocks.
+	ServerStop(ctx context.Context, owner string) error
 
 	PoolStore
 }
@@ -139,7 +147,16 @@ type SequenceVoidParams struct {
 	First    int64
 	Last     int64
 	Reason   string
-	Owner    string
+	// Owner is the server voiding (it may void its own leases).
+	Owner string
+	// Force voids even numbers leased to a server that has not stopped,
+	// for a server known to have crashed.
+	Force bool
+	// SkipVoided voids only the parts of First..Last not voided yet
+	// (a server returning the unused rest of its blocks), instead of
+	// refusing a range that overlaps an earlier void. The entry returned
+	// is then the last one written, nil if nothing was left to void.
+	SkipVoided bool
 }
 
 // SequenceLedgerParams are the inputs of Store.SequenceLedger.

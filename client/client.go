@@ -416,6 +416,7 @@ type voidBody struct {
 	ID     string `json:"id,omitempty"`
 	Date   string `json:"date,omitempty"`
 	Reason string `json:"reason"`
+	Force  bool   `json:"force,omitempty"`
 }
 
 // SequenceVoid voids one issued number, named by p.Number (plus p.Date in
@@ -425,12 +426,8 @@ func (c *Client) SequenceVoid(ctx context.Context, p allot.VoidParams) (*allot.L
 	if err != nil {
 		return nil, err
 	}
-	var e allot.LedgerEntry
-	body := voidBody{Number: p.Number, ID: p.ID, Date: p.Date, Reason: p.Reason}
-	if err := c.call(ctx, request{method: http.MethodPost, path: path, body: body}, &e); err != nil {
-		return nil, err
-	}
-	return &e, nil
+	body := voidBody{Number: p.Number, ID: p.ID, Date: p.Date, Reason: p.Reason, Force: p.Force}
+	return callInto[allot.LedgerEntry](ctx, c, request{method: http.MethodPost, path: path, body: body})
 }
 
 // SequenceParse decodes id and says what became of its number.

@@ -188,6 +188,7 @@ type voidBody struct {
 	ID     string `json:"id"`
 	Date   string `json:"date"`
 	Reason string `json:"reason"`
+	Force  bool   `json:"force"`
 }
 
 // sequenceVoid serves POST /v1/sequences/{name}/void.
@@ -197,7 +198,7 @@ func (s *Server) sequenceVoid(w http.ResponseWriter, r *http.Request) int {
 		return s.problem(w, r, err)
 	}
 	e, err := s.svc.SequenceVoid(r.Context(), allot.VoidParams{
-		Sequence: r.PathValue("name"), Number: b.Number, ID: b.ID, Date: b.Date, Reason: b.Reason,
+		Sequence: r.PathValue("name"), Number: b.Number, ID: b.ID, Date: b.Date, Reason: b.Reason, Force: b.Force,
 	})
 	if err != nil {
 		return s.problem(w, r, err)

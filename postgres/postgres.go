@@ -458,30 +458,83 @@ func (s *Store) SequenceVoid(ctx context.Context, p allot.SequenceVoidParams) (*
 		if err != nil {
 			return err
 		}
-		var overlap bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM allot_sequence_ledger WHERE sequence = $1 AND period = $2
-			AND kind = 'voided' AND first <= $4 AND last >= $3)`, p.Sequence, p.Period, p.First, p.Last).Scan(&overlap); err != nil {
+		rows, err := tx.Query(ctx, `SELECT first, last FROM allot_sequence_ledger WHERE sequence = $1 AND period = $2
+			AND kind = 'voided' AND first <= $4 AND last >= $3 ORDER BY first`, p.Sequence, p.Period, p.First, p.Last)
+		if err != nil {
 			return err
 		}
-		if overlap {
+		voided, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]int64, error) {
+			var v [2]int64
+			err := r.Scan(&v[0], &v[1])
+			return v, err
+		})
+		if err != nil {
+			return err
+		}
+		gaps := [][2]int64{{p.First, p.Last}}
+		if p.SkipVoided {
+			if gaps = allot.Gaps(p.First, p.Last, voided); len(gaps) == 0 {
+				return nil
+			}
+		} else if len(voided) > 0 {
 			return fmt.Errorf("%s was already voided: %w", rangeText(p.First, p.Last), allot.ErrAlreadyExists)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE allot_sequence_counters SET voided = voided + $3 WHERE sequence = $1 AND period = $2`,
-			p.Sequence, p.Period, p.Last-p.First+1); err != nil {
-			return err
+		if !p.Force {
+			var owner string
+			err := tx.QueryRow(ctx, leasedToLiveServerSQL, p.Sequence, p.Period, p.First, p.Last, p.Owner).Scan(&owner)
+			if err == nil {
+				return leasedError(p, owner)
+			} else if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
 		}
-		e, err := scanLedger(tx.QueryRow(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner)
-			VALUES ($1, $2, 'voided', $3, $4, $5, $6) RETURNING `+ledgerCols, p.Sequence, p.Period, p.First, p.Last, p.Reason, p.Owner))
-		out = e
-		return err
+		for _, g := range gaps {
+			if _, err := tx.Exec(ctx, `UPDATE allot_sequence_counters SET voided = voided + $3 WHERE sequence = $1 AND period = $2`,
+				p.Sequence, p.Period, g[1]-g[0]+1); err != nil {
+				return err
+			}
+			e, err := scanLedger(tx.QueryRow(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner)
+				VALUES ($1, $2, 'voided', $3, $4, $5, $6) RETURNING `+ledgerCols, p.Sequence, p.Period, g[0], g[1], p.Reason, p.Owner))
+			if err != nil {
+				return err
+			}
+			out = e
+		}
+		return nil
 	})
 	if err != nil {
-		if errors.Is(err, allot.ErrInvalid) || errors.Is(err, allot.ErrAlreadyExists) {
+		if errors.Is(err, allot.ErrInvalid) || errors.Is(err, allot.ErrAlreadyExists) || errors.Is(err, allot.ErrInvalidState) {
 			return nil, err
 		}
 		return nil, translate(err, "void")
 	}
 	return out, nil
+}
+
+// leasedToLiveServerSQL finds a block leased to a server other than $5
+// that overlaps $3..$4 and whose server has not stopped.
+const leasedToLiveServerSQL = `SELECT l.owner FROM allot_sequence_ledger l
+	LEFT JOIN allot_servers s ON s.owner = l.owner
+	WHERE l.sequence = $1 AND l.period = $2 AND l.kind = 'leased' AND l.first <= $4 AND l.last >= $3
+		AND l.owner <> $5 AND s.stopped_at IS NULL
+	LIMIT 1`
+
+func leasedError(p allot.SequenceVoidParams, owner string) error {
+	return fmt.Errorf("%s is in a block leased to server %s, which has not stopped and may not have handed it out yet: "+
+		"void it there, or once it has stopped, or with force if it crashed: %w", rangeText(p.First, p.Last), owner, allot.ErrInvalidState)
+}
+
+// ServerStart records that a server started.
+func (s *Store) ServerStart(ctx context.Context, owner string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO allot_servers (owner, started_at) VALUES ($1, now())
+		ON CONFLICT (owner) DO UPDATE SET started_at = now(), stopped_at = NULL`, owner)
+	return translate(err, "record server start")
+}
+
+// ServerStop records that a server stopped gracefully.
+func (s *Store) ServerStop(ctx context.Context, owner string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE allot_servers SET stopped_at = now() WHERE owner = $1`, owner)
+	return translate(err, "record server stop")
 }
 
 func rangeText(first, last int64) string {

@@ -383,26 +383,77 @@ func (s *Store) SequenceVoid(ctx context.Context, p allot.SequenceVoidParams) (*
 		if err != nil {
 			return err
 		}
-		var overlap bool
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM allot_sequence_ledger WHERE sequence = ? AND period = ?
-			AND kind = 'voided' AND first <= ? AND last >= ?)`, p.Sequence, p.Period, p.Last, p.First).Scan(&overlap); err != nil {
+		rows, err := tx.QueryContext(ctx, `SELECT first, last FROM allot_sequence_ledger WHERE sequence = ? AND period = ?
+			AND kind = 'voided' AND first <= ? AND last >= ? ORDER BY first`, p.Sequence, p.Period, p.Last, p.First)
+		if err != nil {
 			return err
 		}
-		if overlap {
+		var voided [][2]int64
+		for rows.Next() {
+			var v [2]int64
+			if err := rows.Scan(&v[0], &v[1]); err != nil {
+				rows.Close()
+				return err
+			}
+			voided = append(voided, v)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		gaps := [][2]int64{{p.First, p.Last}}
+		if p.SkipVoided {
+			if gaps = allot.Gaps(p.First, p.Last, voided); len(gaps) == 0 {
+				return nil
+			}
+		} else if len(voided) > 0 {
 			return fmt.Errorf("%s was already voided: %w", rangeText(p.First, p.Last), allot.ErrAlreadyExists)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE allot_sequence_counters SET voided = voided + ? WHERE sequence = ? AND period = ?`,
-			p.Last-p.First+1, p.Sequence, p.Period); err != nil {
-			return err
+		if !p.Force {
+			var owner string
+			err := tx.QueryRowContext(ctx, `SELECT l.owner FROM allot_sequence_ledger l
+				LEFT JOIN allot_servers s ON s.owner = l.owner
+				WHERE l.sequence = ? AND l.period = ? AND l.kind = 'leased' AND l.first <= ? AND l.last >= ?
+					AND l.owner <> ? AND s.stopped_at IS NULL
+				LIMIT 1`, p.Sequence, p.Period, p.Last, p.First, p.Owner).Scan(&owner)
+			if err == nil {
+				return fmt.Errorf("%s is in a block leased to server %s, which has not stopped and may not have handed it out yet: "+
+					"void it there, or once it has stopped, or with force if it crashed: %w", rangeText(p.First, p.Last), owner, allot.ErrInvalidState)
+			} else if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
 		}
-		out, err = scanLedger(tx.QueryRowContext(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, created_at)
-			VALUES (?, ?, 'voided', ?, ?, ?, ?, ?) RETURNING `+ledgerCols, p.Sequence, p.Period, p.First, p.Last, p.Reason, p.Owner, micros(time.Now())))
-		return err
+		for _, g := range gaps {
+			if _, err := tx.ExecContext(ctx, `UPDATE allot_sequence_counters SET voided = voided + ? WHERE sequence = ? AND period = ?`,
+				g[1]-g[0]+1, p.Sequence, p.Period); err != nil {
+				return err
+			}
+			out, err = scanLedger(tx.QueryRowContext(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, created_at)
+				VALUES (?, ?, 'voided', ?, ?, ?, ?, ?) RETURNING `+ledgerCols, p.Sequence, p.Period, g[0], g[1], p.Reason, p.Owner, micros(time.Now())))
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, translate(err, "void")
 	}
 	return out, nil
+}
+
+// ServerStart records that a server started.
+func (s *Store) ServerStart(ctx context.Context, owner string) error {
+	now := micros(time.Now())
+	_, err := s.db.ExecContext(ctx, `INSERT INTO allot_servers (owner, started_at) VALUES (?, ?)
+		ON CONFLICT (owner) DO UPDATE SET started_at = excluded.started_at, stopped_at = NULL`, owner, now)
+	return translate(err, "record server start")
+}
+
+// ServerStop records that a server stopped gracefully.
+func (s *Store) ServerStop(ctx context.Context, owner string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE allot_servers SET stopped_at = ? WHERE owner = ?`, micros(time.Now()), owner)
+	return translate(err, "record server stop")
 }
 
 func rangeText(first, last int64) string {

@@ -24,7 +24,7 @@ Commands:
   list
   patch NAME [--max N] [--warn-at F]
   next NAME [--count N] [--date YYYY-MM-DD] [--idempotency-key K]
-  void NAME (--number N [--date YYYY-MM-DD] | --id ID) --reason TEXT
+  void NAME (--number N [--date YYYY-MM-DD] | --id ID) --reason TEXT [--force]
   parse NAME ID
   ledger NAME [--after CURSOR] [--limit N]
 
@@ -228,6 +228,7 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		fs.StringVar(&p.ID, "id", "", "the ID to void (instead of --number)")
 		fs.StringVar(&p.Date, "date", "", "with --number in a resetting sequence: a date in the number's period")
 		fs.StringVar(&p.Reason, "reason", "", "why the number is voided (required)")
+		fs.BoolVar(&p.Force, "force", false, "void a cached number even if another server that has not stopped leased it (for a crashed server)")
 		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
 			return err

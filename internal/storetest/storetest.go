@@ -44,6 +44,7 @@ func Run(t *testing.T, opener Opener) {
 		{"ServiceIdempotentNext", testServiceIdempotentNext},
 		{"ServiceStateAndWarning", testServiceState},
 		{"ServiceParseAndVoid", testServiceParseAndVoid},
+		{"VoidAcrossServers", testVoidAcrossServers},
 	}
 	tests = append(tests, poolTests...)
 	for _, tc := range tests {
@@ -649,5 +650,46 @@ func testServiceParseAndVoid(t *testing.T, open func() allot.Store) {
 		if _, err := svc.SequenceParse(ctx(t), name, "garbage"); !errors.Is(err, allot.ErrInvalid) {
 			t.Fatalf("%s parse garbage: %v", mode, err)
 		}
+	}
+}
+
+// testVoidAcrossServers: a server may not void a cached number another
+// server leased and may not have handed out yet, until that server has
+// stopped (or with Force, for a server that crashed).
+func testVoidAcrossServers(t *testing.T, open func() allot.Store) {
+	st := store(t, open)
+	a, err := allot.New(allot.Config{Store: st, Owner: "server-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := service(t, st)
+	if _, err := a.SequenceCreate(ctx(t), allot.SequenceCreateParams{Name: "c", BlockSize: ptr[int64](10)}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := a.Next(ctx(t), allot.NextParams{Sequence: "c", Count: 2}); err != nil || r.First != 1 {
+		t.Fatalf("next on a: %+v %v", r, err)
+	}
+	void := func(svc *allot.Service, n int64, force bool) error {
+		_, err := svc.SequenceVoid(ctx(t), allot.VoidParams{Sequence: "c", Number: &n, Reason: "test", Force: force})
+		return err
+	}
+	if err := void(b, 5, false); !errors.Is(err, allot.ErrInvalidState) {
+		t.Fatalf("b voiding 5, leased to a and not handed out: %v", err)
+	}
+	if err := void(a, 5, false); !errors.Is(err, allot.ErrInvalid) {
+		t.Fatalf("a voiding its own unissued 5: %v", err)
+	}
+	if err := void(b, 5, true); err != nil {
+		t.Fatalf("forced void: %v", err)
+	}
+	if err := a.Close(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	// a stopped: what it did not hand out is voided, the rest is issued.
+	if err := void(b, 1, false); err != nil {
+		t.Fatalf("voiding 1, issued by a stopped server: %v", err)
+	}
+	if err := void(b, 7, false); !errors.Is(err, allot.ErrAlreadyExists) {
+		t.Fatalf("7 was voided when a stopped: %v", err)
 	}
 }
