@@ -68,20 +68,7 @@ func (s *Store) PoolGet(ctx context.Context, name string, now time.Time) (*allot
 
 // PoolList returns every pool with its figures at now.
 func (s *Store) PoolList(ctx context.Context, now time.Time) ([]*allot.PoolState, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+poolCols+`, `+staleHeld+` FROM allot_pools p ORDER BY name`, now)
-	if err != nil {
-		return nil, translate(err, "list pools")
-	}
-	defer rows.Close()
-	var out []*allot.PoolState
-	for rows.Next() {
-		st, err := scanPool(rows)
-		if err != nil {
-			return nil, translate(err, "list pools")
-		}
-		out = append(out, st)
-	}
-	return out, translate(rows.Err(), "list pools")
+	return list(ctx, s, "list pools", scanPool, `SELECT `+poolCols+`, `+staleHeld+` FROM allot_pools p ORDER BY name`, now)
 }
 
 // topCustomerSQL is the most units any one customer of pool $1 has.
@@ -394,25 +381,13 @@ func (s *Store) ClaimGet(ctx context.Context, id string) (*allot.Claim, error) {
 // ClaimList lists claims of a pool after a cursor. A status filter sees
 // holds past expiry as expired.
 func (s *Store) ClaimList(ctx context.Context, p allot.ClaimListParams, afterSeq int64, now time.Time) ([]*allot.Claim, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+claimCols+` FROM allot_claims
+	return list(ctx, s, "list claims", scanClaim, `SELECT `+claimCols+` FROM allot_claims
 		WHERE pool = $1 AND seq > $2 AND ($3 = '' OR customer = $3)
 		AND ($4 = '' OR ($4 = 'held' AND status = 'held' AND expires_at > $5)
 			OR ($4 = 'expired' AND (status = 'expired' OR (status = 'held' AND expires_at <= $5)))
 			OR ($4 NOT IN ('held', 'expired') AND status = $4))
-		ORDER BY seq LIMIT $6`, p.Pool, afterSeq, p.Customer, string(p.Status), now, p.Limit)
-	if err != nil {
-		return nil, translate(err, "list claims")
-	}
-	defer rows.Close()
-	var out []*allot.Claim
-	for rows.Next() {
-		c, err := scanClaim(rows)
-		if err != nil {
-			return nil, translate(err, "list claims")
-		}
-		out = append(out, c)
-	}
-	return out, translate(rows.Err(), "list claims")
+		ORDER BY seq LIMIT $6`,
+		p.Pool, afterSeq, p.Customer, string(p.Status), now, p.Limit)
 }
 
 // PoolExpire marks up to 10,000 holds past expiry as expired, skipping rows

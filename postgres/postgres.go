@@ -195,20 +195,17 @@ func (s *Store) SequenceGet(ctx context.Context, name string) (*allot.Sequence, 
 
 // SequenceList returns every sequence ordered by name.
 func (s *Store) SequenceList(ctx context.Context) ([]*allot.Sequence, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
+	return list(ctx, s, "list sequences", scanSeq, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
+}
+
+// list runs a query and scans every row with scan.
+func list[T any](ctx context.Context, s *Store, what string, scan func(pgx.Row) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
-		return nil, translate(err, "list sequences")
+		return nil, translate(err, what)
 	}
-	defer rows.Close()
-	var out []*allot.Sequence
-	for rows.Next() {
-		q, err := scanSeq(rows)
-		if err != nil {
-			return nil, translate(err, "list sequences")
-		}
-		out = append(out, q)
-	}
-	return out, translate(rows.Err(), "list sequences")
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	return out, translate(err, what)
 }
 
 // SequenceUpdate changes max and warn_at. The new max is checked against
@@ -572,21 +569,14 @@ func scanLedger(row pgx.Row) (*allot.LedgerEntry, error) {
 
 // SequenceLedger lists ledger entries after a cursor.
 func (s *Store) SequenceLedger(ctx context.Context, p allot.SequenceLedgerParams) ([]allot.LedgerEntry, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+ledgerCols+` FROM allot_sequence_ledger WHERE sequence = $1 AND id > $2 ORDER BY id LIMIT $3`,
-		p.Sequence, p.AfterID, p.Limit)
-	if err != nil {
-		return nil, translate(err, "ledger")
-	}
-	defer rows.Close()
-	var out []allot.LedgerEntry
-	for rows.Next() {
-		e, err := scanLedger(rows)
+	return list(ctx, s, "ledger", func(r pgx.Row) (allot.LedgerEntry, error) {
+		e, err := scanLedger(r)
 		if err != nil {
-			return nil, translate(err, "ledger")
+			return allot.LedgerEntry{}, err
 		}
-		out = append(out, *e)
-	}
-	return out, translate(rows.Err(), "ledger")
+		return *e, nil
+	}, `SELECT `+ledgerCols+` FROM allot_sequence_ledger WHERE sequence = $1 AND id > $2 ORDER BY id LIMIT $3`,
+		p.Sequence, p.AfterID, p.Limit)
 }
 
 // IdempotencyGet returns a stored record.

@@ -76,20 +76,7 @@ func (s *Store) PoolGet(ctx context.Context, name string, now time.Time) (*allot
 
 // PoolList returns every pool with its figures at now.
 func (s *Store) PoolList(ctx context.Context, now time.Time) ([]*allot.PoolState, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+poolCols+`, `+staleHeld+` FROM allot_pools p ORDER BY name`, micros(now))
-	if err != nil {
-		return nil, translate(err, "list pools")
-	}
-	defer rows.Close()
-	var out []*allot.PoolState
-	for rows.Next() {
-		st, err := scanPool(rows)
-		if err != nil {
-			return nil, translate(err, "list pools")
-		}
-		out = append(out, st)
-	}
-	return out, translate(rows.Err(), "list pools")
+	return list(ctx, s, "list pools", scanPool, `SELECT `+poolCols+`, `+staleHeld+` FROM allot_pools p ORDER BY name`, micros(now))
 }
 
 func expirePool(ctx context.Context, tx *sql.Tx, pool string, now time.Time) error {
@@ -401,25 +388,12 @@ func (s *Store) ClaimGet(ctx context.Context, id string) (*allot.Claim, error) {
 // holds past expiry as expired.
 func (s *Store) ClaimList(ctx context.Context, p allot.ClaimListParams, afterSeq int64, now time.Time) ([]*allot.Claim, error) {
 	st, n := string(p.Status), micros(now)
-	rows, err := s.db.QueryContext(ctx, `SELECT `+claimCols+` FROM allot_claims
+	return list(ctx, s, "list claims", scanClaim, `SELECT `+claimCols+` FROM allot_claims
 		WHERE pool = ? AND seq > ? AND (? = '' OR customer = ?)
 		AND (? = '' OR (? = 'held' AND status = 'held' AND expires_at > ?)
 			OR (? = 'expired' AND (status = 'expired' OR (status = 'held' AND expires_at <= ?)))
 			OR (? NOT IN ('held', 'expired') AND status = ?))
 		ORDER BY seq LIMIT ?`, p.Pool, afterSeq, p.Customer, p.Customer, st, st, n, st, n, st, st, p.Limit)
-	if err != nil {
-		return nil, translate(err, "list claims")
-	}
-	defer rows.Close()
-	var out []*allot.Claim
-	for rows.Next() {
-		c, err := scanClaim(rows)
-		if err != nil {
-			return nil, translate(err, "list claims")
-		}
-		out = append(out, c)
-	}
-	return out, translate(rows.Err(), "list claims")
 }
 
 // PoolExpire marks up to 10,000 holds past expiry as expired and returns

@@ -209,6 +209,24 @@ func scanSeq(row scanner) (*allot.Sequence, error) {
 	return &q, err
 }
 
+// list runs a query and scans every row with scan.
+func list[T any](ctx context.Context, s *Store, what string, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, translate(err, what)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, translate(err, what)
+		}
+		out = append(out, v)
+	}
+	return out, translate(rows.Err(), what)
+}
+
 // SequenceCreate stores a new sequence.
 func (s *Store) SequenceCreate(ctx context.Context, q *allot.Sequence) (*allot.Sequence, error) {
 	now := micros(time.Now())
@@ -232,20 +250,7 @@ func (s *Store) SequenceGet(ctx context.Context, name string) (*allot.Sequence, 
 
 // SequenceList returns every sequence ordered by name.
 func (s *Store) SequenceList(ctx context.Context) ([]*allot.Sequence, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
-	if err != nil {
-		return nil, translate(err, "list sequences")
-	}
-	defer rows.Close()
-	var out []*allot.Sequence
-	for rows.Next() {
-		q, err := scanSeq(rows)
-		if err != nil {
-			return nil, translate(err, "list sequences")
-		}
-		out = append(out, q)
-	}
-	return out, translate(rows.Err(), "list sequences")
+	return list(ctx, s, "list sequences", scanSeq, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
 }
 
 // SequenceUpdate changes max and warn_at, checking the new max against
@@ -492,21 +497,14 @@ func scanLedger(row scanner) (*allot.LedgerEntry, error) {
 
 // SequenceLedger lists ledger entries after a cursor.
 func (s *Store) SequenceLedger(ctx context.Context, p allot.SequenceLedgerParams) ([]allot.LedgerEntry, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+ledgerCols+` FROM allot_sequence_ledger WHERE sequence = ? AND id > ? ORDER BY id LIMIT ?`,
-		p.Sequence, p.AfterID, p.Limit)
-	if err != nil {
-		return nil, translate(err, "ledger")
-	}
-	defer rows.Close()
-	var out []allot.LedgerEntry
-	for rows.Next() {
-		e, err := scanLedger(rows)
+	return list(ctx, s, "ledger", func(r scanner) (allot.LedgerEntry, error) {
+		e, err := scanLedger(r)
 		if err != nil {
-			return nil, translate(err, "ledger")
+			return allot.LedgerEntry{}, err
 		}
-		out = append(out, *e)
-	}
-	return out, translate(rows.Err(), "ledger")
+		return *e, nil
+	}, `SELECT `+ledgerCols+` FROM allot_sequence_ledger WHERE sequence = ? AND id > ? ORDER BY id LIMIT ?`,
+		p.Sequence, p.AfterID, p.Limit)
 }
 
 // IdempotencyGet returns a stored record.
