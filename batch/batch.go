@@ -39,7 +39,8 @@ type Opts struct {
 	Observe func(size int, d time.Duration, err error)
 	// Isolate, if set, says whether a flush error may belong to one
 	// request rather than to the database (bad data, not a lost
-	// connection). A batch of several requests that fails so is flushed
+	// connection). It may only accept errors after which nothing of the
+	// batch was written. A batch of several requests that fails so is flushed
 	// again one request at a time, so one caller's bad request fails only
 	// that caller. Defaults to nil: every flush error fails the batch.
 	Isolate func(err error) bool
@@ -167,8 +168,13 @@ func (b *Batcher[K, Req, Res]) flushCalls(key K, calls []*call[Req, Res]) {
 	}
 	if err != nil && len(calls) > 1 && b.opts.Isolate != nil && b.opts.Isolate(err) {
 		// Nothing of the failed batch was written; each request now
-		// gets its own flush, and its own outcome.
+		// gets its own flush, and its own outcome. A caller that gave up
+		// meanwhile is answered without a write, as in run.
 		for _, c := range calls {
+			if c.ctx.Err() != nil {
+				c.done <- result[Res]{err: c.ctx.Err()}
+				continue
+			}
 			b.flushCalls(key, []*call[Req, Res]{c})
 		}
 		return

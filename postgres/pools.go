@@ -86,7 +86,8 @@ const rebuildCustomersSQL = `INSERT INTO allot_pool_customers (pool, customer, h
 func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchParams, now time.Time) (*allot.PoolState, error) {
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = $2
-			WHERE pool = $1 AND status = 'held' AND expires_at <= $2`, name, now); err != nil {
+			WHERE id IN (SELECT id FROM allot_claims WHERE pool = $1 AND status = 'held' AND expires_at <= $2
+				FOR UPDATE SKIP LOCKED)`, name, now); err != nil {
 			return err
 		}
 		cur, err := scanPool(tx.QueryRow(ctx, `SELECT `+poolCols+`, 0::bigint FROM allot_pools p WHERE name = $1 FOR UPDATE`, name))
@@ -393,15 +394,18 @@ func (s *Store) ClaimList(ctx context.Context, p allot.ClaimListParams, afterSeq
 // PoolExpire marks up to 10,000 holds past expiry as expired, skipping rows
 // another process is already handling, and returns their pools.
 func (s *Store) PoolExpire(ctx context.Context, now time.Time, owner string) ([]string, error) {
-	// One statement: the sweep is recorded only if it committed.
-	rows, err := s.pool.Query(ctx, `WITH sweep AS (
-			INSERT INTO allot_sweeps (id, owner, swept_at) VALUES (1, $2, $1)
+	// One statement: the sweep is recorded only if it committed, and only
+	// when it expired something (an idle server writes nothing).
+	rows, err := s.pool.Query(ctx, `WITH expired AS (
+			UPDATE allot_claims SET status = 'expired', updated_at = $1
+			WHERE id IN (SELECT id FROM allot_claims WHERE status = 'held' AND expires_at <= $1
+				ORDER BY expires_at LIMIT 10000 FOR UPDATE SKIP LOCKED)
+			RETURNING pool
+		), sweep AS (
+			INSERT INTO allot_sweeps (id, owner, swept_at) SELECT 1, $2, $1 WHERE EXISTS (SELECT 1 FROM expired)
 			ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, swept_at = GREATEST(allot_sweeps.swept_at, excluded.swept_at)
 		)
-		UPDATE allot_claims SET status = 'expired', updated_at = $1
-		WHERE id IN (SELECT id FROM allot_claims WHERE status = 'held' AND expires_at <= $1
-			ORDER BY expires_at LIMIT 10000 FOR UPDATE SKIP LOCKED)
-		RETURNING pool`, now, owner)
+		SELECT pool FROM expired`, now, owner)
 	if err != nil {
 		return nil, translate(err, "expire holds")
 	}
@@ -446,7 +450,7 @@ func (s *Store) PoolListen(ctx context.Context, fn func(pool string)) error {
 
 // Audit runs the shared audit queries.
 func (s *Store) Audit(ctx context.Context, now time.Time) ([]allot.AuditCheck, error) {
-	return audit.Run(ctx, audit.Threshold(now), func(ctx context.Context, q string, args ...any) ([][]any, error) {
+	return audit.Run(ctx, audit.Threshold(now), allot.SweepBound, func(ctx context.Context, q string, args ...any) ([][]any, error) {
 		rows, err := s.pool.Query(ctx, q, args...)
 		if err != nil {
 			return nil, err

@@ -98,12 +98,26 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("postgres: migrate lock: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS allot_schema_migrations (
-			version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+			version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL DEFAULT '',
+			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 			return fmt.Errorf("postgres: migrate: %w", err)
 		}
-		var current int
-		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM allot_schema_migrations`).Scan(&current); err != nil {
+		rows, err := tx.Query(ctx, `SELECT version, checksum FROM allot_schema_migrations`)
+		if err != nil {
 			return fmt.Errorf("postgres: migrate: %w", err)
+		}
+		applied := map[int]string{}
+		var current, v int
+		var sum string
+		if _, err := pgx.ForEachRow(rows, []any{&v, &sum}, func() error {
+			applied[v] = sum
+			current = max(current, v)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("postgres: migrate: %w", err)
+		}
+		if err := migrate.Verify(migs, applied); err != nil {
+			return fmt.Errorf("postgres: %w", err)
 		}
 		if current > len(migs) {
 			return fmt.Errorf("postgres: database schema is version %d, newer than this allot (%d): upgrade allot", current, len(migs))
@@ -112,7 +126,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return fmt.Errorf("postgres: migration %03d_%s: %w", m.Version, m.Name, err)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO allot_schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO allot_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)`, m.Version, m.Name, m.Checksum); err != nil {
 				return fmt.Errorf("postgres: record migration %d: %w", m.Version, err)
 			}
 		}
@@ -508,13 +522,17 @@ func (s *Store) SequenceVoid(ctx context.Context, p allot.SequenceVoidParams) (*
 	return out, nil
 }
 
-// leasedToLiveServerSQL finds a block leased to a server other than $5
-// that overlaps $3..$4 and whose server has not stopped.
-const leasedToLiveServerSQL = `SELECT l.owner FROM allot_sequence_ledger l
-	LEFT JOIN allot_servers s ON s.owner = l.owner
-	WHERE l.sequence = $1 AND l.period = $2 AND l.kind = 'leased' AND l.first <= $4 AND l.last >= $3
-		AND l.owner <> $5 AND s.stopped_at IS NULL
-	LIMIT 1`
+// leasedToLiveServerSQL finds the taken range that can hold $3..$4 (taken
+// ranges never overlap, so it is the one starting last at or before $4:
+// one index probe) and returns its owner if it is a block leased to a
+// server other than $5 that is known and has not stopped. An owner with no
+// server row (it ran before servers were recorded) counts as stopped.
+const leasedToLiveServerSQL = `SELECT t.owner FROM (
+		SELECT kind, owner, last FROM allot_sequence_ledger
+		WHERE sequence = $1 AND period = $2 AND kind IN ('issued', 'leased') AND first <= $4
+		ORDER BY first DESC LIMIT 1) t
+	JOIN allot_servers s ON s.owner = t.owner
+	WHERE t.kind = 'leased' AND t.last >= $3 AND t.owner <> $5 AND s.stopped_at IS NULL`
 
 func leasedError(p allot.SequenceVoidParams, owner string) error {
 	return fmt.Errorf("%s is in a block leased to server %s, which has not stopped and may not have handed it out yet: "+

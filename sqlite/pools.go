@@ -402,10 +402,6 @@ func (s *Store) PoolExpire(ctx context.Context, now time.Time, owner string) ([]
 	var out []string
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		if _, err := tx.ExecContext(ctx, `INSERT INTO allot_sweeps (id, owner, swept_at) VALUES (1, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, swept_at = max(swept_at, excluded.swept_at)`, owner, micros(now)); err != nil {
-			return err
-		}
 		rows, err := tx.QueryContext(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = ?
 			WHERE id IN (SELECT id FROM allot_claims WHERE status = 'held' AND expires_at <= ? ORDER BY expires_at LIMIT 10000)
 			RETURNING pool`, micros(now), micros(now))
@@ -424,7 +420,16 @@ func (s *Store) PoolExpire(ctx context.Context, now time.Time, owner string) ([]
 				out = append(out, p)
 			}
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		if len(out) == 0 {
+			return nil // an idle server writes nothing
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO allot_sweeps (id, owner, swept_at) VALUES (1, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, swept_at = max(swept_at, excluded.swept_at)`, owner, micros(now))
+		return err
 	})
 	if err != nil {
 		return nil, translate(err, "expire holds")
@@ -434,8 +439,8 @@ func (s *Store) PoolExpire(ctx context.Context, now time.Time, owner string) ([]
 
 // Audit runs the shared audit queries.
 func (s *Store) Audit(ctx context.Context, now time.Time) ([]allot.AuditCheck, error) {
-	return audit.Run(ctx, micros(audit.Threshold(now)), func(ctx context.Context, q string, args ...any) ([][]any, error) {
-		rows, err := s.db.QueryContext(ctx, strings.ReplaceAll(q, "$1", "?1"), args...)
+	return audit.Run(ctx, micros(audit.Threshold(now)), allot.SweepBound.Microseconds(), func(ctx context.Context, q string, args ...any) ([][]any, error) {
+		rows, err := s.db.QueryContext(ctx, strings.NewReplacer("$1", "?1", "$2", "?2").Replace(q), args...)
 		if err != nil {
 			return nil, err
 		}

@@ -111,12 +111,31 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	return s.withTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS allot_schema_migrations (
-			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+			version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL DEFAULT '', applied_at INTEGER NOT NULL)`); err != nil {
 			return fmt.Errorf("sqlite: migrate: %w", err)
 		}
-		var current int
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM allot_schema_migrations`).Scan(&current); err != nil {
+		rows, err := tx.QueryContext(ctx, `SELECT version, checksum FROM allot_schema_migrations`)
+		if err != nil {
 			return fmt.Errorf("sqlite: migrate: %w", err)
+		}
+		sums := map[int]string{}
+		current := 0
+		for rows.Next() {
+			var v int
+			var sum string
+			if err := rows.Scan(&v, &sum); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlite: migrate: %w", err)
+			}
+			sums[v] = sum
+			current = max(current, v)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("sqlite: migrate: %w", err)
+		}
+		if err := migrate.Verify(migs, sums); err != nil {
+			return fmt.Errorf("sqlite: %w", err)
 		}
 		if current > len(migs) {
 			return fmt.Errorf("sqlite: database schema is version %d, newer than this allot (%d): upgrade allot", current, len(migs))
@@ -125,8 +144,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 				return fmt.Errorf("sqlite: migration %03d_%s: %w", m.Version, m.Name, err)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO allot_schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-				m.Version, m.Name, time.Now().UnixMicro()); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO allot_schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)`,
+				m.Version, m.Name, m.Checksum, time.Now().UnixMicro()); err != nil {
 				return fmt.Errorf("sqlite: record migration %d: %w", m.Version, err)
 			}
 		}
@@ -416,11 +435,16 @@ func (s *Store) SequenceVoid(ctx context.Context, p allot.SequenceVoidParams) (*
 		}
 		if !p.Force {
 			var owner string
-			err := tx.QueryRowContext(ctx, `SELECT l.owner FROM allot_sequence_ledger l
-				LEFT JOIN allot_servers s ON s.owner = l.owner
-				WHERE l.sequence = ? AND l.period = ? AND l.kind = 'leased' AND l.first <= ? AND l.last >= ?
-					AND l.owner <> ? AND s.stopped_at IS NULL
-				LIMIT 1`, p.Sequence, p.Period, p.Last, p.First, p.Owner).Scan(&owner)
+			// The taken range that can hold the numbers is the one
+			// starting last at or before them (one index probe); an owner
+			// with no server row counts as stopped.
+			err := tx.QueryRowContext(ctx, `SELECT t.owner FROM (
+					SELECT kind, owner, last FROM allot_sequence_ledger
+					WHERE sequence = ?1 AND period = ?2 AND kind IN ('issued', 'leased') AND first <= ?4
+					ORDER BY first DESC LIMIT 1) t
+				JOIN allot_servers s ON s.owner = t.owner
+				WHERE t.kind = 'leased' AND t.last >= ?3 AND t.owner <> ?5 AND s.stopped_at IS NULL`,
+				p.Sequence, p.Period, p.First, p.Last, p.Owner).Scan(&owner)
 			if err == nil {
 				return fmt.Errorf("%s is in a block leased to server %s, which has not stopped and may not have handed it out yet: "+
 					"void it there, or once it has stopped, or with force if it crashed: %w", rangeText(p.First, p.Last), owner, allot.ErrInvalidState)

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/allot/allot"
@@ -70,3 +71,23 @@ func TestTriggersGuardCounter(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestMigrateRefusesAnEditedMigration: a database whose applied migration
+// differs from the embedded one refuses to migrate, loudly.
+func TestMigrateRefusesAnEditedMigration(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, testdb.SQLitePath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().Exec(`UPDATE allot_schema_migrations SET checksum = 'edited' WHERE version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err == nil || !strings.Contains(err.Error(), "must never be edited") {
+		t.Fatalf("migrate over an edited migration: %v", err)
+	}
+}

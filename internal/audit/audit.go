@@ -19,7 +19,7 @@ type QueryFunc func(ctx context.Context, query string, args ...any) ([][]any, er
 type Check struct {
 	Name string
 	// SQL selects the violations; $1 is the expiry threshold (now minus
-	// the sweeper's bound) where used.
+	// the sweeper's bound) and $2 the bound, where used.
 	SQL string
 	// Columns name the SQL's columns for the report.
 	Columns []string
@@ -74,7 +74,7 @@ var Checks = []Check{
 		// count them as expired anyway).
 		Name: "no hold past expiry by more than the sweeper's bound",
 		SQL: `SELECT id, pool, customer, quantity FROM allot_claims
-			WHERE status = 'held' AND expires_at < $1 AND expires_at < (SELECT max(swept_at) FROM allot_sweeps)`,
+			WHERE status = 'held' AND expires_at < $1 AND expires_at + $2 < (SELECT max(swept_at) FROM allot_sweeps)`,
 		Columns: []string{"claim", "pool", "customer", "quantity"},
 	},
 	{
@@ -111,14 +111,17 @@ var Checks = []Check{
 // maxShown caps the violations listed in a check's detail.
 const maxShown = 5
 
-// Run runs every check. threshold is now minus allot.SweepBound, encoded
-// as the store stores timestamps.
-func Run(ctx context.Context, threshold any, query QueryFunc) ([]allot.AuditCheck, error) {
+// Run runs every check. threshold is now minus allot.SweepBound and bound
+// is allot.SweepBound, each encoded as the store stores times.
+func Run(ctx context.Context, threshold, bound any, query QueryFunc) ([]allot.AuditCheck, error) {
 	out := make([]allot.AuditCheck, 0, len(Checks))
 	for _, c := range Checks {
 		var args []any
 		if strings.Contains(c.SQL, "$1") {
 			args = append(args, threshold)
+		}
+		if strings.Contains(c.SQL, "$2") {
+			args = append(args, bound)
 		}
 		rows, err := query(ctx, c.SQL, args...)
 		if err != nil {

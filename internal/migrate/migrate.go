@@ -5,6 +5,8 @@
 package migrate
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"path"
@@ -18,6 +20,25 @@ type Migration struct {
 	Version int
 	Name    string
 	SQL     string
+	// Checksum is the SHA-256 of SQL, recorded when the migration is
+	// applied, so a migration edited after it shipped is caught.
+	Checksum string
+}
+
+// Verify checks that every applied migration (version -> recorded
+// checksum) is the one this binary embeds. An empty recorded checksum is
+// not checked.
+func Verify(migs []Migration, applied map[int]string) error {
+	for v, sum := range applied {
+		if v < 1 || v > len(migs) || sum == "" {
+			continue
+		}
+		if m := migs[v-1]; m.Checksum != sum {
+			return fmt.Errorf("migration %03d_%s differs from the one applied to this database: "+
+				"an applied migration must never be edited (add a new one instead)", m.Version, m.Name)
+		}
+	}
+	return nil
 }
 
 var fileRE = regexp.MustCompile(`^(\d{3})_([a-z0-9_]+)\.up\.sql$`)
@@ -39,7 +60,8 @@ func Load(fsys fs.FS, dir string) ([]Migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
 		}
-		out = append(out, Migration{Version: v, Name: m[2], SQL: string(b)})
+		sum := sha256.Sum256(b)
+		out = append(out, Migration{Version: v, Name: m[2], SQL: string(b), Checksum: hex.EncodeToString(sum[:])})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	for i, m := range out {

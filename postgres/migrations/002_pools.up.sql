@@ -199,8 +199,9 @@ BEGIN
     -- Expired holds of this pool give their units back first (lazy expiry).
     -- The check first spares the statement trigger when nothing expired.
     IF EXISTS (SELECT 1 FROM allot_claims c WHERE c.status = 'held' AND c.expires_at <= p_now AND c.pool = p_pool) THEN
-        UPDATE allot_claims c SET status = 'expired', updated_at = p_now
-        WHERE c.pool = p_pool AND c.status = 'held' AND c.expires_at <= p_now;
+        UPDATE allot_claims SET status = 'expired', updated_at = p_now
+        WHERE id IN (SELECT x.id FROM allot_claims x WHERE x.pool = p_pool AND x.status = 'held'
+                     AND x.expires_at <= p_now FOR UPDATE SKIP LOCKED);
     END IF;
 
     SELECT * INTO pl FROM allot_pools WHERE name = p_pool FOR UPDATE;
@@ -356,18 +357,11 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-    -- Lock order, everywhere: claims first, then the pool row (which the
-    -- counters trigger takes). A confirm that may turn out late expires
-    -- the pool's stale holds first, as the sweeper does, before it locks
-    -- this claim; so it never waits for claims while holding the pool.
-    IF p_action = 'confirm' THEN
-        SELECT * INTO c FROM allot_claims WHERE id = p_id;
-        IF FOUND AND (c.status = 'expired' OR (c.status = 'held' AND c.expires_at <= p_now))
-           AND EXISTS (SELECT 1 FROM allot_claims x WHERE x.status = 'held' AND x.expires_at <= p_now AND x.pool = c.pool) THEN
-            UPDATE allot_claims SET status = 'expired', updated_at = p_now
-            WHERE pool = c.pool AND status = 'held' AND expires_at <= p_now;
-        END IF;
-    END IF;
+    -- Lock order: this claim, then other claims, then the pool row (which
+    -- the counters trigger takes). Every bulk expiry skips claims another
+    -- transaction has locked (FOR UPDATE SKIP LOCKED), so no two
+    -- transactions wait for each other's claims; a skipped hold is still
+    -- counted as held, which can only make an answer more cautious.
     SELECT * INTO c FROM allot_claims WHERE id = p_id FOR UPDATE;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'not_found'::text, NULL::text, NULL::text, NULL::bigint;
@@ -395,8 +389,11 @@ BEGIN
         IF c.status = 'held' THEN
             new_status := 'confirmed';
         ELSIF c.status = 'expired' THEN
-            -- Late confirm: only if the units can be taken again, now
-            -- (other stale holds of the pool were expired above).
+            -- Late confirm: only if the units can be taken again, now.
+            -- Other holds past expiry give their units back first.
+            UPDATE allot_claims SET status = 'expired', updated_at = p_now
+            WHERE id IN (SELECT x.id FROM allot_claims x WHERE x.pool = c.pool AND x.status = 'held'
+                         AND x.expires_at <= p_now FOR UPDATE SKIP LOCKED);
             SELECT * INTO pl FROM allot_pools WHERE name = c.pool FOR UPDATE;
             SELECT coalesce(held + confirmed, 0) INTO used FROM allot_pool_customers WHERE pool = c.pool AND customer = c.customer;
             IF pl.capacity - pl.held - pl.confirmed < c.quantity
