@@ -1,0 +1,45 @@
+// Package allot hands out scarce things exactly once, fast, and never loses
+// track of them: sequence numbers (licence plates, policy numbers in a
+// reserved range, gapless invoice numbers) and units of finite pools
+// (tickets, seats) with holds, confirmation, expiry and per-customer limits.
+//
+// This root package is the domain: the types (Sequence, Pool, Claim, …),
+// the errors every layer shares (ErrExhausted, ErrSoldOut, … and typed
+// errors that unwrap to them), the Store seam that the sqlite and postgres
+// packages implement, and the Service that serves requests on top of a
+// Store.
+//
+// # What is guaranteed
+//
+// The Store is the single source of truth, and every guarantee is enforced
+// by the database inside one transaction, most of them as schema
+// constraints and triggers, so any number of Services, in one process or
+// many, may share one database:
+//
+//   - no sequence number is taken twice, and none outside [start, max];
+//   - a gapless sequence has no unexplained gap, even across crashes: every
+//     number up to the last one issued went to exactly one caller or was
+//     voided with a reason;
+//   - in a cached sequence every number taken is in a ledger range (issued
+//     or leased), so a crash's gap is explained by the ledger;
+//   - held + confirmed never exceeds a pool's capacity, no customer passes
+//     the per-customer limit, and the counters always equal the claims;
+//   - an Idempotency-Key is stored in the same transaction as the outcome
+//     it names.
+//
+// # How it is fast
+//
+// Concurrent requests for one sequence period or one pool are batched into
+// one transaction (group commit, package batch): on PostgreSQL a batch is
+// one statement, one round trip. Cached sequences lease blocks and serve
+// them from memory with one mutex operation per request, fetching the next
+// lease before the current one runs out. A sold-out pool rejects claims from
+// memory until units come back on any server.
+//
+// # What is not guaranteed
+//
+// Cached sequences may leave gaps after a crash (explained by the ledger,
+// never reissued), and do not promise that numbers rise in request order
+// across servers. A Service trusts its Config.Now clock for holds and
+// dates; servers sharing a database should keep their clocks in sync.
+package allot
