@@ -1,5 +1,5 @@
-// Command allot hands out scarce things exactly once: sequence numbers now,
-// pools of inventory later. One binary runs the server, migrates the
+// Command allot hands out scarce things exactly once: sequence numbers and
+// units of finite pools. One binary runs the server, migrates the
 // database, talks to a server as a client, and benchmarks.
 //
 // Run `allot help` for the commands.
@@ -24,7 +24,8 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `allot hands out sequence numbers exactly once, fast, and never loses track of them.
+const usage = `allot hands out scarce things exactly once (sequence numbers, and units of finite
+pools), fast, and never loses track of them.
 
 Usage:
   allot serve   [flags]          run the HTTP server (SQLite at ./allot.db by default)
