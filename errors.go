@@ -26,7 +26,29 @@ var (
 	ErrForbidden = errors.New("forbidden")
 	// ErrClosed reports a call on a service or store that is shutting down.
 	ErrClosed = errors.New("allot is shutting down")
+	// ErrUnavailable reports a store that can't be reached or can't take
+	// writes right now (down, restarting, failing over, read-only, timing
+	// out): the request did nothing and may be retried later.
+	ErrUnavailable = errors.New("store unavailable")
 )
+
+// kindError is an error with its own message that unwraps to a sentinel.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+// Errorf returns an error whose message is the formatted text, a sentence
+// that says what happened and what to do, and which unwraps to kind (one
+// of the sentinels above), so errors.Is(err, kind) holds without the
+// sentinel's own text being appended to the message. Arguments that are
+// errors are formatted, not wrapped.
+func Errorf(kind error, format string, args ...any) error {
+	return &kindError{msg: fmt.Sprintf(format, args...), kind: kind}
+}
 
 // InvalidError is bad input with the field that is wrong. It unwraps to ErrInvalid.
 type InvalidError struct {
@@ -77,7 +99,8 @@ func (e *ExhaustedError) Error() string {
 // Unwrap makes errors.Is(err, ErrExhausted) true.
 func (e *ExhaustedError) Unwrap() error { return ErrExhausted }
 
-// NotFoundf returns an error wrapping ErrNotFound with a formatted message.
+// NotFoundf returns an error unwrapping to ErrNotFound whose message is
+// the formatted text (what was looked for) followed by " not found".
 func NotFoundf(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrNotFound)
+	return &kindError{msg: fmt.Sprintf(format, args...) + " not found", kind: ErrNotFound}
 }

@@ -42,12 +42,12 @@ func PlanAdvance(p SequenceAdvanceParams, last, max int64, existing map[string]*
 				if rec.RequestHash == k.RequestHash {
 					res.Replayed = rec
 				} else {
-					res.Err = fmt.Errorf("key %q was first used with a different request: %w", k.Key, ErrIdempotencyMismatch)
+					res.Err = Errorf(ErrIdempotencyMismatch, "key %q was first used with a different request", k.Key)
 				}
 				continue
 			}
 			if seen[k.Key] {
-				res.Err = fmt.Errorf("key %q: %w", k.Key, ErrIdempotencyInFlight)
+				res.Err = Errorf(ErrIdempotencyInFlight, "key %q is used twice in one batch: send each request with its own key", k.Key)
 				continue
 			}
 			seen[k.Key] = true

@@ -7,7 +7,6 @@ import (
 	"encoding/base32"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -402,7 +401,7 @@ func (s *Service) claimDo(ctx context.Context, pool string, req PoolClaimRequest
 		if errors.Is(r.out.Err, ErrPoolClosed) {
 			if pl, _, err := s.poolConfig(ctx, pool); err == nil {
 				if ok, why := pl.Selling(s.cfg.Now()); !ok {
-					return nil, false, fmt.Errorf("%s: %w", why, ErrPoolClosed)
+					return nil, false, Errorf(ErrPoolClosed, "%s", why)
 				}
 			}
 		}
@@ -448,7 +447,7 @@ func (s *Service) keyInFlight(idem *IdempotencyParams) (func(), error) {
 	s.inflightMu.Lock()
 	defer s.inflightMu.Unlock()
 	if _, busy := s.inflight[slot]; busy {
-		return nil, fmt.Errorf("key %q: %w", idem.Key, ErrIdempotencyInFlight)
+		return nil, Errorf(ErrIdempotencyInFlight, "key %q is in flight: its first request is still running; retry shortly", idem.Key)
 	}
 	s.inflight[slot] = struct{}{}
 	return func() {

@@ -607,7 +607,7 @@ func (s *Service) nextIdempotent(ctx context.Context, rt *seqRuntime, p NextPara
 	s.inflightMu.Lock()
 	if _, busy := s.inflight[slot]; busy {
 		s.inflightMu.Unlock()
-		return nil, fmt.Errorf("key %q: %w", p.IdempotencyKey, ErrIdempotencyInFlight)
+		return nil, Errorf(ErrIdempotencyInFlight, "key %q is in flight: its first request is still running; retry shortly", p.IdempotencyKey)
 	}
 	s.inflight[slot] = struct{}{}
 	s.inflightMu.Unlock()
@@ -659,7 +659,7 @@ func (s *Service) idempotency(rt *seqRuntime, p NextParams, date format.Date) (*
 
 func (s *Service) replay(rt *seqRuntime, rec *IdempotencyRecord, hash, key string) (*NextResult, error) {
 	if rec.RequestHash != hash {
-		return nil, fmt.Errorf("key %q was first used with a different count or date: %w", key, ErrIdempotencyMismatch)
+		return nil, Errorf(ErrIdempotencyMismatch, "key %q was first used with a different count or date", key)
 	}
 	var date format.Date
 	if rec.Date != "" {

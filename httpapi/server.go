@@ -181,9 +181,8 @@ func (s *Server) endpoint(pattern string, a access, h func(*Server, http.Respons
 }
 
 var (
-	errNoKey = fmt.Errorf("missing or unknown bearer token: send the header Authorization: Bearer <key>: %w",
-		allot.ErrUnauthorized)
-	errNotAdmin = fmt.Errorf("this operation needs an admin key: %w", allot.ErrForbidden)
+	errNoKey    = allot.Errorf(allot.ErrUnauthorized, "missing or unknown bearer token: send the header Authorization: Bearer <key>")
+	errNotAdmin = allot.Errorf(allot.ErrForbidden, "this operation needs an admin key")
 )
 
 const headerRequestID = "X-Request-Id"

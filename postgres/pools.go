@@ -103,7 +103,7 @@ func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchPa
 				return err
 			}
 			if top != nil && *top > *p.PerCustomer {
-				return fmt.Errorf("per_customer can't go to %d: a customer already has %d units of pool %q: %w", *p.PerCustomer, *top, name, allot.ErrInvalidState)
+				return allot.Errorf(allot.ErrInvalidState, "per_customer can't go to %d: a customer already has %d units of pool %q", *p.PerCustomer, *top, name)
 			}
 		}
 		ms := func(d *allot.Duration) *int64 {
@@ -239,9 +239,9 @@ func claimOutcomeError(outcome, pool string, r allot.PoolClaimRequest, n1, n2 *i
 	case "customer_limit":
 		return &allot.CustomerLimitError{Pool: pool, Customer: r.Customer, Limit: v(n1), Used: v(n2), Requested: r.Quantity}
 	case "pool_closed":
-		return fmt.Errorf("pool %q is not taking claims (paused, closed, or outside its sale window): %w", pool, allot.ErrPoolClosed)
+		return allot.Errorf(allot.ErrPoolClosed, "pool %q is not taking claims (paused, closed, or outside its sale window)", pool)
 	case "mismatch":
-		return fmt.Errorf("key %q was first used with a different request: %w", r.Idempotency.Key, allot.ErrIdempotencyMismatch)
+		return allot.Errorf(allot.ErrIdempotencyMismatch, "key %q was first used with a different request", r.Idempotency.Key)
 	}
 	return fmt.Errorf("postgres: unknown claim outcome %q", outcome)
 }
@@ -327,13 +327,13 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 		c.Replayed = outcome == "replay"
 		return c, nil
 	case "mismatch":
-		return nil, fmt.Errorf("key %q was first used with a different request: %w", key, allot.ErrIdempotencyMismatch)
+		return nil, allot.Errorf(allot.ErrIdempotencyMismatch, "key %q was first used with a different request", key)
 	case "not_found":
 		return nil, allot.NotFoundf("claim %q", p.ID)
 	case "invalid_state":
-		return nil, fmt.Errorf("claim %s is %s and can't be %s: %w", p.ID, deref(status), pastTense(p.Action), allot.ErrInvalidState)
+		return nil, allot.Errorf(allot.ErrInvalidState, "claim %s is %s and can't be %s", p.ID, deref(status), pastTense(p.Action))
 	case "claim_expired":
-		return nil, fmt.Errorf("claim %s expired and its units are taken: refund the customer: %w", p.ID, allot.ErrClaimExpired)
+		return nil, allot.Errorf(allot.ErrClaimExpired, "claim %s expired and its units are taken: refund the customer", p.ID)
 	case "too_long":
 		return nil, allot.Invalidf("ttl", "the hold may last until %s at most (max_hold_ttl from its creation)", time.UnixMilli(*n1).UTC().Format(time.RFC3339))
 	}

@@ -146,7 +146,7 @@ func translate(err error, what string) error {
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case "23505":
-			return fmt.Errorf("%s: %w", what, allot.ErrAlreadyExists)
+			return allot.Errorf(allot.ErrAlreadyExists, "%s already exists", what)
 		case "23514":
 			return &allot.InvalidError{Reason: pgErr.Message}
 		case "22021", "22P05": // bad encoding, or a NUL in text
@@ -488,7 +488,7 @@ func (s *Store) SequenceVoid(ctx context.Context, p allot.SequenceVoidParams) (*
 				return nil
 			}
 		} else if len(voided) > 0 {
-			return fmt.Errorf("%s was already voided: %w", rangeText(p.First, p.Last), allot.ErrAlreadyExists)
+			return allot.Errorf(allot.ErrAlreadyExists, "%s was already voided", rangeText(p.First, p.Last))
 		}
 		if !p.Force {
 			var owner string
@@ -535,8 +535,8 @@ const leasedToLiveServerSQL = `SELECT t.owner FROM (
 	WHERE t.kind = 'leased' AND t.last >= $3 AND t.owner <> $5 AND s.stopped_at IS NULL`
 
 func leasedError(p allot.SequenceVoidParams, owner string) error {
-	return fmt.Errorf("%s is in a block leased to server %s, which has not stopped and may not have handed it out yet: "+
-		"void it there, or once it has stopped, or with force if it crashed: %w", rangeText(p.First, p.Last), owner, allot.ErrInvalidState)
+	return allot.Errorf(allot.ErrInvalidState, "%s is in a block leased to server %s, which has not stopped and may not have handed it out yet: "+
+		"void it there, or once it has stopped, or with force if it crashed", rangeText(p.First, p.Last), owner)
 }
 
 // ServerStart records that a server started.

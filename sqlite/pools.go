@@ -115,7 +115,7 @@ func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchPa
 				return err
 			}
 			if top.Valid && top.Int64 > *p.PerCustomer {
-				return fmt.Errorf("per_customer can't go to %d: a customer already has %d units of pool %q: %w", *p.PerCustomer, top.Int64, name, allot.ErrInvalidState)
+				return allot.Errorf(allot.ErrInvalidState, "per_customer can't go to %d: a customer already has %d units of pool %q", *p.PerCustomer, top.Int64, name)
 			}
 		}
 		ms := func(d *allot.Duration) any {
@@ -185,14 +185,14 @@ func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.
 					out.Claim, out.Replayed = c, true
 					continue
 				case err == nil || keys[k.Key]:
-					out.Err = fmt.Errorf("key %q was first used with a different request: %w", k.Key, allot.ErrIdempotencyMismatch)
+					out.Err = allot.Errorf(allot.ErrIdempotencyMismatch, "key %q was first used with a different request", k.Key)
 					continue
 				case !errors.Is(err, sql.ErrNoRows):
 					return err
 				}
 			}
 			if !selling {
-				out.Err = fmt.Errorf("pool %q is not taking claims (paused, closed, or outside its sale window): %w", p.Pool, allot.ErrPoolClosed)
+				out.Err = allot.Errorf(allot.ErrPoolClosed, "pool %q is not taking claims (paused, closed, or outside its sale window)", p.Pool)
 				continue
 			}
 			if r.Quantity > avail {
@@ -278,7 +278,7 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 				out = c
 				return nil
 			case err == nil:
-				return fmt.Errorf("key %q was first used with a different request: %w", k.Key, allot.ErrIdempotencyMismatch)
+				return allot.Errorf(allot.ErrIdempotencyMismatch, "key %q was first used with a different request", k.Key)
 			case !errors.Is(err, sql.ErrNoRows):
 				return err
 			}
@@ -295,7 +295,7 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 			c.Status = allot.ClaimExpired
 		}
 		invalid := func() error {
-			return fmt.Errorf("claim %s is %s and can't be %sed: %w", c.ID, c.Status, strings.TrimSuffix(string(p.Action), "e"), allot.ErrInvalidState)
+			return allot.Errorf(allot.ErrInvalidState, "claim %s is %s and can't be %sed", c.ID, c.Status, strings.TrimSuffix(string(p.Action), "e"))
 		}
 		switch p.Action {
 		case allot.ActionConfirm:
@@ -316,7 +316,7 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 					return err
 				}
 				if pl.Available < c.Quantity || pl.PerCustomer > 0 && u+c.Quantity > pl.PerCustomer {
-					return fmt.Errorf("claim %s expired and its units are taken: refund the customer: %w", c.ID, allot.ErrClaimExpired)
+					return allot.Errorf(allot.ErrClaimExpired, "claim %s expired and its units are taken: refund the customer", c.ID)
 				}
 			default:
 				return invalid()

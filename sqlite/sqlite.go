@@ -202,7 +202,7 @@ func translate(err error, what string) error {
 	if errors.As(err, &e) {
 		switch e.Code() {
 		case sqlite3lib.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3lib.SQLITE_CONSTRAINT_UNIQUE:
-			return fmt.Errorf("%s: %w", what, allot.ErrAlreadyExists)
+			return allot.Errorf(allot.ErrAlreadyExists, "%s already exists", what)
 		case sqlite3lib.SQLITE_CONSTRAINT_CHECK, sqlite3lib.SQLITE_CONSTRAINT_TRIGGER:
 			return &allot.InvalidError{Reason: e.Error()}
 		}
@@ -431,7 +431,7 @@ func (s *Store) SequenceVoid(ctx context.Context, p allot.SequenceVoidParams) (*
 				return nil
 			}
 		} else if len(voided) > 0 {
-			return fmt.Errorf("%s was already voided: %w", rangeText(p.First, p.Last), allot.ErrAlreadyExists)
+			return allot.Errorf(allot.ErrAlreadyExists, "%s was already voided", rangeText(p.First, p.Last))
 		}
 		if !p.Force {
 			var owner string
@@ -446,8 +446,8 @@ func (s *Store) SequenceVoid(ctx context.Context, p allot.SequenceVoidParams) (*
 				WHERE t.kind = 'leased' AND t.last >= ?3 AND t.owner <> ?5 AND s.stopped_at IS NULL`,
 				p.Sequence, p.Period, p.First, p.Last, p.Owner).Scan(&owner)
 			if err == nil {
-				return fmt.Errorf("%s is in a block leased to server %s, which has not stopped and may not have handed it out yet: "+
-					"void it there, or once it has stopped, or with force if it crashed: %w", rangeText(p.First, p.Last), owner, allot.ErrInvalidState)
+				return allot.Errorf(allot.ErrInvalidState, "%s is in a block leased to server %s, which has not stopped and may not have handed it out yet: "+
+					"void it there, or once it has stopped, or with force if it crashed", rangeText(p.First, p.Last), owner)
 			} else if !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
