@@ -3,6 +3,7 @@ package allot
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,75 +13,139 @@ import (
 // Cached mode.
 //
 // A cached sequence leases ranges of numbers from the store (recorded in the
-// ledger as "leased") and hands them out from memory with one mutex
-// operation per request. The allocator fetches the next lease when less than
-// half a lease is left, so a steady stream of requests never waits on the
-// database. Under sustained demand a lease grows to several blocks (doubling
-// while leases last less than a second, up to Config.LeaseBlocksMax) so the
-// number of lease transactions stays small; it shrinks back when demand
-// falls. A crash loses at most the unissued rest of what was leased, and the
-// ledger explains every such gap. Close voids the unused rest explicitly.
+// ledger as "leased", pending) and hands them out from memory with one
+// mutex operation per request. The allocator fetches the next lease when
+// less than half a lease is left, so a steady stream of requests never
+// waits on the database. Under sustained demand a lease grows to several
+// blocks (doubling while leases last less than a second, up to
+// Config.LeaseBlocksMax) and shrinks back when demand falls.
 //
-// Requests for more than one block go straight to the store (group
-// committed, recorded as "issued"), because a contiguous range that large
-// rarely sits in memory.
+// A lease never takes more than 1/LeaseFraction of what the period has left
+// (PlanAdvance caps it), so a crash, which loses what the server had leased
+// and not handed out, costs at most about two such leases per period (the
+// current one and the one fetched ahead). A graceful stop, a lease that sat
+// idle for Config.LeaseIdle, and one pushed out by Config.LeasesMax give
+// back their unused rest: handed back to the counter when nothing was taken
+// after it (so those numbers are issued again and no gap remains), voided
+// otherwise. A lease whose numbers were all handed out is settled in the
+// ledger, so its numbers count as issued on every server.
+//
+// Requests that don't fit a lease (more than a block, or more than the cap
+// allows), requests with an Idempotency-Key or a reference, and two-phase
+// requests go straight to the store (group committed, recorded as issued
+// or reserved), because the ledger must say exactly what they got.
 
 // exhaustedRecheck is how long an allocator trusts "the store is exhausted"
 // before asking again (another process may have raised max).
 const exhaustedRecheck = time.Second
 
+// errDirect tells Next to take the numbers from the store directly.
+var errDirect = errors.New("allot: request does not fit a lease")
+
+// errRetired tells Next the allocator was given back; use a new one.
+var errRetired = errors.New("allot: allocator retired")
+
 type span struct{ first, last int64 }
 
 func (s span) len() int64 { return s.last - s.first + 1 }
 
+type allocKey struct{ period, date string }
+
+// lease is a leased ledger entry not yet settled.
+type lease struct {
+	id          int64
+	first, last int64
+}
+
 type allocator struct {
-	svc    *Service
-	seq    string
-	period string
-	block  int64
+	svc     *Service
+	key     allocKey
+	seq     string
+	dateKey string // the ledger date of the numbers (see seqRuntime.dateKey)
+	block   int64
 
 	mu          sync.Mutex
-	drained     bool // set at shutdown: nothing more may be handed out
+	retired     bool // given back: nothing more may be handed out
 	spans       []span
+	leases      []lease
 	fetching    bool
 	fetchDone   chan struct{}
 	fetchErr    error
 	exhaustedAt time.Time
 	leaseBlocks int64
 	lastFetch   time.Time
+	lastUsed    time.Time
+	// capHint is what a lease may take now (LeaseCap of what the period
+	// had left at the latest lease), 0 before the first lease.
+	capHint int64
+	// counterLast and max are the period's counter and max as of the
+	// latest lease.
+	counterLast, max int64
 }
 
-// allocator returns the allocator of a period, or nil if this process has
-// none.
-func (rt *seqRuntime) allocator(period string) *allocator {
-	if a, ok := rt.allocs.Load(period); ok {
-		return a.(*allocator)
-	}
-	return nil
+// allocator returns the allocator of a period and date, nil if none.
+func (rt *seqRuntime) allocator(k allocKey) *allocator {
+	rt.allocMu.Lock()
+	defer rt.allocMu.Unlock()
+	return rt.allocs[k]
 }
 
-// allocatorFor returns the allocator of a period, creating it.
-func (rt *seqRuntime) allocatorFor(s *Service, period string) *allocator {
-	if a := rt.last.Load(); a != nil && a.period == period {
+// allocatorFor returns the allocator of a period and date, creating it.
+// Past Config.LeasesMax allocators, the one used least recently is retired
+// (its lease given back in the background).
+func (rt *seqRuntime) allocatorFor(s *Service, k allocKey) *allocator {
+	if a := rt.last.Load(); a != nil && a.key == k {
 		return a
 	}
-	v, ok := rt.allocs.Load(period)
-	if !ok {
-		v, _ = rt.allocs.LoadOrStore(period, &allocator{svc: s, seq: rt.seq.Name, period: period, block: rt.seq.BlockSize, leaseBlocks: 1})
+	rt.allocMu.Lock()
+	a := rt.allocs[k]
+	var evict *allocator
+	if a == nil {
+		if len(rt.allocs) >= s.cfg.LeasesMax {
+			for _, o := range rt.allocs {
+				if evict == nil || o.used().Before(evict.used()) {
+					evict = o
+				}
+			}
+			delete(rt.allocs, evict.key)
+		}
+		a = &allocator{svc: s, key: k, seq: rt.seq.Name, dateKey: k.date, block: rt.seq.BlockSize, leaseBlocks: 1, lastUsed: time.Now()}
+		rt.allocs[k] = a
 	}
-	a := v.(*allocator)
-	rt.last.Store(a) // only on a period change, so the hot path never writes it
+	rt.allocMu.Unlock()
+	rt.last.Store(a) // only on a change of period or date, so the hot path never writes it
+	if evict != nil {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreTimeout)
+			defer cancel()
+			s.report("give back a lease", s.retire(ctx, rt, []*allocator{evict}, "unused rest of a lease, given back for a newer period or date"))
+		}()
+	}
 	return a
 }
 
-// take hands out count contiguous numbers from memory, waiting for a lease
-// only when memory has none that fit.
-func (a *allocator) take(ctx context.Context, count int64) (int64, error) {
+func (a *allocator) used() time.Time {
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lastUsed
+}
+
+// take hands out count contiguous numbers from memory, waiting for a lease
+// only when memory has none that fit. It returns errDirect when the
+// request can't be served from a lease and errRetired when the allocator
+// was given back.
+func (a *allocator) take(ctx context.Context, count int64) (first int64, err error) {
+	a.mu.Lock()
+	if a.capHint > 0 && count > a.capHint {
+		a.mu.Unlock()
+		return 0, errDirect
+	}
 	for {
-		if a.drained {
+		if a.retired {
 			a.mu.Unlock()
-			return 0, ErrClosed
+			return 0, errRetired
 		}
 		for i := range a.spans {
 			sp := &a.spans[i]
@@ -88,8 +153,10 @@ func (a *allocator) take(ctx context.Context, count int64) (int64, error) {
 				first := sp.first
 				sp.first += count
 				if sp.first > sp.last {
-					a.spans = append(a.spans[:i], a.spans[i+1:]...)
+					a.spans = slices.Delete(a.spans, i, i+1)
 				}
+				a.lastUsed = time.Now()
+				a.settleUsedLocked()
 				a.maybeFetchLocked()
 				a.mu.Unlock()
 				return first, nil
@@ -98,7 +165,11 @@ func (a *allocator) take(ctx context.Context, count int64) (int64, error) {
 		if !a.exhaustedAt.IsZero() && time.Since(a.exhaustedAt) < exhaustedRecheck {
 			remaining := a.totalLocked()
 			a.mu.Unlock()
-			return 0, &ExhaustedError{Sequence: a.seq, Period: a.period, Requested: count, Remaining: remaining}
+			return 0, &ExhaustedError{Sequence: a.seq, Period: a.key.period, Requested: count, Remaining: remaining}
+		}
+		if a.capHint > 0 && count > a.capHint {
+			a.mu.Unlock()
+			return 0, errDirect // the range got too small for leases this size
 		}
 		if !a.fetching {
 			a.startFetchLocked()
@@ -119,6 +190,62 @@ func (a *allocator) take(ctx context.Context, count int64) (int64, error) {
 	}
 }
 
+// putBack returns numbers taken from memory that could not be delivered.
+// Numbers of a lease still unsettled go back to memory; otherwise (the
+// lease was settled, or the allocator retired) they are given back to the
+// store.
+func (a *allocator) putBack(first, count int64) {
+	a.mu.Lock()
+	sp := span{first, first + count - 1}
+	held := false
+	for _, l := range a.leases {
+		if sp.first >= l.first && sp.last <= l.last {
+			held = true
+		}
+	}
+	if held && !a.retired {
+		a.spans = append(a.spans, sp)
+		slices.SortFunc(a.spans, func(x, y span) int { return int(min(max(x.first-y.first, -1), 1)) })
+		a.spans = mergeAdjacent(a.spans)
+		a.mu.Unlock()
+		return
+	}
+	a.mu.Unlock()
+	a.svc.giveBack(a.seq, a.key.period, []Span{{sp.first, sp.last}}, nil, "request cancelled before the answer")
+}
+
+func mergeAdjacent(spans []span) []span {
+	out := spans[:0]
+	for _, s := range spans {
+		if n := len(out); n > 0 && out[n-1].last+1 == s.first {
+			out[n-1].last = s.last
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// settleUsedLocked settles the leases whose numbers are all handed out.
+func (a *allocator) settleUsedLocked() {
+	for i := 0; i < len(a.leases); {
+		l := a.leases[i]
+		inUse := false
+		for _, sp := range a.spans {
+			if sp.first <= l.last && sp.last >= l.first {
+				inUse = true
+				break
+			}
+		}
+		if inUse {
+			i++
+			continue
+		}
+		a.svc.settle(l.id)
+		a.leases = slices.Delete(a.leases, i, i+1)
+	}
+}
+
 func (a *allocator) totalLocked() int64 {
 	var n int64
 	for _, sp := range a.spans {
@@ -127,11 +254,19 @@ func (a *allocator) totalLocked() int64 {
 	return n
 }
 
+func (a *allocator) leaseSizeLocked() int64 {
+	size := a.block * a.leaseBlocks
+	if a.capHint > 0 {
+		size = min(size, a.capHint)
+	}
+	return size
+}
+
 func (a *allocator) maybeFetchLocked() {
 	if a.fetching || !a.exhaustedAt.IsZero() && time.Since(a.exhaustedAt) < exhaustedRecheck {
 		return
 	}
-	if a.totalLocked() < a.block*a.leaseBlocks/2+1 {
+	if a.totalLocked() < a.leaseSizeLocked()/2+1 {
 		a.startFetchLocked()
 	}
 }
@@ -145,28 +280,15 @@ func (a *allocator) startFetchLocked() {
 	go a.fetch(size, a.fetchDone)
 }
 
-// fetch leases size numbers (or what is left, if fewer) in the background.
+// fetch leases up to size numbers (PlanAdvance may grant fewer) in the
+// background.
 func (a *allocator) fetch(size int64, done chan struct{}) {
 	defer a.svc.bg.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), a.svc.cfg.StoreTimeout)
 	defer cancel()
-	var got span
-	var err error
-	for attempt := 0; attempt < 2; attempt++ {
-		var res SequenceAdvanceResult
-		res, err = a.svc.advance.Do(ctx, advanceKey{a.seq, a.period, LedgerLeased}, SequenceAdvanceRequest{Count: size})
-		if err == nil {
-			err = res.Err
-		}
-		var ex *ExhaustedError
-		if errors.As(err, &ex) && ex.Remaining > 0 && ex.Remaining < size {
-			size = ex.Remaining // lease the tail of the range
-			continue
-		}
-		if err == nil {
-			got = span{res.First, res.Last}
-		}
-		break
+	res, err := a.svc.advance.Do(ctx, advanceKey{a.seq, a.key.period, LedgerLeased}, SequenceAdvanceRequest{Count: size, DateKey: a.dateKey})
+	if err == nil {
+		err = res.Err
 	}
 
 	a.mu.Lock()
@@ -174,11 +296,13 @@ func (a *allocator) fetch(size int64, done chan struct{}) {
 	now := time.Now()
 	switch {
 	case err == nil:
-		if n := len(a.spans); n > 0 && a.spans[n-1].last+1 == got.first {
-			a.spans[n-1].last = got.last
-		} else {
-			a.spans = append(a.spans, got)
+		got := span{res.First, res.Last}
+		if len(res.Rows) == 1 {
+			a.leases = append(a.leases, lease{id: res.Rows[0], first: got.first, last: got.last})
 		}
+		a.spans = mergeAdjacent(append(a.spans, got))
+		a.counterLast, a.max = res.CounterLast, res.Max
+		a.capHint = max(LeaseCap(Remaining(res.CounterLast, res.Max)), 1)
 		if !a.lastFetch.IsZero() {
 			switch since := now.Sub(a.lastFetch); {
 			case since < time.Second && a.leaseBlocks < a.svc.cfg.LeaseBlocksMax:
@@ -189,14 +313,27 @@ func (a *allocator) fetch(size int64, done chan struct{}) {
 		}
 		a.lastFetch = now
 		a.exhaustedAt = time.Time{}
+		if a.retired {
+			// Given back while the lease was on its way: give it back too.
+			a.svc.bg.Add(1)
+			go func(id int64) {
+				defer a.svc.bg.Done()
+				a.svc.giveBack(a.seq, a.key.period, []Span{{got.first, got.last}}, []int64{id}, "unused lease, given back at once")
+			}(res.Rows[0])
+			a.spans, a.leases = nil, nil
+		}
 	case errors.Is(err, ErrExhausted):
 		a.exhaustedAt = now
+		var ex *ExhaustedError
+		if errors.As(err, &ex) {
+			a.capHint = max(LeaseCap(ex.Remaining), 1)
+		}
 	case errors.Is(err, batch.ErrClosed):
 		// Shutting down: nothing was leased.
 		a.fetchErr = ErrClosed
 	default:
 		a.fetchErr = err
-		a.svc.log.Warn("lease block", "sequence", a.seq, "period", a.period, "err", err)
+		a.svc.report("lease numbers", err)
 	}
 	a.fetching = false
 	close(done)
@@ -214,33 +351,108 @@ func (a *allocator) holds(n int64) bool {
 	return false
 }
 
-// unissued returns how many leased numbers are still in memory, and the
-// lowest of them (-1 if none).
-func (a *allocator) unissued() (total, lowest int64) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	lowest = -1
-	for _, sp := range a.spans {
-		total += sp.len()
-		if lowest < 0 || sp.first < lowest {
-			lowest = sp.first
-		}
-	}
-	return total, lowest
-}
-
 func (a *allocator) clearExhausted() {
 	a.mu.Lock()
 	a.exhaustedAt = time.Time{}
 	a.mu.Unlock()
 }
 
-// drain removes and returns every unissued span.
-func (a *allocator) drain() []span {
+// drain marks the allocator given back and returns what it holds:
+// the unused spans and the leases to settle once they are given back.
+func (a *allocator) drain() ([]Span, []int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := a.spans
-	a.spans = nil
-	a.drained = true
-	return out
+	a.retired = true
+	spans := make([]Span, len(a.spans))
+	for i, sp := range a.spans {
+		spans[i] = Span{sp.first, sp.last}
+	}
+	ids := make([]int64, len(a.leases))
+	for i, l := range a.leases {
+		ids[i] = l.id
+	}
+	a.spans, a.leases = nil, nil
+	return spans, ids
+}
+
+// retire gives back the unused rest of the allocators' leases (one store
+// transaction for all of them) and settles their leases.
+func (s *Service) retire(ctx context.Context, rt *seqRuntime, as []*allocator, reason string) error {
+	byPeriod := map[string]*PeriodReturn{}
+	var order []string
+	for _, a := range as {
+		spans, ids := a.drain()
+		if len(spans) == 0 && len(ids) == 0 {
+			continue
+		}
+		pr := byPeriod[a.key.period]
+		if pr == nil {
+			pr = &PeriodReturn{Period: a.key.period}
+			byPeriod[a.key.period] = pr
+			order = append(order, a.key.period)
+		}
+		pr.Spans = append(pr.Spans, spans...)
+		pr.Settle = append(pr.Settle, ids...)
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	slices.Sort(order)
+	p := SequenceReturnParams{Sequence: rt.seq.Name, Owner: s.cfg.Owner, Reason: reason}
+	for _, period := range order {
+		p.Periods = append(p.Periods, *byPeriod[period])
+	}
+	err := s.store.SequenceReturn(ctx, p)
+	if err != nil {
+		s.ledger.mu.Lock()
+		s.ledger.returns = append(s.ledger.returns, p)
+		s.ledger.mu.Unlock()
+	}
+	return err
+}
+
+// retireAll gives back every lease of a sequence (at shutdown).
+func (s *Service) retireAll(ctx context.Context, rt *seqRuntime, reason string) error {
+	rt.allocMu.Lock()
+	as := make([]*allocator, 0, len(rt.allocs))
+	for k, a := range rt.allocs {
+		as = append(as, a)
+		delete(rt.allocs, k)
+	}
+	rt.allocMu.Unlock()
+	rt.last.Store(nil)
+	return s.retire(ctx, rt, as, reason)
+}
+
+// releaseIdle gives back the leases that sat unused for Config.LeaseIdle.
+func (s *Service) releaseIdle(ctx context.Context) error {
+	var errs []error
+	cutoff := time.Now().Add(-s.cfg.LeaseIdle)
+	for _, rt := range *s.seqs.Load() {
+		rt.allocMu.Lock()
+		var idle []*allocator
+		for k, a := range rt.allocs {
+			if a.used().Before(cutoff) {
+				a.mu.Lock()
+				busy := a.fetching
+				a.mu.Unlock()
+				if busy {
+					continue
+				}
+				idle = append(idle, a)
+				delete(rt.allocs, k)
+			}
+		}
+		rt.allocMu.Unlock()
+		if len(idle) == 0 {
+			continue
+		}
+		if l := rt.last.Load(); l != nil && slices.Contains(idle, l) {
+			rt.last.CompareAndSwap(l, nil)
+		}
+		if err := s.retire(ctx, rt, idle, "unused rest of a lease, given back after it sat idle"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

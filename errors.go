@@ -104,3 +104,67 @@ func (e *ExhaustedError) Unwrap() error { return ErrExhausted }
 func NotFoundf(format string, args ...any) error {
 	return &kindError{msg: fmt.Sprintf(format, args...) + " not found", kind: ErrNotFound}
 }
+
+// ErrPeriodClosed reports a request for numbers of a period that was
+// closed (allot seq close-period): it takes no new numbers.
+var ErrPeriodClosed = errors.New("period closed")
+
+// ErrOverlap reports a sequence whose IDs could collide with another
+// sequence's.
+var ErrOverlap = errors.New("sequences overlap")
+
+// PeriodClosedError is a request for numbers of a closed period. It
+// unwraps to ErrPeriodClosed.
+type PeriodClosedError struct {
+	Sequence, Period string
+}
+
+// Error implements error.
+func (e *PeriodClosedError) Error() string {
+	return fmt.Sprintf("period %s of sequence %q is closed: it takes no new numbers (reopen it, or use a date in an open period)", e.Period, e.Sequence)
+}
+
+// Unwrap makes errors.Is(err, ErrPeriodClosed) true.
+func (e *PeriodClosedError) Unwrap() error { return ErrPeriodClosed }
+
+// OverlapError refuses a sequence that could render IDs another sequence
+// renders too, which would hand out duplicate IDs. It unwraps to ErrOverlap.
+type OverlapError struct {
+	// Sequence is the one being created or changed; Other the one it
+	// collides with.
+	Sequence, Other string
+	// Number is a number of Sequence that may render an ID of Other.
+	Number int64
+	// Example is that number's ID (for today), when it can be rendered.
+	Example string
+}
+
+// Error implements error.
+func (e *OverlapError) Error() string {
+	ex := ""
+	if e.Example != "" {
+		ex = fmt.Sprintf(" (for example %s, number %d)", e.Example, e.Number)
+	}
+	return fmt.Sprintf("sequence %q could issue the same IDs as sequence %q%s: use a different format or a range that does not overlap, or pass allow_overlap if that is intended",
+		e.Sequence, e.Other, ex)
+}
+
+// Unwrap makes errors.Is(err, ErrOverlap) true.
+func (e *OverlapError) Unwrap() error { return ErrOverlap }
+
+// UnavailableError is a store error that means the database can't be
+// reached or can't take the request now (down, restarting, failing over,
+// read-only, out of disk, too busy). It unwraps to ErrUnavailable and to
+// the driver's error.
+type UnavailableError struct {
+	// Store names the store, e.g. "postgres".
+	Store string
+	// Err is the driver's error.
+	Err error
+}
+
+// Error implements error.
+func (e *UnavailableError) Error() string { return e.Store + " is unavailable: " + e.Err.Error() }
+
+// Unwrap makes errors.Is(err, ErrUnavailable) true and keeps the cause.
+func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }

@@ -3,37 +3,87 @@ package allot
 import (
 	"fmt"
 	"math"
+	"time"
 )
 
+// CounterState is a period's counter as a store reads it under its lock.
+type CounterState struct {
+	// Last is the highest number taken, start-1 for a fresh period.
+	Last int64
+	// Max is the sequence's max.
+	Max int64
+	// Closed is true for a period closed to new numbers.
+	Closed bool
+}
+
+// LeaseFraction bounds a lease by what is left: a lease takes at most
+// 1/LeaseFraction of the numbers remaining in its period (rounded up),
+// so a crash, which loses what a server had leased and not handed out, can
+// never burn a small range. See LeaseCap.
+const LeaseFraction = 32
+
+// LeaseCap is the most numbers one lease may take when remaining numbers
+// are left before max: one thirty-second of them, rounded up, so at least
+// one while any is left.
+func LeaseCap(remaining int64) int64 {
+	if remaining <= 0 {
+		return 0
+	}
+	return (remaining-1)/LeaseFraction + 1
+}
+
 // AdvancePlan is the outcome of planning a batch inside a store's
-// transaction: what each request gets and where the counter ends.
+// transaction: what each request gets, where the counter ends, and what to
+// write.
 type AdvancePlan struct {
 	// Results has one entry per request, in order.
 	Results []SequenceAdvanceResult
-	// First and Last bound every number the batch takes (Last < First when
-	// it takes none). They are contiguous because requests that do not fit
-	// take nothing.
-	First, Last int64
 	// NewLast is the highest number taken after the batch.
 	NewLast int64
 	// Keys are the idempotency records to insert with the numbers.
 	Keys []IdempotencyRecord
+	// Rows are the ledger entries to insert, in order.
+	Rows []LedgerRow
 }
 
-// PlanAdvance decides, for stores, how a batch is served. last (the highest
-// number taken so far, start-1 for a fresh period) and max are read from
-// the locked counter row and the sequence; existing holds the
-// idempotency records already stored for keys in the batch, by key. It is
-// pure, so both stores share one definition of the rules:
+// Span is the range of numbers the batch takes (empty when it takes none).
+func (p AdvancePlan) Span() Span {
+	if len(p.Rows) == 0 {
+		return Span{1, 0}
+	}
+	return Span{p.Rows[0].First, p.Rows[len(p.Rows)-1].Last}
+}
+
+// LedgerRow is a taken entry a batch writes.
+type LedgerRow struct {
+	Kind LedgerKind
+	Span
+	DateKey   string
+	Reference string
+	ConfirmBy *time.Time
+	Pending   bool
+	Reason    string
+}
+
+// PlanAdvance decides, for stores, how a batch is served. c is read from
+// the locked counter row (for a period never used: Last = start-1);
+// existing holds the idempotency records already stored for keys in the
+// batch, by key. It is pure, so both stores share one definition of the
+// rules:
 //
 //   - requests are served in arrival order, each a contiguous range right
 //     after the previous one;
+//   - a closed period serves nobody (*PeriodClosedError);
 //   - a request that does not fit below max takes nothing and gets an
 //     *ExhaustedError saying how many numbers remain;
+//   - a lease takes at most LeaseCap of what remains (so it may be
+//     shorter than asked);
 //   - a request whose key is already stored takes nothing: it is replayed
-//     if the request matches, or fails with ErrIdempotencyMismatch.
-func PlanAdvance(p SequenceAdvanceParams, last, max int64, existing map[string]*IdempotencyRecord) AdvancePlan {
-	plan := AdvancePlan{Results: make([]SequenceAdvanceResult, len(p.Requests)), First: last + 1, NewLast: last}
+//     if the request matches, or fails with ErrIdempotencyMismatch; a key
+//     used twice in one batch fails the second use with
+//     ErrIdempotencyInFlight.
+func PlanAdvance(p SequenceAdvanceParams, c CounterState, existing map[string]*IdempotencyRecord) AdvancePlan {
+	plan := AdvancePlan{Results: make([]SequenceAdvanceResult, len(p.Requests)), NewLast: c.Last}
 	seen := make(map[string]bool)
 	for i, r := range p.Requests {
 		res := &plan.Results[i]
@@ -52,26 +102,87 @@ func PlanAdvance(p SequenceAdvanceParams, last, max int64, existing map[string]*
 			}
 			seen[k.Key] = true
 		}
-		remaining := Remaining(plan.NewLast, max)
-		if r.Count < 1 || r.Count > remaining {
+		if c.Closed {
+			res.Err = &PeriodClosedError{Sequence: p.Sequence, Period: p.Period}
+			continue
+		}
+		remaining := Remaining(plan.NewLast, c.Max)
+		count := r.Count
+		if p.Kind == LedgerLeased {
+			count = min(count, LeaseCap(remaining))
+		}
+		if r.Count < 1 {
+			res.Err = Invalidf("count", "must be at least 1, got %d", r.Count)
+			continue
+		}
+		if count < 1 || count > remaining {
 			res.Err = &ExhaustedError{Sequence: p.Sequence, Period: p.Period, Requested: r.Count, Remaining: remaining}
-			if r.Count < 1 {
-				res.Err = Invalidf("count", "must be at least 1, got %d", r.Count)
-			}
 			continue
 		}
 		res.First = plan.NewLast + 1
-		res.Last = plan.NewLast + r.Count
+		res.Last = plan.NewLast + count
 		plan.NewLast = res.Last
 		if k := r.Idempotency; k != nil {
 			plan.Keys = append(plan.Keys, IdempotencyRecord{
 				Scope: k.Scope, Key: k.Key, RequestHash: k.RequestHash,
-				Period: p.Period, Date: k.Date, First: res.First, Last: res.Last,
+				Period: p.Period, Date: k.Date, First: res.First, Last: res.Last, ConfirmBy: r.ConfirmBy,
 			})
 		}
 	}
-	plan.Last = plan.NewLast
+	plan.Rows = PlanRows(p, plan.Results)
+	for i := range plan.Results {
+		plan.Results[i].CounterLast, plan.Results[i].Max = plan.NewLast, c.Max
+	}
 	return plan
+}
+
+// PlanRows groups the numbers a batch took into ledger entries: one per
+// run of consecutive requests of the same kind, document date and
+// deadline, and one of its own for every request with a reference, so
+// each reference names exactly its numbers. res holds the batch's
+// results (requests that took nothing are skipped).
+func PlanRows(p SequenceAdvanceParams, res []SequenceAdvanceResult) []LedgerRow {
+	var rows []LedgerRow
+	n := 0 // requests in the last row
+	for i, r := range p.Requests {
+		if res[i].Err != nil || res[i].Replayed != nil || res[i].Last < res[i].First {
+			continue
+		}
+		kind := p.Kind
+		if r.ConfirmBy != nil {
+			kind = LedgerReserved
+		}
+		if k := len(rows) - 1; k >= 0 && r.Reference == "" && rows[k].Reference == "" && rows[k].Kind == kind &&
+			rows[k].DateKey == r.DateKey && sameTime(rows[k].ConfirmBy, r.ConfirmBy) && rows[k].Last+1 == res[i].First {
+			rows[k].Last = res[i].Last
+			n++
+			rows[k].Reason = rowReason(kind, n)
+			continue
+		}
+		n = 1
+		rows = append(rows, LedgerRow{
+			Kind: kind, Span: Span{res[i].First, res[i].Last}, DateKey: r.DateKey, Reference: r.Reference,
+			ConfirmBy: r.ConfirmBy, Pending: p.Pending || kind != LedgerIssued, Reason: rowReason(kind, 1),
+		})
+	}
+	return rows
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+func rowReason(kind LedgerKind, requests int) string {
+	switch kind {
+	case LedgerLeased:
+		return "block leased to a server"
+	case LedgerReserved:
+		return fmt.Sprintf("reserved for %d request(s)", requests)
+	}
+	return fmt.Sprintf("issued to %d request(s)", requests)
 }
 
 // Remaining is how many numbers are left above last up to max, saturating
@@ -85,32 +196,4 @@ func Remaining(last, max int64) int64 {
 		return math.MaxInt64
 	}
 	return int64(r)
-}
-
-// Gaps returns the parts of first..last that the sorted, non-overlapping
-// ranges voided do not cover.
-func Gaps(first, last int64, voided [][2]int64) [][2]int64 {
-	var out [][2]int64
-	next := first
-	for _, v := range voided {
-		if v[1] < next || v[0] > last {
-			continue
-		}
-		if v[0] > next {
-			out = append(out, [2]int64{next, v[0] - 1})
-		}
-		if v[1] >= last {
-			return out
-		}
-		next = v[1] + 1
-	}
-	return append(out, [2]int64{next, last})
-}
-
-// LedgerReason describes a ledger row written by an advance batch.
-func LedgerReason(kind LedgerKind, requests int) string {
-	if kind == LedgerLeased {
-		return "block leased to a server"
-	}
-	return fmt.Sprintf("issued to %d request(s)", requests)
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -278,6 +277,9 @@ const (
 	// ClaimExpired gave its units back when its hold ran out. It can only
 	// leave this state by a late confirm that takes the units again.
 	ClaimExpired ClaimStatus = "expired"
+	// ClaimCancelled was confirmed and then cancelled (a refund): its
+	// units came back. Terminal.
+	ClaimCancelled ClaimStatus = "cancelled"
 )
 
 // Claim is a customer's hold on, or purchase of, units of a pool.
@@ -289,7 +291,9 @@ type Claim struct {
 	Quantity  int64       `json:"quantity"`
 	Status    ClaimStatus `json:"status"`
 	Reference string      `json:"reference,omitempty"`
-	CreatedAt time.Time   `json:"created_at"`
+	// Reason is why a cancelled claim was cancelled.
+	Reason    string    `json:"reason,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time   `json:"expires_at"`
 	UpdatedAt time.Time   `json:"updated_at"`
 	// Replayed is set when an Idempotency-Key returned this claim as the
@@ -331,6 +335,9 @@ const (
 	// ActionExtend moves a held claim's expiry, up to max_hold_ttl from
 	// its creation.
 	ActionExtend ClaimAction = "extend"
+	// ActionCancel undoes a confirmed claim (a refund): its units come
+	// back and it becomes cancelled, with a reason.
+	ActionCancel ClaimAction = "cancel"
 )
 
 // ClaimTransitionParams move a claim.
@@ -339,6 +346,8 @@ type ClaimTransitionParams struct {
 	Action ClaimAction
 	// Reference is the external reference of a confirm (e.g. a payment id).
 	Reference string
+	// Reason is why a cancel is made (required for cancel).
+	Reason string
 	// TTL is the new life of an extended hold, from now.
 	TTL *Duration
 	// IdempotencyKey, when set, makes a retry return the same outcome.
@@ -365,8 +374,22 @@ func ValidateCustomer(c string) error {
 	switch {
 	case c == "":
 		return Invalidf("customer", "is required: say who the units are for")
-	case strings.ContainsAny(c, "\n\r"):
-		return Invalidf("customer", "must not contain control characters such as line breaks")
 	}
-	return ValidateText("customer", c, 200)
+	if err := ValidateText("customer", c, 200); err != nil {
+		return err
+	}
+	return validateNoControl("customer", c)
+}
+
+// PastTense names what a transition does to a claim, for messages.
+func PastTense(a ClaimAction) string {
+	switch a {
+	case ActionConfirm:
+		return "confirmed"
+	case ActionRelease:
+		return "released"
+	case ActionCancel:
+		return "cancelled"
+	}
+	return "extended"
 }

@@ -89,16 +89,24 @@ func (s *Service) initPools() {
 	// Confirms share one batch across pools: each is a compare-and-set
 	// on its own claim, and one statement updates every pool row once.
 	s.pl.confirms = batch.New(func(ctx context.Context, _ struct{}, reqs []ClaimConfirmRequest) ([]*Claim, error) {
+		ctx, cancel := s.storeCtx(ctx)
+		defer cancel()
 		start := time.Now()
 		out, err := s.store.ClaimConfirmBatch(ctx, s.now(), reqs)
 		s.cfg.Metrics.ObserveBatch("confirm", len(reqs), time.Since(start), err)
+		s.observe("confirm batch", err)
 		return out, err
 	}, batch.Opts{MaxBatch: 512, Isolate: isolate})
 	if co, ok := s.cfg.Metrics.(ClaimObserver); ok {
 		s.pl.claimObs = co
 	}
-	s.bg.Add(1)
-	go s.sweeper()
+	s.loop("expire holds", sweepEvery, func(ctx context.Context) error {
+		err := s.SweepNow(ctx)
+		if err == nil {
+			s.health.ok() // the sweeper doubles as the store's probe
+		}
+		return err
+	})
 	if l, ok := s.store.(PoolListener); ok {
 		s.bg.Add(1)
 		go func() {
@@ -110,7 +118,7 @@ func (s *Service) initPools() {
 				if ctx.Err() != nil {
 					return
 				}
-				s.log.Warn("pool notifications stopped; retrying", "err", err)
+				s.report("pool notifications", err)
 				// Sold-out flags expire by themselves meanwhile.
 				select {
 				case <-ctx.Done():
@@ -150,29 +158,6 @@ func (s *Service) poolConfig(ctx context.Context, name string) (*Pool, *poolRunt
 	pr.pool, pr.loadedAt = &st.Pool, now
 	pr.mu.Unlock()
 	return &st.Pool, pr, nil
-}
-
-func (s *Service) sweeper() {
-	defer s.bg.Done()
-	t := time.NewTicker(sweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			pools, err := s.store.PoolExpire(ctx, s.cfg.Now(), s.cfg.Owner)
-			cancel()
-			if err != nil {
-				s.log.Warn("expire holds", "err", err)
-				continue
-			}
-			for _, p := range pools {
-				s.poolRuntime(p).reopen()
-			}
-		}
-	}
 }
 
 // now is the service clock at the stores' precision (microseconds), so a
@@ -220,10 +205,13 @@ func (s *Service) flushClaims(ctx context.Context, pool string, reqs []PoolClaim
 }
 
 func (s *Service) flushClaimsDB(ctx context.Context, pool string, reqs []PoolClaimRequest) ([]claimBatchResult, error) {
+	ctx, cancel := s.storeCtx(ctx)
+	defer cancel()
 	gen := s.poolRuntime(pool).reopened.Load()
 	start := time.Now()
 	res, err := s.store.PoolClaim(ctx, PoolClaimParams{Pool: pool, Now: s.now(), Requests: reqs})
 	s.cfg.Metrics.ObserveBatch("claim", len(reqs), time.Since(start), err)
+	s.observe("claim batch", err)
 	if err != nil {
 		return nil, err
 	}
@@ -481,9 +469,14 @@ func (s *Service) ClaimList(ctx context.Context, p ClaimListParams) (*ClaimPage,
 		return nil, err
 	}
 	switch p.Status {
-	case "", ClaimHeld, ClaimConfirmed, ClaimReleased, ClaimExpired:
+	case "", ClaimHeld, ClaimConfirmed, ClaimReleased, ClaimExpired, ClaimCancelled:
 	default:
-		return nil, Invalidf("status", "%q is not a status: use held, confirmed, released or expired", p.Status)
+		return nil, Invalidf("status", "%q is not a status: use held, confirmed, released, expired or cancelled", p.Status)
+	}
+	if p.Customer != "" {
+		if err := ValidateCustomer(p.Customer); err != nil {
+			return nil, err
+		}
 	}
 	if p.Limit == 0 {
 		p.Limit = 100
@@ -520,10 +513,14 @@ func (s *Service) ClaimList(ctx context.Context, p ClaimListParams) (*ClaimPage,
 	return page, nil
 }
 
-// ClaimTransition confirms, releases or extends a claim. Every transition
-// is a compare-and-set on the claim's status; a terminal claim never
-// changes. A late confirm (of an expired hold) succeeds only if the units
-// can be taken again; otherwise it fails with ErrClaimExpired.
+// ClaimTransition confirms, releases, extends or cancels a claim. Every
+// transition is a compare-and-set on the claim's status; a terminal claim
+// never changes. A late confirm (of an expired hold) succeeds only if the
+// units can be taken again; otherwise it fails with ErrClaimExpired. A
+// cancel undoes a confirmed claim (a refund): its units come back. A retry
+// that finds the transition already made (a confirm with the same
+// reference, a release, a cancel with the same reason) is a replay, with
+// or without an Idempotency-Key.
 func (s *Service) ClaimTransition(ctx context.Context, p ClaimTransitionParams) (*Claim, bool, error) {
 	if err := s.enter(); err != nil {
 		return nil, false, err
@@ -535,9 +532,17 @@ func (s *Service) ClaimTransition(ctx context.Context, p ClaimTransitionParams) 
 	sp := ClaimTransitionStoreParams{ID: p.ID, Action: p.Action, Now: s.now(), Reference: p.Reference}
 	switch p.Action {
 	case ActionConfirm:
-		if err := ValidateText("reference", p.Reference, 500); err != nil {
+		if err := ValidateLabel("reference", p.Reference, 500); err != nil {
 			return nil, false, err
 		}
+	case ActionCancel:
+		if p.Reason == "" {
+			return nil, false, Invalidf("reason", "is required: say why the purchase is cancelled (e.g. \"refunded: order 8812\")")
+		}
+		if err := ValidateText("reason", p.Reason, 1000); err != nil {
+			return nil, false, err
+		}
+		sp.Reference = p.Reason
 	case ActionRelease:
 	case ActionExtend:
 		if p.TTL == nil {
@@ -548,7 +553,7 @@ func (s *Service) ClaimTransition(ctx context.Context, p ClaimTransitionParams) 
 			return nil, false, Invalidf("ttl", "must be at least 1s, got %s", sp.TTL)
 		}
 	default:
-		return nil, false, Invalidf("action", "%q is not an action: use confirm, release or extend", p.Action)
+		return nil, false, Invalidf("action", "%q is not an action: use confirm, release, extend or cancel", p.Action)
 	}
 	if p.IdempotencyKey != "" {
 		ttl := ""
@@ -556,7 +561,7 @@ func (s *Service) ClaimTransition(ctx context.Context, p ClaimTransitionParams) 
 			ttl = time.Duration(*p.TTL).String()
 		}
 		sp.Idempotency = &IdempotencyParams{Scope: "claim:" + p.ID + ":" + string(p.Action), Key: p.IdempotencyKey,
-			RequestHash: digest(p.Reference, ttl)}
+			RequestHash: digest(sp.Reference, ttl)}
 		release, err := s.keyInFlight(sp.Idempotency)
 		if err != nil {
 			return nil, false, err
@@ -584,7 +589,7 @@ func (s *Service) ClaimTransition(ctx context.Context, p ClaimTransitionParams) 
 	if sp.Idempotency != nil && s.cfg.Failpoint != nil {
 		s.cfg.Failpoint(FailpointAfterCommit)
 	}
-	if p.Action == ActionRelease {
+	if p.Action == ActionRelease || p.Action == ActionCancel {
 		s.poolRuntime(c.Pool).reopen()
 	}
 	// A replay is reported by the store as the claim's current state.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"regexp"
 	"time"
+	"unicode"
 
 	"github.com/allot/allot/format"
 )
@@ -94,6 +95,19 @@ type Sequence struct {
 	// WarnAt is the fraction of the range used past which the sequence
 	// reports a warning. Defaults to 0.9.
 	WarnAt float64 `json:"warn_at"`
+	// PeriodsBack and PeriodsAhead bound the document dates a resetting
+	// sequence accepts: from PeriodsBack periods before the current one
+	// to PeriodsAhead after it. Default to 1 and 0 (this period and the
+	// previous one). A sequence that never resets accepts any date.
+	PeriodsBack  int `json:"periods_back"`
+	PeriodsAhead int `json:"periods_ahead"`
+	// ConfirmWithin, when set, makes every number two-phase: next returns
+	// it reserved, and it is voided unless confirmed within this time.
+	// Defaults to 0 (numbers are issued at once).
+	ConfirmWithin Duration `json:"confirm_within"`
+	// AllowOverlap lets this sequence render IDs another sequence can
+	// render too. Defaults to false: such a create is refused.
+	AllowOverlap bool `json:"allow_overlap"`
 	// CreatedAt is when the sequence was created.
 	CreatedAt time.Time `json:"created_at"`
 	// UpdatedAt is when the sequence was last changed.
@@ -112,6 +126,14 @@ type SequenceCreateParams struct {
 	Reset     Reset    `json:"reset,omitempty"`
 	Timezone  string   `json:"timezone,omitempty"`
 	WarnAt    *float64 `json:"warn_at,omitempty"`
+	// PeriodsBack and PeriodsAhead default to 1 and 0.
+	PeriodsBack  *int `json:"periods_back,omitempty"`
+	PeriodsAhead *int `json:"periods_ahead,omitempty"`
+	// ConfirmWithin makes the sequence's numbers two-phase (1s..24h).
+	ConfirmWithin *Duration `json:"confirm_within,omitempty"`
+	// AllowOverlap creates the sequence even if another sequence can
+	// render the same IDs.
+	AllowOverlap bool `json:"allow_overlap,omitempty"`
 }
 
 // SequencePatchParams change a sequence. Nil fields stay as they are.
@@ -120,6 +142,11 @@ type SequencePatchParams struct {
 	Max *int64 `json:"max,omitempty"`
 	// WarnAt changes the warning threshold.
 	WarnAt *float64 `json:"warn_at,omitempty"`
+	// PeriodsBack and PeriodsAhead change the window of accepted dates.
+	PeriodsBack  *int `json:"periods_back,omitempty"`
+	PeriodsAhead *int `json:"periods_ahead,omitempty"`
+	// ConfirmWithin changes the two-phase setting ("0s" turns it off).
+	ConfirmWithin *Duration `json:"confirm_within,omitempty"`
 }
 
 // NewSequence fills defaults into params and validates the result. Every
@@ -134,6 +161,9 @@ func NewSequence(p SequenceCreateParams) (*Sequence, error) {
 		Reset:     p.Reset,
 		Timezone:  p.Timezone,
 		WarnAt:    WarnAtDefault,
+
+		PeriodsBack:  PeriodsBackDefault,
+		AllowOverlap: p.AllowOverlap,
 	}
 	if err := ValidateName("name", s.Name); err != nil {
 		return nil, err
@@ -159,7 +189,19 @@ func NewSequence(p SequenceCreateParams) (*Sequence, error) {
 	if p.WarnAt != nil {
 		s.WarnAt = *p.WarnAt
 	}
+	if p.PeriodsBack != nil {
+		s.PeriodsBack = *p.PeriodsBack
+	}
+	if p.PeriodsAhead != nil {
+		s.PeriodsAhead = *p.PeriodsAhead
+	}
+	if p.ConfirmWithin != nil {
+		s.ConfirmWithin = *p.ConfirmWithin
+	}
 	if err := ValidateText("format", s.Format, format.MaxTemplateLen); err != nil {
+		return nil, err
+	}
+	if err := validatePrintableTemplate(s.Format); err != nil {
 		return nil, err
 	}
 	tmpl, err := format.Parse(s.Format)
@@ -216,6 +258,12 @@ func (s *Sequence) validate(tmpl *format.Template) error {
 	if math.IsNaN(s.WarnAt) || s.WarnAt <= 0 || s.WarnAt > 1 {
 		return Invalidf("warn_at", "must be a fraction in (0, 1], got %v", s.WarnAt)
 	}
+	if err := validateWindow(s.PeriodsBack, s.PeriodsAhead); err != nil {
+		return err
+	}
+	if err := validateConfirmWithin("confirm_within", time.Duration(s.ConfirmWithin), true); err != nil {
+		return err
+	}
 	parts := tmpl.Parts()
 	switch s.Reset {
 	case ResetYearly:
@@ -229,6 +277,49 @@ func (s *Sequence) validate(tmpl *format.Template) error {
 	case ResetDaily:
 		if !parts.Year || !parts.Month || !parts.Day {
 			return Invalidf("format", "reset %q needs a year ({yyyy} or {yy}), {mm} and {dd} in the format, or two days would produce the same IDs", s.Reset)
+		}
+	}
+	return nil
+}
+
+// PeriodsBackDefault is how many past periods accept document dates.
+const PeriodsBackDefault = 1
+
+// PeriodsMax caps periods_back and periods_ahead.
+const PeriodsMax = 1000
+
+// ConfirmWithinMax caps how long a two-phase number may stay reserved.
+const ConfirmWithinMax = 24 * time.Hour
+
+func validateWindow(back, ahead int) error {
+	if back < 0 || back > PeriodsMax {
+		return Invalidf("periods_back", "must be between 0 and %d, got %d", PeriodsMax, back)
+	}
+	if ahead < 0 || ahead > PeriodsMax {
+		return Invalidf("periods_ahead", "must be between 0 and %d, got %d", PeriodsMax, ahead)
+	}
+	return nil
+}
+
+// validateConfirmWithin checks a two-phase deadline; zero means off where
+// off is allowed.
+func validateConfirmWithin(field string, d time.Duration, zeroOK bool) error {
+	if d == 0 && zeroOK {
+		return nil
+	}
+	if d < time.Second || d > ConfirmWithinMax {
+		return Invalidf(field, "must be between 1s and %s (or 0s for none), got %s", ConfirmWithinMax, d)
+	}
+	return nil
+}
+
+// validatePrintableTemplate refuses control characters (line breaks, tabs,
+// escapes, C1 controls) and line or paragraph separators in a template: an
+// ID must print on one line of a label.
+func validatePrintableTemplate(tmpl string) error {
+	for i, r := range tmpl {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return Invalidf("format", "position %d: control character %U can't be printed on a label: remove it", i, r)
 		}
 	}
 	return nil
@@ -281,22 +372,35 @@ func Today(now time.Time, loc *time.Location) format.Date {
 	return format.Date{Year: y, Month: int(m), Day: d}
 }
 
-// SequenceState is a sequence with its current figures, as GET returns it.
+// SequenceState is a sequence with the figures of one period, as GET
+// returns it. The figures come from the database alone, so every server
+// reports the same.
 type SequenceState struct {
 	Sequence
-	// Period is the current reset period the figures are for.
+	// Period is the reset period the figures are for.
 	Period string `json:"period"`
-	// Next is the next number this server would hand out.
+	// Next is the next number the database will hand out (a cached
+	// server may still hand out numbers below it from a lease).
 	Next int64 `json:"next"`
-	// Issued is how many numbers of the period were handed out (in cached
-	// mode, leased to a server and not known to be unused) and not voided.
+	// Issued is how many numbers of the period are known to be handed
+	// out: issued to callers, confirmed, or in leases whose server said
+	// what it handed out. Voided numbers are not counted.
 	Issued int64 `json:"issued"`
-	// Remaining is how many numbers are left before max.
-	Remaining int64 `json:"remaining"`
+	// Leased is how many numbers sit in leases of servers that have not
+	// said what they handed out: servers still running, or servers that
+	// stopped without saying (a crash). They are not known to be issued.
+	Leased int64 `json:"leased"`
+	// Reserved is how many two-phase numbers await confirmation.
+	Reserved int64 `json:"reserved"`
 	// Voided is how many numbers of the period were voided.
 	Voided int64 `json:"voided"`
+	// Remaining is how many numbers are left before max (not taken by
+	// anyone yet).
+	Remaining int64 `json:"remaining"`
 	// Warning is true once the used fraction of the range passes WarnAt.
 	Warning bool `json:"warning"`
+	// Closed is when the period was closed to new numbers, nil if open.
+	Closed *time.Time `json:"closed_at,omitempty"`
 }
 
 // NextParams ask for numbers.
@@ -310,6 +414,23 @@ type NextParams struct {
 	Date string
 	// IdempotencyKey, when set, makes a retry return the same numbers.
 	IdempotencyKey string
+	// Reference is the caller's document id (an invoice number, an order),
+	// stored in the ledger with the numbers. Up to 200 printable
+	// characters. A request with a reference is always written to the
+	// database, never served from a cached lease.
+	Reference string
+	// ConfirmWithin, when set, makes the numbers two-phase: they are
+	// returned reserved and voided unless confirmed (SequenceConfirm)
+	// within this time (1s..24h). Defaults to the sequence's
+	// confirm_within.
+	ConfirmWithin time.Duration
+	// Deliver, when set, is called with the result before Next returns,
+	// to hand it to the caller (an HTTP server writes the response). If it
+	// returns an error, the numbers were not delivered: unless the request
+	// has an IdempotencyKey (whose retry gets them back) they are handed
+	// back to the counter, or voided with the reason when later numbers
+	// were taken meanwhile. Next then returns that error.
+	Deliver func(*NextResult) error
 }
 
 // NextResult is the outcome of taking numbers.
@@ -320,6 +441,18 @@ type NextResult struct {
 	Count    int64    `json:"count"`
 	Period   string   `json:"period"`
 	IDs      []string `json:"ids"`
+	// Status is issued, or reserved for two-phase numbers.
+	Status NumberStatus `json:"status"`
+	// ConfirmBy is when reserved numbers are voided unless confirmed.
+	ConfirmBy *time.Time `json:"confirm_by,omitempty"`
+	// Reference is the request's reference, if it had one.
+	Reference string `json:"reference,omitempty"`
+	// Remaining is how many numbers were left before max after this
+	// request (for a number served from a cached lease: as of the
+	// server's latest lease).
+	Remaining int64 `json:"remaining"`
+	// Warning is true once the used fraction of the range passed warn_at.
+	Warning bool `json:"warning"`
 	// Replayed is true when an Idempotency-Key returned a stored outcome.
 	Replayed bool `json:"-"`
 
@@ -330,21 +463,40 @@ type NextResult struct {
 type NumberStatus string
 
 const (
-	// StatusIssued means the number was handed out (in cached mode: leased).
+	// StatusIssued means the number is known to be handed out: issued to
+	// a caller, confirmed, or in a lease whose server said so.
 	StatusIssued NumberStatus = "issued"
+	// StatusLeased means the number is in a lease of a server that has not
+	// said what it handed out (it is running, or stopped without saying):
+	// it may or may not have been handed out.
+	StatusLeased NumberStatus = "leased"
+	// StatusReserved means a two-phase number awaits its confirmation.
+	StatusReserved NumberStatus = "reserved"
 	// StatusVoided means the number was voided with a reason.
 	StatusVoided NumberStatus = "voided"
-	// StatusUnissued means the number was never handed out.
+	// StatusUnissued means the number was never handed out (or was handed
+	// back and not yet handed out again).
 	StatusUnissued NumberStatus = "unissued"
 )
 
-// ParseResult is what an ID decodes to.
+// ParseResult is what an ID decodes to and what the ledger says of it.
 type ParseResult struct {
-	ID     string       `json:"id"`
-	Number int64        `json:"number"`
-	Period string       `json:"period"`
+	ID     string `json:"id"`
+	Number int64  `json:"number"`
+	Period string `json:"period"`
+	// Valid is false when a check character is wrong; Number and Period
+	// are then what the rest of the ID shows, and Status is unissued.
 	Valid  bool         `json:"valid"`
 	Status NumberStatus `json:"status"`
+	// Detail explains the status in a sentence.
+	Detail string `json:"detail,omitempty"`
+	// Reference is the document the number was issued or confirmed for.
+	Reference string `json:"reference,omitempty"`
+	// ConfirmBy is the deadline of a reserved number.
+	ConfirmBy *time.Time `json:"confirm_by,omitempty"`
+	// IssuedAs is the ID the number was really issued as, when this ID
+	// shows the number with another date.
+	IssuedAs string `json:"issued_as,omitempty"`
 }
 
 // VoidParams void one issued number, named by number (plus period or date)
@@ -362,31 +514,69 @@ type VoidParams struct {
 	Force bool
 }
 
+// ConfirmParams confirm two-phase numbers First..Last of a period (and,
+// for an operator, issued numbers whose answer was never confirmed).
+type ConfirmParams struct {
+	Sequence string
+	// Period is required for a sequence that resets.
+	Period      string
+	First, Last int64
+	// Reference is the document the numbers went to.
+	Reference string
+}
+
 // LedgerKind is the kind of a ledger entry.
 type LedgerKind string
 
 const (
-	// LedgerIssued records numbers handed straight to a caller.
+	// LedgerIssued records numbers handed straight to callers.
 	LedgerIssued LedgerKind = "issued"
 	// LedgerLeased records a block leased to a server's memory.
 	LedgerLeased LedgerKind = "leased"
+	// LedgerReserved records two-phase numbers awaiting confirmation.
+	LedgerReserved LedgerKind = "reserved"
 	// LedgerVoided records voided numbers and why.
 	LedgerVoided LedgerKind = "voided"
+	// LedgerReturned records numbers handed back to the counter: they are
+	// no longer taken and will be handed out again.
+	LedgerReturned LedgerKind = "returned"
+	// LedgerConfirmed records reserved numbers a caller confirmed.
+	LedgerConfirmed LedgerKind = "confirmed"
 )
+
+// Taken reports whether entries of kind k hold numbers (issued, leased
+// or reserved); the other kinds are notes about taken numbers.
+func (k LedgerKind) Taken() bool {
+	return k == LedgerIssued || k == LedgerLeased || k == LedgerReserved
+}
 
 // LedgerEntry is one line of a sequence's ledger.
 type LedgerEntry struct {
 	// ID orders entries and is the cursor.
-	ID        int64      `json:"id"`
-	Sequence  string     `json:"sequence"`
-	Kind      LedgerKind `json:"kind"`
-	Period    string     `json:"period"`
-	First     int64      `json:"first"`
-	Last      int64      `json:"last"`
-	Count     int64      `json:"count"`
-	Reason    string     `json:"reason,omitempty"`
-	Owner     string     `json:"owner,omitempty"`
-	CreatedAt time.Time  `json:"created_at"`
+	ID       int64      `json:"id"`
+	Sequence string     `json:"sequence"`
+	Kind     LedgerKind `json:"kind"`
+	Period   string     `json:"period"`
+	First    int64      `json:"first"`
+	Last     int64      `json:"last"`
+	Count    int64      `json:"count"`
+	Reason   string     `json:"reason,omitempty"`
+	Owner    string     `json:"owner,omitempty"`
+	// Date is the document date the numbers render, where the format
+	// shows more of the date than the period fixes.
+	Date string `json:"date,omitempty"`
+	// Reference is the caller's document id.
+	Reference string `json:"reference,omitempty"`
+	// ConfirmBy is the deadline of reserved numbers.
+	ConfirmBy *time.Time `json:"confirm_by,omitempty"`
+	// Pending is true while it is not known what became of the numbers:
+	// a lease whose server has not said what it handed out, reserved
+	// numbers not yet confirmed or voided, issued numbers whose answer
+	// the server has not confirmed sent.
+	Pending   bool      `json:"pending"`
+	CreatedAt time.Time `json:"created_at"`
+	// Batch identifies the group commit that wrote the entry.
+	Batch int64 `json:"-"`
 }
 
 // LedgerPage is a page of a ledger. Next is the cursor for the next page,
@@ -396,14 +586,78 @@ type LedgerPage struct {
 	Next    string        `json:"next"`
 }
 
-// StatusOf says what became of number n in a period whose highest taken
-// number is last, given whether a void covers it. Stores share it.
-func StatusOf(n, start, last int64, voided bool) NumberStatus {
+// NumberInfo is what a store's ledger says about one number, for
+// NumberStatusOf.
+type NumberInfo struct {
+	// Taken is the issued, leased or reserved entry holding the number,
+	// nil when none does.
+	Taken *LedgerEntry
+	// Voided and Confirmed are the notes covering the number, if any.
+	Voided, Confirmed *LedgerEntry
+	// OwnerStopped is true when Taken is a lease whose server is no
+	// longer running: it stopped, or has not been seen for
+	// ServerSilentAfter.
+	OwnerStopped bool
+}
+
+// NumberStatusOf decides what became of a number from what the ledger
+// says of it; dateKey is the date the ID shows (see format's DateKey), ""
+// when the sequence does not track dates. Stores and the Service share it.
+func NumberStatusOf(info NumberInfo, dateKey string) (st NumberStatus, detail string) {
+	t := info.Taken
 	switch {
-	case voided:
-		return StatusVoided
-	case n >= start && n <= last:
-		return StatusIssued
+	case info.Voided != nil:
+		return StatusVoided, "voided: " + info.Voided.Reason
+	case t == nil:
+		return StatusUnissued, "never handed out"
+	case t.Date != "" && dateKey != "" && t.Date != dateKey:
+		return StatusUnissued, "this number was handed out with the date " + t.Date + ", not " + dateKey
+	case t.Kind == LedgerReserved && info.Confirmed != nil:
+		return StatusIssued, "reserved and confirmed"
+	case t.Kind == LedgerReserved:
+		return StatusReserved, "reserved: voided unless confirmed by " + t.ConfirmBy.UTC().Format(time.RFC3339)
+	case t.Kind == LedgerLeased && t.Pending && info.OwnerStopped:
+		return StatusLeased, "leased to server " + t.Owner + ", which stopped without saying what it handed out"
+	case t.Kind == LedgerLeased && t.Pending:
+		return StatusLeased, "leased to server " + t.Owner + ", which is running and has not yet said whether it handed this number out"
+	case t.Kind == LedgerLeased:
+		return StatusIssued, "handed out by server " + t.Owner
 	}
-	return StatusUnissued
+	return StatusIssued, "issued"
+}
+
+// ServerSilentAfter is how long a server may go without saying it is
+// alive (every ServerHeartbeat) before it counts as stopped: its leases
+// then read as held by a server that stopped without saying what it handed
+// out, and voids of its leased numbers need no force.
+const ServerSilentAfter = time.Minute
+
+// ServerHeartbeat is how often a server says it is alive.
+const ServerHeartbeat = 10 * time.Second
+
+// FindOverlap returns an *OverlapError if seq could render an ID that one
+// of others (the other sequences) renders too, unless seq allows
+// overlaps. Stores call it inside the transaction that stores seq, so two
+// creates can't race past each other.
+func FindOverlap(seq *Sequence, others []*Sequence) error {
+	if seq.AllowOverlap {
+		return nil
+	}
+	a, err := seq.Template()
+	if err != nil {
+		return nil // stored formats always parse; a new one was validated
+	}
+	for _, o := range others {
+		if o.Name == seq.Name {
+			continue
+		}
+		b, err := o.Template()
+		if err != nil {
+			continue
+		}
+		if ok, n := format.MayOverlap(a, seq.Start, seq.Max, b, o.Start, o.Max); ok {
+			return &OverlapError{Sequence: seq.Name, Other: o.Name, Number: n}
+		}
+	}
+	return nil
 }

@@ -78,21 +78,29 @@ func TestPlanAdvanceRemainingSaturates(t *testing.T) {
 	}
 }
 
-func TestGaps(t *testing.T) {
+func TestSubtract(t *testing.T) {
 	for _, tc := range []struct {
 		first, last int64
-		voided      [][2]int64
+		voided      []allot.Span
 		want        string
 	}{
-		{1, 10, nil, "[[1 10]]"},
-		{1, 10, [][2]int64{{5, 5}}, "[[1 4] [6 10]]"},
-		{1, 10, [][2]int64{{1, 3}, {8, 12}}, "[[4 7]]"},
-		{3, 10, [][2]int64{{1, 20}}, "[]"},
-		{1, 10, [][2]int64{{2, 2}, {4, 4}, {10, 10}}, "[[1 1] [3 3] [5 9]]"},
+		{1, 10, nil, "[{1 10}]"},
+		{1, 10, []allot.Span{{5, 5}}, "[{1 4} {6 10}]"},
+		{1, 10, []allot.Span{{1, 3}, {8, 12}}, "[{4 7}]"},
+		{3, 10, []allot.Span{{1, 20}}, "[]"},
+		{1, 10, []allot.Span{{2, 2}, {4, 4}, {10, 10}}, "[{1 1} {3 3} {5 9}]"},
 	} {
-		got := allot.Gaps(tc.first, tc.last, tc.voided)
-		if s := fmt.Sprint(got); s != tc.want && !(tc.want == "[]" && len(got) == 0) {
-			t.Errorf("Gaps(%d, %d, %v) = %v, want %s", tc.first, tc.last, tc.voided, got, tc.want)
+		got := allot.Subtract(allot.Span{First: tc.first, Last: tc.last}, tc.voided)
+		if s := fmt.Sprintf("%v", spansText(got)); s != tc.want && !(tc.want == "[]" && len(got) == 0) {
+			t.Errorf("Subtract(%d..%d, %v) = %v, want %s", tc.first, tc.last, tc.voided, s, tc.want)
 		}
 	}
+}
+
+func spansText(spans []allot.Span) []string {
+	out := make([]string, len(spans))
+	for i, s := range spans {
+		out[i] = fmt.Sprintf("{%d %d}", s.First, s.Last)
+	}
+	return out
 }

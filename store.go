@@ -23,37 +23,67 @@ type Store interface {
 	Close() error
 
 	// SequenceCreate stores a new, already validated sequence. It returns
-	// ErrAlreadyExists if the name is taken.
+	// ErrAlreadyExists if the name is taken, and an *OverlapError if the
+	// sequence could render an ID another sequence renders (checked
+	// against every sequence inside the same transaction, so two creates
+	// can't race past it) unless seq.AllowOverlap is set.
 	SequenceCreate(ctx context.Context, seq *Sequence) (*Sequence, error)
 	// SequenceGet returns one sequence or ErrNotFound.
 	SequenceGet(ctx context.Context, name string) (*Sequence, error)
 	// SequenceList returns every sequence, ordered by name.
 	SequenceList(ctx context.Context) ([]*Sequence, error)
 	// SequenceUpdate changes the mutable settings of a sequence. Max may
-	// not go below the highest number already taken in any period.
+	// not go below the highest number already taken in any period, nor
+	// make the sequence overlap another (*OverlapError) unless it allows
+	// overlaps.
 	SequenceUpdate(ctx context.Context, params SequenceUpdateParams) (*Sequence, error)
-	// SequenceCounterGet returns the counter of one period. A period that
-	// was never used returns a counter whose Last is the sequence's start-1.
+	// SequenceCounterGet returns the counter of one period with its
+	// figures. A period that was never used returns a counter whose Last
+	// is the sequence's start-1.
 	SequenceCounterGet(ctx context.Context, name, period string) (*SequenceCounter, error)
 
 	// SequenceAdvance takes numbers for a batch of requests in ONE
-	// transaction (group commit). Requests are served in order, each a
-	// contiguous range following the previous one; a request that does
-	// not fit gets an *ExhaustedError in its result and takes nothing.
-	// Ranges, ledger rows and idempotency keys commit together or not at
-	// all. An error return means nothing was committed.
+	// transaction (group commit), as PlanAdvance decides: requests are
+	// served in order, each a contiguous range following the previous
+	// one; a request that does not fit gets an *ExhaustedError in its
+	// result and takes nothing. Ranges, ledger rows and idempotency keys
+	// commit together or not at all. An error return means nothing was
+	// committed, except an error wrapping ErrUnavailable, after which the
+	// batch may or may not have committed (see SequenceBatchEntries).
 	SequenceAdvance(ctx context.Context, params SequenceAdvanceParams) ([]SequenceAdvanceResult, error)
-	// SequenceVoid records numbers First..Last of a period as voided. The
-	// whole range must already be taken (at most the counter's Last) and
-	// none of it voided before; otherwise nothing changes and an
-	// *InvalidError (never taken) or ErrAlreadyExists (already voided) is
-	// returned. Unless Force is set, numbers in a block leased to another
-	// server that has not stopped are refused with ErrInvalidState: that
-	// server may not have handed them out yet.
+	// SequenceVoid records numbers First..Last of a period as voided, as
+	// PlanVoid decides. Unless Force is set, numbers in a block leased to
+	// another server that has not stopped are refused with
+	// ErrInvalidState: that server may not have handed them out yet.
 	SequenceVoid(ctx context.Context, params SequenceVoidParams) (*LedgerEntry, error)
-	// SequenceNumberStatus says whether number n of a period is issued,
-	// voided or unissued according to the database.
-	SequenceNumberStatus(ctx context.Context, name, period string, n int64) (NumberStatus, error)
+	// SequenceReturn gives back numbers the server took and did not hand
+	// out, as PlanReturn decides (handed back to the counter where
+	// possible, voided otherwise), and settles the leases listed, all in
+	// one transaction.
+	SequenceReturn(ctx context.Context, params SequenceReturnParams) error
+	// SequenceSettle marks ledger entries as no longer pending: issued
+	// numbers whose answers were sent, leases whose numbers were all
+	// handed out.
+	SequenceSettle(ctx context.Context, ids []int64) error
+	// SequenceConfirm confirms reserved numbers, as PlanConfirm decides,
+	// and returns the confirmation. A replay (numbers confirmed already
+	// with the same reference) returns the first existing confirmation of
+	// them and replayed = true.
+	SequenceConfirm(ctx context.Context, params SequenceConfirmParams) (entry *LedgerEntry, replayed bool, err error)
+	// SequenceExpireReserved voids the reserved numbers whose deadline is
+	// at or before now and that were neither confirmed nor voided (up to
+	// a few thousand entries a call), records that owner swept at now
+	// when it voided any, and returns how many numbers it voided.
+	SequenceExpireReserved(ctx context.Context, now time.Time, owner string) (int64, error)
+	// SequencePeriodClose closes a period to new numbers (or reopens it).
+	// Closing is refused with ErrInvalidState while a server that has not
+	// stopped holds a lease in the period.
+	SequencePeriodClose(ctx context.Context, params SequencePeriodCloseParams) (*SequenceCounter, error)
+	// SequenceNumberInfo returns what the ledger says of number n.
+	SequenceNumberInfo(ctx context.Context, name, period string, n int64) (*NumberInfo, error)
+	// SequenceBatchEntries returns the pending taken entries that the
+	// group commit batch wrote, if it committed.
+	SequenceBatchEntries(ctx context.Context, name, period string, batch int64) ([]LedgerEntry, error)
 	// SequenceLedger lists ledger entries of a sequence in commit order,
 	// after the cursor AfterID.
 	SequenceLedger(ctx context.Context, params SequenceLedgerParams) ([]LedgerEntry, error)
@@ -65,8 +95,11 @@ type Store interface {
 
 	// ServerStart records that the server owner started.
 	ServerStart(ctx context.Context, owner string) error
-	// ServerStop records that the server owner stopped gracefully, after
-	// voiding the unused rest of its leased blocks.
+	// ServerSeen records that the server owner is alive, at now.
+	ServerSeen(ctx context.Context, owner string) error
+	// ServerStop records that the server owner stopped gracefully, having
+	// handed back or voided the unused rest of its leases: the rest of
+	// its leases is then known to be issued.
 	ServerStop(ctx context.Context, owner string) error
 
 	PoolStore
@@ -75,20 +108,30 @@ type Store interface {
 // SequenceUpdateParams are the inputs of Store.SequenceUpdate. Nil fields
 // are left as they are.
 type SequenceUpdateParams struct {
-	Name   string
-	Max    *int64
-	WarnAt *float64
+	Name          string
+	Max           *int64
+	WarnAt        *float64
+	PeriodsBack   *int
+	PeriodsAhead  *int
+	ConfirmWithin *Duration
 }
 
 // SequenceCounter is the state of one period of a sequence.
 type SequenceCounter struct {
 	// Period is the reset period ("" for a sequence that never resets).
 	Period string
-	// Last is the highest number taken (issued or leased), start-1 when
-	// none has been. Numbers start..Last are issued, leased or voided.
+	// Last is the highest number taken (issued, leased or reserved),
+	// start-1 when none has been. Numbers start..Last are taken or voided.
 	Last int64
 	// Voided is how many numbers of the period have been voided.
 	Voided int64
+	// Leased is how many numbers are in pending leases (of servers that
+	// have not said what they handed out), not counting voided ones.
+	Leased int64
+	// Reserved is how many reserved numbers are neither confirmed nor voided.
+	Reserved int64
+	// Closed is when the period was closed, nil while it is open.
+	Closed *time.Time
 }
 
 // SequenceAdvanceParams are the inputs of Store.SequenceAdvance.
@@ -102,16 +145,32 @@ type SequenceAdvanceParams struct {
 	Kind LedgerKind
 	// Owner identifies the process taking the numbers, for the ledger.
 	Owner string
+	// Batch identifies the group commit in the ledger entries it writes,
+	// so a commit whose outcome was lost can be found (0 = none).
+	Batch int64
+	// Pending writes issued entries as pending: the server will settle
+	// them once their answers were sent. Leased and reserved entries are
+	// always pending.
+	Pending bool
 	// Requests are served in order.
 	Requests []SequenceAdvanceRequest
 }
 
 // SequenceAdvanceRequest is one caller's share of a batch.
 type SequenceAdvanceRequest struct {
-	// Count is how many contiguous numbers the caller wants (>= 1).
+	// Count is how many contiguous numbers the caller wants (>= 1). For
+	// a lease it is the size wanted; LeaseCap may grant fewer.
 	Count int64
 	// Idempotency, when set, is stored in the same transaction as the numbers.
 	Idempotency *IdempotencyParams
+	// DateKey is the document date the numbers render (format's DateKey
+	// as text) when the format shows more of the date than the period
+	// fixes, "" otherwise.
+	DateKey string
+	// Reference is the caller's document id, kept with the numbers.
+	Reference string
+	// ConfirmBy, when set, makes the numbers reserved until that time.
+	ConfirmBy *time.Time
 }
 
 // IdempotencyParams identify a request made with an Idempotency-Key.
@@ -132,12 +191,20 @@ type SequenceAdvanceResult struct {
 	// First and Last bound the numbers taken (inclusive) when Err and
 	// Replayed are nil.
 	First, Last int64
-	// Err is *ExhaustedError or ErrIdempotencyMismatch for this request only.
+	// Err is *ExhaustedError, *PeriodClosedError, ErrIdempotencyMismatch
+	// or ErrIdempotencyInFlight for this request only.
 	Err error
 	// Replayed is set when the idempotency key had already been used with
 	// the same request: the caller answers with the stored outcome and
 	// nothing new was taken.
 	Replayed *IdempotencyRecord
+	// CounterLast and Max are the period's counter and max after the batch.
+	CounterLast, Max int64
+	// Rows are the ids of the ledger entries the batch wrote (shared by
+	// every result of the batch).
+	Rows []int64
+
+	answer *answerTracker // set by the Service for pending entries
 }
 
 // SequenceVoidParams are the inputs of Store.SequenceVoid.
@@ -152,11 +219,48 @@ type SequenceVoidParams struct {
 	// Force voids even numbers leased to a server that has not stopped,
 	// for a server known to have crashed.
 	Force bool
-	// SkipVoided voids only the parts of First..Last not voided yet
-	// (a server returning the unused rest of its blocks), instead of
-	// refusing a range that overlaps an earlier void. The entry returned
-	// is then the last one written, nil if nothing was left to void.
-	SkipVoided bool
+}
+
+// SequenceReturnParams are the inputs of Store.SequenceReturn.
+type SequenceReturnParams struct {
+	Sequence string
+	// Owner is the server giving the numbers back.
+	Owner string
+	// Reason says why, e.g. "unused rest of a lease at shutdown" or
+	// "request cancelled before the answer". Voided numbers get it as
+	// their reason; numbers handed back get it with ": handed back to
+	// the counter".
+	Reason string
+	// Periods lists, per period, the spans to give back and the leases to
+	// settle.
+	Periods []PeriodReturn
+}
+
+// PeriodReturn is one period's share of a SequenceReturn.
+type PeriodReturn struct {
+	Period string
+	Spans  []Span
+	// Settle lists this owner's leases whose every number is now handed
+	// out or given back.
+	Settle []int64
+}
+
+// SequenceConfirmParams are the inputs of Store.SequenceConfirm.
+type SequenceConfirmParams struct {
+	Sequence, Period string
+	Span
+	Reference string
+	Owner     string
+	Now       time.Time
+}
+
+// SequencePeriodCloseParams are the inputs of Store.SequencePeriodClose.
+type SequencePeriodCloseParams struct {
+	Sequence, Period string
+	// Reopen opens a closed period again instead.
+	Reopen bool
+	// Owner is the server asking (its own leases must be given back first).
+	Owner string
 }
 
 // SequenceLedgerParams are the inputs of Store.SequenceLedger.
@@ -174,11 +278,13 @@ type IdempotencyRecord struct {
 	Scope       string
 	Key         string
 	RequestHash string
-	// Period, Date, First and Last are the outcome of a sequence request.
-	Period string
-	Date   string
-	First  int64
-	Last   int64
+	// Period, Date, First and Last are the outcome of a sequence request;
+	// ConfirmBy the deadline of reserved numbers.
+	Period    string
+	Date      string
+	First     int64
+	Last      int64
+	ConfirmBy *time.Time
 	// Result is the outcome of a pool request: the claim's id.
 	Result    string
 	CreatedAt time.Time
@@ -275,6 +381,7 @@ type ClaimTransitionStoreParams struct {
 	ID          string
 	Action      ClaimAction
 	Now         time.Time
+	// Reference is a confirm's reference, or a cancel's reason.
 	Reference   string
 	TTL         time.Duration
 	Idempotency *IdempotencyParams

@@ -3,6 +3,7 @@ package allot
 import (
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -40,3 +41,25 @@ var claimIDRE = regexp.MustCompile(`^clm_[0-9a-z]{16}$`)
 
 // validClaimID reports whether id has the shape allot gives claim ids.
 func validClaimID(id string) bool { return claimIDRE.MatchString(id) }
+
+// validateNoControl refuses control characters (Unicode category Cc: C0
+// controls such as TAB and line breaks, DEL, C1 controls such as U+0085)
+// and the line and paragraph separators: the value is an identifier that
+// is printed, logged and exported one per line.
+func validateNoControl(field, v string) error {
+	for i, r := range v {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return Invalidf(field, "must not contain control characters: %U at byte %d", r, i)
+		}
+	}
+	return nil
+}
+
+// ValidateLabel checks an identifier a caller sends (a reference, a
+// customer): valid UTF-8 of at most max bytes, without control characters.
+func ValidateLabel(field, v string, max int) error {
+	if err := ValidateText(field, v, max); err != nil {
+		return err
+	}
+	return validateNoControl(field, v)
+}

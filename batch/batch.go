@@ -10,14 +10,20 @@
 //
 // Guarantees: a batch holds requests in the order they were enqueued; each
 // caller gets exactly one result; a flush error is delivered to every
-// caller of that batch. The package does not retry: the flush function
-// decides what is safe to retry.
+// caller of that batch. A caller that gives up before its batch is flushed
+// is dropped from it, so nothing is written for it; one that gives up
+// while its batch is being written is told so (Do returns the context's
+// error), and its result is handed to the OnAbandoned function so the writer can
+// undo what was taken for it: no caller is answered with an error while
+// its request stands written. The package does not retry: the flush
+// function decides what is safe to retry.
 package batch
 
 import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,8 +54,9 @@ type Opts struct {
 
 // Batcher groups concurrent requests per key into single flushes.
 type Batcher[K comparable, Req, Res any] struct {
-	flush FlushFunc[K, Req, Res]
-	opts  Opts
+	flush     FlushFunc[K, Req, Res]
+	opts      Opts
+	abandoned func(key K, reqs []Req, res []Res)
 
 	mu     sync.Mutex
 	queues map[K]*queue[Req, Res]
@@ -61,7 +68,16 @@ type call[Req, Res any] struct {
 	ctx  context.Context
 	req  Req
 	done chan result[Res]
+	// state decides, once, whether the caller takes its result
+	// (delivered) or left without it (abandoned).
+	state atomic.Int32
 }
+
+const (
+	callWaiting int32 = iota
+	callDelivered
+	callAbandoned
+)
 
 type result[Res any] struct {
 	res Res
@@ -81,9 +97,19 @@ func New[K comparable, Req, Res any](flush FlushFunc[K, Req, Res], opts Opts) *B
 	return &Batcher[K, Req, Res]{flush: flush, opts: opts, queues: make(map[K]*queue[Req, Res])}
 }
 
+// OnAbandoned sets fn to be called, on the writer goroutine, with the
+// requests (and their results) of a successful flush whose callers gave
+// up while it ran: they were answered with their context's error, so what
+// was written for them should be undone. Call it before the first Do.
+func (b *Batcher[K, Req, Res]) OnAbandoned(fn func(key K, reqs []Req, res []Res)) *Batcher[K, Req, Res] {
+	b.abandoned = fn
+	return b
+}
+
 // Do enqueues req under key and waits for its result. If ctx ends first,
-// Do returns ctx.Err(), but the request may still be written: callers that
-// must know use an idempotency key.
+// Do returns ctx.Err(): the request was either dropped before its batch
+// was written, or written and handed to the OnAbandoned function. If the result
+// arrived first, Do returns it even if ctx has ended meanwhile.
 func (b *Batcher[K, Req, Res]) Do(ctx context.Context, key K, req Req) (Res, error) {
 	c := &call[Req, Res]{ctx: ctx, req: req, done: make(chan result[Res], 1)}
 	b.mu.Lock()
@@ -109,9 +135,24 @@ func (b *Batcher[K, Req, Res]) Do(ctx context.Context, key K, req Req) (Res, err
 	case r := <-c.done:
 		return r.res, r.err
 	case <-ctx.Done():
-		var zero Res
-		return zero, ctx.Err()
+		if c.state.CompareAndSwap(callWaiting, callAbandoned) {
+			var zero Res
+			return zero, ctx.Err()
+		}
+		// The writer delivered first: take the result, which stands.
+		r := <-c.done
+		return r.res, r.err
 	}
+}
+
+// deliver hands r to the caller unless it already left; it reports
+// whether the caller took it.
+func (c *call[Req, Res]) deliver(r result[Res]) bool {
+	if !c.state.CompareAndSwap(callWaiting, callDelivered) {
+		return false
+	}
+	c.done <- r
+	return true
 }
 
 // run is the key's writer: it flushes until the queue is empty, then exits.
@@ -136,7 +177,7 @@ func (b *Batcher[K, Req, Res]) run(key K, q *queue[Req, Res]) {
 			// A caller that already gave up is dropped before the
 			// write, so nothing is taken for it.
 			if c.ctx.Err() != nil {
-				c.done <- result[Res]{err: c.ctx.Err()}
+				c.deliver(result[Res]{err: c.ctx.Err()})
 				continue
 			}
 			calls = append(calls, c)
@@ -172,19 +213,26 @@ func (b *Batcher[K, Req, Res]) flushCalls(key K, calls []*call[Req, Res]) {
 		// meanwhile is answered without a write, as in run.
 		for _, c := range calls {
 			if c.ctx.Err() != nil {
-				c.done <- result[Res]{err: c.ctx.Err()}
+				c.deliver(result[Res]{err: c.ctx.Err()})
 				continue
 			}
 			b.flushCalls(key, []*call[Req, Res]{c})
 		}
 		return
 	}
+	var leftReqs []Req
+	var leftRes []Res
 	for i, c := range calls {
 		if err != nil {
-			c.done <- result[Res]{err: err}
+			c.deliver(result[Res]{err: err})
 			continue
 		}
-		c.done <- result[Res]{res: res[i]}
+		if !c.deliver(result[Res]{res: res[i]}) {
+			leftReqs, leftRes = append(leftReqs, c.req), append(leftRes, res[i])
+		}
+	}
+	if len(leftReqs) > 0 && b.abandoned != nil {
+		b.abandoned(key, leftReqs, leftRes)
 	}
 }
 

@@ -169,3 +169,55 @@ func TestIsolateRunsRequestsAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestAbandoned: a caller that gives up while its batch is written gets
+// its context's error, and its result goes to OnAbandoned (so the writer
+// can undo it); a caller that stays gets its result.
+func TestAbandoned(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	b := New(func(ctx context.Context, key string, reqs []int) ([]int, error) {
+		started <- struct{}{}
+		<-release
+		out := make([]int, len(reqs))
+		for i, r := range reqs {
+			out[i] = r * 10
+		}
+		return out, nil
+	}, Opts{})
+	var mu sync.Mutex
+	var gone []int
+	b.OnAbandoned(func(key string, reqs []int, res []int) {
+		mu.Lock()
+		gone = append(gone, res...)
+		mu.Unlock()
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.Do(ctx, "k", 1)
+		errc <- err
+	}()
+	<-started
+	stay := make(chan int, 1)
+	go func() {
+		// Queued behind the first batch; it stays, so it is answered.
+		r, _ := b.Do(context.Background(), "k", 2)
+		stay <- r
+	}()
+	time.Sleep(10 * time.Millisecond)
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the caller that left got %v, want context.Canceled", err)
+	}
+	close(release)
+	if r := <-stay; r != 20 {
+		t.Fatalf("the caller that stayed got %d, want 20", r)
+	}
+	b.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(gone) != 1 || gone[0] != 10 {
+		t.Fatalf("OnAbandoned got %v, want [10]: the written result of the caller that left", gone)
+	}
+}

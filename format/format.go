@@ -37,8 +37,9 @@
 //     an ID that Decode accepts is exactly what Render produces for the
 //     decoded values, so every number has a single canonical ID.
 //   - Check characters are validated by Decode; a structurally valid ID with a
-//     wrong check character fails with [ErrBadCheck], anything else that does
-//     not fit fails with [ErrNoMatch]. Luhn and MOD 97-10 are refused after a
+//     wrong check character fails with [ErrBadCheck] (and still reports the
+//     number and date it shows), anything else that does not fit fails with
+//     [ErrNoMatch]. Luhn and MOD 97-10 are refused after a
 //     mask that can produce letters, since they would not protect them.
 //   - [Template.AppendRender] does not allocate beyond growing dst, and a
 //     *Template is immutable and safe for concurrent use.
@@ -129,6 +130,7 @@ type Template struct {
 	fixed    int // rendered length of everything except the number token
 	nMin     int // minimum rendered length of the number token
 	nMax     int // maximum rendered length of the number token
+	hasYYYY  bool
 }
 
 const wantTokens = "(want {n}, {n:WIDTH}, {n:MASK}, {yyyy}, {yy}, {mm}, {dd}, {check:luhn|mod97|mod37})"
@@ -215,6 +217,7 @@ func Parse(s string) (*Template, error) {
 		case body == "yyyy":
 			tk = token{kind: kYYYY}
 			t.parts.Year = true
+			t.hasYYYY = true
 			t.fixed += 4
 		case body == "yy":
 			tk = token{kind: kYY}
@@ -535,7 +538,8 @@ func digits(s string) (int, bool) {
 // characters. It accepts exactly the IDs Render produces: an ID that does
 // not have the template's shape (including non-canonical numbers such as
 // leading zeros, numbers beyond int64, and invalid months or days) fails
-// with ErrNoMatch, and one with a wrong check character with ErrBadCheck.
+// with ErrNoMatch, and one with a wrong check character with ErrBadCheck;
+// with ErrBadCheck the result still holds the number and date the ID shows.
 //
 // Only the number token has a variable length, so its length is fixed by the
 // ID's length and Decode runs in a single linear pass.
@@ -675,9 +679,6 @@ func (t *Template) Decode(id string) (Decoded, error) {
 	if year >= 0 && yy >= 0 && year%100 != yy {
 		return Decoded{}, fmt.Errorf("%w: 2-digit year %02d disagrees with year %04d", ErrNoMatch, yy, year)
 	}
-	if badCheck != nil {
-		return Decoded{}, badCheck
-	}
 	res := Decoded{Number: number, Parts: t.parts}
 	switch {
 	case year >= 0:
@@ -687,5 +688,28 @@ func (t *Template) Decode(id string) (Decoded, error) {
 	}
 	res.Date.Month = max(mm, 0)
 	res.Date.Day = max(dd, 0)
-	return res, nil
+	// A wrong check character still tells which number and date the ID
+	// claims to be, so the caller can say so.
+	return res, badCheck
+}
+
+// DateKey is the date a rendered ID shows, as Decode returns it: d
+// restricted to the parts the template has, with a {yy}-only year mapped
+// to 2000+yy. Two dates render the same ID (for the same number) exactly
+// when their keys are equal.
+func (t *Template) DateKey(d Date) Date {
+	var k Date
+	switch {
+	case t.hasYYYY:
+		k.Year = d.Year
+	case t.parts.Year:
+		k.Year = 2000 + d.Year%100
+	}
+	if t.parts.Month {
+		k.Month = d.Month
+	}
+	if t.parts.Day {
+		k.Day = d.Day
+	}
+	return k
 }

@@ -698,13 +698,13 @@ func TestDecodeCases(t *testing.T) {
 		{"{{{n}}}", "{5}", 5, Date{}, nil},
 		{"{{{n}}}", "{5", 0, Date{}, ErrNoMatch},
 		{"{n}{check:luhn}", "79927398713", 7992739871, Date{}, nil},
-		{"{n}{check:luhn}", "79927398710", 0, Date{}, ErrBadCheck},
+		{"{n}{check:luhn}", "79927398710", 7992739871, Date{}, ErrBadCheck},
 		{"{n}{check:luhn}", "7992739871x", 0, Date{}, ErrNoMatch},
 		{"{n}{check:mod97}", "79444", 794, Date{}, nil},
-		{"{n}{check:mod97}", "79445", 0, Date{}, ErrBadCheck},
-		{"{n}{check:mod97}", "79499", 0, Date{}, ErrBadCheck},
-		{"{n}{check:mod97}", "7944", 0, Date{}, ErrBadCheck},
-		{"{n}{check:mod37}", "123", 0, Date{}, ErrBadCheck},
+		{"{n}{check:mod97}", "79445", 794, Date{}, ErrBadCheck},
+		{"{n}{check:mod97}", "79499", 794, Date{}, ErrBadCheck},
+		{"{n}{check:mod97}", "7944", 79, Date{}, ErrBadCheck},
+		{"{n}{check:mod37}", "123", 12, Date{}, ErrBadCheck},
 		{"{n}{check:mod37}", "12a", 0, Date{}, ErrNoMatch},
 		{"{n}{check:mod37}", "12-", 0, Date{}, ErrNoMatch},
 		// A structural mismatch wins over a check mismatch.
@@ -719,6 +719,10 @@ func TestDecodeCases(t *testing.T) {
 			}
 			if errors.Is(err, ErrNoMatch) && errors.Is(err, ErrBadCheck) {
 				t.Errorf("%q.Decode(%q) error %v is both", tc.tmpl, tc.id, err)
+			}
+			// A wrong check character still reports the number the ID shows.
+			if errors.Is(tc.err, ErrBadCheck) && (got.Number != tc.n || got.Date != tc.d) {
+				t.Errorf("%q.Decode(%q) with a bad check = %+v, want number %d date %+v", tc.tmpl, tc.id, got, tc.n, tc.d)
 			}
 			continue
 		}

@@ -68,7 +68,7 @@ func (s *Store) PoolGet(ctx context.Context, name string, now time.Time) (*allot
 
 // PoolList returns every pool with its figures at now.
 func (s *Store) PoolList(ctx context.Context, now time.Time) ([]*allot.PoolState, error) {
-	return list(ctx, s, "list pools", scanPool, `SELECT `+poolCols+`, `+staleHeld+` FROM allot_pools p ORDER BY name`, now)
+	return list(ctx, s.pool, "list pools", scanPool, `SELECT `+poolCols+`, `+staleHeld+` FROM allot_pools p ORDER BY name`, now)
 }
 
 // topCustomerSQL is the most units any one customer of pool $1 has.
@@ -331,7 +331,7 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 	case "not_found":
 		return nil, allot.NotFoundf("claim %q", p.ID)
 	case "invalid_state":
-		return nil, allot.Errorf(allot.ErrInvalidState, "claim %s is %s and can't be %s", p.ID, deref(status), pastTense(p.Action))
+		return nil, allot.Errorf(allot.ErrInvalidState, "claim %s is %s and can't be %s", p.ID, deref(status), allot.PastTense(p.Action))
 	case "claim_expired":
 		return nil, allot.Errorf(allot.ErrClaimExpired, "claim %s expired and its units are taken: refund the customer", p.ID)
 	case "too_long":
@@ -347,22 +347,12 @@ func deref(s *string) string {
 	return *s
 }
 
-func pastTense(a allot.ClaimAction) string {
-	switch a {
-	case allot.ActionConfirm:
-		return "confirmed"
-	case allot.ActionRelease:
-		return "released"
-	}
-	return "extended"
-}
-
-const claimCols = `seq, id, pool, customer, quantity, status, reference, created_at, expires_at, updated_at`
+const claimCols = `seq, id, pool, customer, quantity, status, reference, created_at, expires_at, updated_at, reason`
 
 func scanClaim(row pgx.Row) (*allot.Claim, error) {
 	var c allot.Claim
 	var status string
-	if err := row.Scan(&c.Seq, &c.ID, &c.Pool, &c.Customer, &c.Quantity, &status, &c.Reference, &c.CreatedAt, &c.ExpiresAt, &c.UpdatedAt); err != nil {
+	if err := row.Scan(&c.Seq, &c.ID, &c.Pool, &c.Customer, &c.Quantity, &status, &c.Reference, &c.CreatedAt, &c.ExpiresAt, &c.UpdatedAt, &c.Reason); err != nil {
 		return nil, err
 	}
 	c.Status = allot.ClaimStatus(status)
@@ -382,7 +372,7 @@ func (s *Store) ClaimGet(ctx context.Context, id string) (*allot.Claim, error) {
 // ClaimList lists claims of a pool after a cursor. A status filter sees
 // holds past expiry as expired.
 func (s *Store) ClaimList(ctx context.Context, p allot.ClaimListParams, afterSeq int64, now time.Time) ([]*allot.Claim, error) {
-	return list(ctx, s, "list claims", scanClaim, `SELECT `+claimCols+` FROM allot_claims
+	return list(ctx, s.pool, "list claims", scanClaim, `SELECT `+claimCols+` FROM allot_claims
 		WHERE pool = $1 AND seq > $2 AND ($3 = '' OR customer = $3)
 		AND ($4 = '' OR ($4 = 'held' AND status = 'held' AND expires_at > $5)
 			OR ($4 = 'expired' AND (status = 'expired' OR (status = 'held' AND expires_at <= $5)))
@@ -448,10 +438,21 @@ func (s *Store) PoolListen(ctx context.Context, fn func(pool string)) error {
 	}
 }
 
-// Audit runs the shared audit queries.
+// Audit runs the shared audit queries in one read-only, repeatable-read
+// transaction, so every check sees the same snapshot, without the
+// statement timeout requests have (an audit of a big database may take a
+// while).
 func (s *Store) Audit(ctx context.Context, now time.Time) ([]allot.AuditCheck, error) {
-	return audit.Run(ctx, audit.Threshold(now), allot.SweepBound, func(ctx context.Context, q string, args ...any) ([][]any, error) {
-		rows, err := s.pool.Query(ctx, q, args...)
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, translate(err, "audit")
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+		return nil, translate(err, "audit")
+	}
+	checks, err := audit.Run(ctx, audit.Threshold(now), allot.SweepBound, audit.Unanswered(now), func(ctx context.Context, q string, args ...any) ([][]any, error) {
+		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -466,4 +467,5 @@ func (s *Store) Audit(ctx context.Context, now time.Time) ([]allot.AuditCheck, e
 		}
 		return out, rows.Err()
 	})
+	return checks, translate(err, "audit")
 }

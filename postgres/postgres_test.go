@@ -41,12 +41,14 @@ func TestTriggersGuardCounter(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := s.Pool()
-	if _, err := db.Exec(ctx, `INSERT INTO allot_sequence_counters (sequence, period, last, max) VALUES ('a', '', 5, 10)`); err != nil {
+	exec := func(q string) error { _, err := db.Exec(ctx, q); return err }
+	if err := exec(`INSERT INTO allot_sequence_counters (sequence, period, last, max) VALUES ('a', '', 5, 10)`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(ctx, `UPDATE allot_sequence_counters SET last = 4`); err == nil {
-		t.Fatal("counter moved back")
+	if err := exec(`INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last) VALUES ('a', '', 'issued', 1, 5)`); err != nil {
+		t.Fatal(err)
 	}
+	storetest.GuardLedger(t, exec)
 	if _, err := db.Exec(ctx, `UPDATE allot_sequence_counters SET last = 11`); err == nil {
 		t.Fatal("counter passed max")
 	}

@@ -76,7 +76,7 @@ func (s *Store) PoolGet(ctx context.Context, name string, now time.Time) (*allot
 
 // PoolList returns every pool with its figures at now.
 func (s *Store) PoolList(ctx context.Context, now time.Time) ([]*allot.PoolState, error) {
-	return list(ctx, s, "list pools", scanPool, `SELECT `+poolCols+`, `+staleHeld+` FROM allot_pools p ORDER BY name`, micros(now))
+	return list(ctx, s.db, "list pools", scanPool, `SELECT `+poolCols+`, `+staleHeld+` FROM allot_pools p ORDER BY name`, micros(now))
 }
 
 func expirePool(ctx context.Context, tx *sql.Tx, pool string, now time.Time) error {
@@ -295,7 +295,16 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 			c.Status = allot.ClaimExpired
 		}
 		invalid := func() error {
-			return allot.Errorf(allot.ErrInvalidState, "claim %s is %s and can't be %sed", c.ID, c.Status, strings.TrimSuffix(string(p.Action), "e"))
+			return allot.Errorf(allot.ErrInvalidState, "claim %s is %s and can't be %s", c.ID, c.Status, allot.PastTense(p.Action))
+		}
+		// A retry that finds the transition made (with the same reference
+		// or reason) is a replay, key or no key.
+		if p.Action == allot.ActionConfirm && c.Status == allot.ClaimConfirmed && c.Reference == p.Reference ||
+			p.Action == allot.ActionRelease && c.Status == allot.ClaimReleased ||
+			p.Action == allot.ActionCancel && c.Status == allot.ClaimCancelled && c.Reason == p.Reference {
+			c.Replayed = true
+			out = c
+			return nil
 		}
 		switch p.Action {
 		case allot.ActionConfirm:
@@ -327,6 +336,11 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 				return invalid()
 			}
 			_, err = tx.ExecContext(ctx, `UPDATE allot_claims SET status = 'released', updated_at = ? WHERE id = ?`, now, c.ID)
+		case allot.ActionCancel:
+			if c.Status != allot.ClaimConfirmed {
+				return invalid()
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE allot_claims SET status = 'cancelled', reason = ?, updated_at = ? WHERE id = ?`, p.Reference, now, c.ID)
 		case allot.ActionExtend:
 			if c.Status != allot.ClaimHeld {
 				return invalid()
@@ -361,13 +375,13 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 	return out, nil
 }
 
-const claimCols = `seq, id, pool, customer, quantity, status, reference, created_at, expires_at, updated_at`
+const claimCols = `seq, id, pool, customer, quantity, status, reference, created_at, expires_at, updated_at, reason`
 
 func scanClaim(row scanner) (*allot.Claim, error) {
 	var c allot.Claim
 	var status string
 	var created, expires, updated int64
-	if err := row.Scan(&c.Seq, &c.ID, &c.Pool, &c.Customer, &c.Quantity, &status, &c.Reference, &created, &expires, &updated); err != nil {
+	if err := row.Scan(&c.Seq, &c.ID, &c.Pool, &c.Customer, &c.Quantity, &status, &c.Reference, &created, &expires, &updated, &c.Reason); err != nil {
 		return nil, err
 	}
 	c.Status = allot.ClaimStatus(status)
@@ -388,7 +402,7 @@ func (s *Store) ClaimGet(ctx context.Context, id string) (*allot.Claim, error) {
 // holds past expiry as expired.
 func (s *Store) ClaimList(ctx context.Context, p allot.ClaimListParams, afterSeq int64, now time.Time) ([]*allot.Claim, error) {
 	st, n := string(p.Status), micros(now)
-	return list(ctx, s, "list claims", scanClaim, `SELECT `+claimCols+` FROM allot_claims
+	return list(ctx, s.db, "list claims", scanClaim, `SELECT `+claimCols+` FROM allot_claims
 		WHERE pool = ? AND seq > ? AND (? = '' OR customer = ?)
 		AND (? = '' OR (? = 'held' AND status = 'held' AND expires_at > ?)
 			OR (? = 'expired' AND (status = 'expired' OR (status = 'held' AND expires_at <= ?)))
@@ -439,8 +453,8 @@ func (s *Store) PoolExpire(ctx context.Context, now time.Time, owner string) ([]
 
 // Audit runs the shared audit queries.
 func (s *Store) Audit(ctx context.Context, now time.Time) ([]allot.AuditCheck, error) {
-	return audit.Run(ctx, micros(audit.Threshold(now)), allot.SweepBound.Microseconds(), func(ctx context.Context, q string, args ...any) ([][]any, error) {
-		rows, err := s.db.QueryContext(ctx, strings.NewReplacer("$1", "?1", "$2", "?2").Replace(q), args...)
+	return audit.Run(ctx, micros(audit.Threshold(now)), allot.SweepBound.Microseconds(), micros(audit.Unanswered(now)), func(ctx context.Context, q string, args ...any) ([][]any, error) {
+		rows, err := s.db.QueryContext(ctx, strings.NewReplacer("$1", "?1", "$2", "?2", "$3", "?3", "greatest(", "max(", "least(", "min(").Replace(q), args...)
 		if err != nil {
 			return nil, err
 		}

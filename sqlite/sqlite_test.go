@@ -59,12 +59,14 @@ func TestTriggersGuardCounter(t *testing.T) {
 	if _, err := s.SequenceCreate(ctx, q); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.DB().Exec(`INSERT INTO allot_sequence_counters (sequence, period, last, max) VALUES ('a', '', 5, 10)`); err != nil {
+	exec := func(q string) error { _, err := s.DB().Exec(q); return err }
+	if err := exec(`INSERT INTO allot_sequence_counters (sequence, period, last, max) VALUES ('a', '', 5, 10)`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.DB().Exec(`UPDATE allot_sequence_counters SET last = 4`); err == nil {
-		t.Fatal("counter moved back")
+	if err := exec(`INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, created_at) VALUES ('a', '', 'issued', 1, 5, 0)`); err != nil {
+		t.Fatal(err)
 	}
+	storetest.GuardLedger(t, exec)
 	if _, err := s.DB().Exec(`UPDATE allot_sequence_counters SET last = 11`); err == nil {
 		t.Fatal("counter passed max")
 	}

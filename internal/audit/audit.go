@@ -18,9 +18,13 @@ type QueryFunc func(ctx context.Context, query string, args ...any) ([][]any, er
 // Check is one invariant.
 type Check struct {
 	Name string
-	// SQL selects the violations; $1 is the expiry threshold (now minus
-	// the sweeper's bound) and $2 the bound, where used.
+	// SQL selects the violations. Its parameters are Args, in order: by
+	// default $1 is the expiry threshold (now minus the sweeper's bound)
+	// and $2 the bound, where used.
 	SQL string
+	// Args names the SQL's parameters when they are not the default:
+	// "threshold", "bound", "unanswered" (now minus AnswerBound).
+	Args []string
 	// Columns name the SQL's columns for the report.
 	Columns []string
 }
@@ -82,7 +86,7 @@ var Checks = []Check{
 		SQL: `SELECT sequence, period, first, last, prev_last FROM (
 				SELECT sequence, period, first, last, max(last) OVER (PARTITION BY sequence, period ORDER BY first, last
 					ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_last
-				FROM allot_sequence_ledger WHERE kind IN ('issued', 'leased')) t
+				FROM allot_sequence_ledger WHERE kind IN ('issued', 'leased', 'reserved')) t
 			WHERE first <= prev_last`,
 		Columns: []string{"sequence", "period", "first", "last", "overlaps up to"},
 	},
@@ -91,7 +95,7 @@ var Checks = []Check{
 		SQL: `SELECT c.sequence, c.period, s.start, c.last, CAST(coalesce(t.n, 0) AS BIGINT), t.lo, t.hi FROM allot_sequence_counters c
 			JOIN allot_sequences s ON s.name = c.sequence
 			LEFT JOIN (SELECT sequence, period, sum(last - first + 1) AS n, min(first) AS lo, max(last) AS hi
-				FROM allot_sequence_ledger WHERE kind IN ('issued', 'leased') GROUP BY sequence, period) t
+				FROM allot_sequence_ledger WHERE kind IN ('issued', 'leased', 'reserved') GROUP BY sequence, period) t
 				ON t.sequence = c.sequence AND t.period = c.period
 			WHERE coalesce(t.n, 0) <> c.last - s.start + 1 OR (coalesce(t.n, 0) > 0 AND (t.lo <> s.start OR t.hi <> c.last))`,
 		Columns: []string{"sequence", "period", "start", "counter", "numbers in ledger", "lowest", "highest"},
@@ -106,22 +110,73 @@ var Checks = []Check{
 			WHERE c.voided <> coalesce(v.n, 0) OR v.lo < s.start OR v.hi > c.last`,
 		Columns: []string{"sequence", "period", "voided", "numbers voided in ledger", "lowest", "highest", "counter"},
 	},
+	{
+		// Reserved numbers awaiting confirmation: each reserved entry's
+		// numbers, less those confirmed and those voided (confirms and
+		// voids never overlap their own kind, so the numbers both
+		// confirmed and voided are added back once).
+		Name: "reserved counters equal the ledger (two-phase numbers neither confirmed nor voided)",
+		SQL: `SELECT c.sequence, c.period, c.reserved, CAST(coalesce(r.n, 0) AS BIGINT) FROM allot_sequence_counters c
+			LEFT JOIN (SELECT l.sequence, l.period, sum((l.last - l.first + 1)
+					- coalesce((SELECT sum(least(x.last, l.last) - greatest(x.first, l.first) + 1) FROM allot_sequence_ledger x
+						WHERE x.sequence = l.sequence AND x.period = l.period AND x.kind = 'confirmed' AND x.first <= l.last AND x.last >= l.first), 0)
+					- coalesce((SELECT sum(least(v.last, l.last) - greatest(v.first, l.first) + 1) FROM allot_sequence_ledger v
+						WHERE v.sequence = l.sequence AND v.period = l.period AND v.kind = 'voided' AND v.first <= l.last AND v.last >= l.first), 0)
+					+ coalesce((SELECT sum(least(v.last, x.last, l.last) - greatest(v.first, x.first, l.first) + 1)
+						FROM allot_sequence_ledger v JOIN allot_sequence_ledger x ON x.sequence = v.sequence AND x.period = v.period
+							AND x.kind = 'confirmed' AND x.first <= v.last AND x.last >= v.first
+						WHERE v.sequence = l.sequence AND v.period = l.period AND v.kind = 'voided'
+							AND least(v.last, x.last, l.last) >= greatest(v.first, x.first, l.first)), 0)) AS n
+				FROM allot_sequence_ledger l WHERE l.kind = 'reserved' GROUP BY l.sequence, l.period) r
+				ON r.sequence = c.sequence AND r.period = c.period
+			WHERE c.reserved <> coalesce(r.n, 0)`,
+		Columns: []string{"sequence", "period", "reserved", "reserved by the ledger"},
+	},
+	{
+		// A reservation past its deadline is a violation only if servers
+		// kept running after it (and should have voided it).
+		Name: "no reserved number past its deadline by more than the sweeper's bound",
+		SQL: `SELECT sequence, period, first, last, confirm_by FROM allot_sequence_ledger
+			WHERE kind = 'reserved' AND pending AND confirm_by < $1 AND confirm_by + $2 < (SELECT max(seen_at) FROM allot_servers)`,
+		Columns: []string{"sequence", "period", "first", "last", "confirm by"},
+	},
+	{
+		// Gapless numbers are committed before the answer is sent; the
+		// server settles them once every answer of the group commit was
+		// delivered. A server that died in between (kill -9, a crash)
+		// leaves them pending: nobody knows whether the caller got them.
+		Name: "every gapless number issued was answered (numbers a server committed and may not have answered: confirm them with `allot seq confirm` if a document has them, void them otherwise)",
+		SQL: `SELECT l.sequence, l.period, l.first, l.last, l.owner FROM allot_sequence_ledger l
+			JOIN allot_sequences s ON s.name = l.sequence AND s.mode = 'gapless'
+			WHERE l.kind = 'issued' AND l.pending AND l.created_at < $1`,
+		Args:    []string{"unanswered"},
+		Columns: []string{"sequence", "period", "first", "last", "server"},
+	},
 }
 
 // maxShown caps the violations listed in a check's detail.
 const maxShown = 5
 
-// Run runs every check. threshold is now minus allot.SweepBound and bound
-// is allot.SweepBound, each encoded as the store stores times.
-func Run(ctx context.Context, threshold, bound any, query QueryFunc) ([]allot.AuditCheck, error) {
+// Run runs every check. threshold is now minus allot.SweepBound, bound is
+// allot.SweepBound and unanswered is now minus AnswerBound, each encoded
+// as the store stores times.
+func Run(ctx context.Context, threshold, bound, unanswered any, query QueryFunc) ([]allot.AuditCheck, error) {
 	out := make([]allot.AuditCheck, 0, len(Checks))
 	for _, c := range Checks {
 		var args []any
-		if strings.Contains(c.SQL, "$1") {
-			args = append(args, threshold)
-		}
-		if strings.Contains(c.SQL, "$2") {
-			args = append(args, bound)
+		switch {
+		case c.Args != nil:
+			named := map[string]any{"threshold": threshold, "bound": bound, "unanswered": unanswered}
+			for _, a := range c.Args {
+				args = append(args, named[a])
+			}
+		default:
+			if strings.Contains(c.SQL, "$1") {
+				args = append(args, threshold)
+			}
+			if strings.Contains(c.SQL, "$2") {
+				args = append(args, bound)
+			}
 		}
 		rows, err := query(ctx, c.SQL, args...)
 		if err != nil {
@@ -153,3 +208,11 @@ func Run(ctx context.Context, threshold, bound any, query QueryFunc) ([]allot.Au
 
 // Threshold is the expiry threshold of an audit at now.
 func Threshold(now time.Time) time.Time { return now.Add(-allot.SweepBound) }
+
+// AnswerBound is how long after its commit an issued gapless number may
+// stay unanswered before the audit reports it: far longer than a server
+// takes to deliver an answer and settle it.
+const AnswerBound = time.Minute
+
+// Unanswered is the unanswered threshold of an audit at now.
+func Unanswered(now time.Time) time.Time { return now.Add(-AnswerBound) }

@@ -227,7 +227,7 @@ func testAdvanceInt64Max(t *testing.T, open func() allot.Store) {
 	}
 	// A fresh sequence over the whole int64 range reports remaining
 	// saturated, not wrapped.
-	mustSeq(t, s, allot.SequenceCreateParams{Name: "whole", Start: ptr[int64](0)})
+	mustSeq(t, s, allot.SequenceCreateParams{Name: "whole", Start: ptr[int64](0), AllowOverlap: true})
 	c, _ := s.SequenceCounterGet(ctx(t), "whole", "")
 	if r := allot.Remaining(c.Last, math.MaxInt64); r != math.MaxInt64 {
 		t.Fatalf("remaining = %d", r)
@@ -272,7 +272,7 @@ func testIdempotency(t *testing.T, open func() allot.Store) {
 	}
 	// A key whose request did not fit is not stored, so a retry after
 	// max is raised can succeed.
-	mustSeq(t, s, allot.SequenceCreateParams{Name: "tiny", Max: ptr[int64](1), Mode: allot.ModeGapless})
+	mustSeq(t, s, allot.SequenceCreateParams{Name: "tiny", Max: ptr[int64](1), Mode: allot.ModeGapless, AllowOverlap: true})
 	res, _ = s.SequenceAdvance(ctx(t), allot.SequenceAdvanceParams{Sequence: "tiny", Kind: allot.LedgerIssued, Requests: []allot.SequenceAdvanceRequest{
 		{Count: 5, Idempotency: &allot.IdempotencyParams{Scope: "sequence:tiny", Key: "big", RequestHash: "h"}}}})
 	if !errors.Is(res[0].Err, allot.ErrExhausted) {
@@ -333,7 +333,7 @@ func testVoid(t *testing.T, open func() allot.Store) {
 		t.Fatalf("overlapping void: %v", err)
 	}
 	for n, want := range map[int64]allot.NumberStatus{2: allot.StatusIssued, 3: allot.StatusVoided, 6: allot.StatusUnissued, 0: allot.StatusUnissued} {
-		st, err := s.SequenceNumberStatus(ctx(t), "a", "", n)
+		st, err := numberStatus(t, s, "a", "", n)
 		if err != nil || st != want {
 			t.Fatalf("status of %d: %v %v, want %v", n, st, err, want)
 		}
@@ -525,7 +525,8 @@ func testResetPeriods(t *testing.T, open func() allot.Store) {
 	svc := service(t, s)
 	for _, mode := range []allot.Mode{allot.ModeGapless, allot.ModeCached} {
 		name := "inv-" + string(mode)
-		if _, err := svc.SequenceCreate(ctx(t), allot.SequenceCreateParams{Name: name, Format: "INV-{yyyy}-{n:5}", Reset: allot.ResetYearly, Mode: mode}); err != nil {
+		if _, err := svc.SequenceCreate(ctx(t), allot.SequenceCreateParams{Name: name, Format: "INV-{yyyy}-{n:5}", Reset: allot.ResetYearly, Mode: mode,
+			PeriodsBack: ptr(allot.PeriodsMax), PeriodsAhead: ptr(allot.PeriodsMax), AllowOverlap: true}); err != nil {
 			t.Fatal(err)
 		}
 		next := func(date string) *allot.NextResult {
@@ -553,7 +554,7 @@ func testServiceIdempotentNext(t *testing.T, open func() allot.Store) {
 	svc := service(t, s)
 	for _, mode := range []allot.Mode{allot.ModeGapless, allot.ModeCached} {
 		name := "i-" + string(mode)
-		if _, err := svc.SequenceCreate(ctx(t), allot.SequenceCreateParams{Name: name, Format: "X{n:4}", Mode: mode}); err != nil {
+		if _, err := svc.SequenceCreate(ctx(t), allot.SequenceCreateParams{Name: name, Format: "X{n:4}", Mode: mode, AllowOverlap: true}); err != nil {
 			t.Fatal(err)
 		}
 		a, err := svc.Next(ctx(t), allot.NextParams{Sequence: name, Count: 3, IdempotencyKey: "order-1"})
@@ -601,14 +602,17 @@ func testServiceState(t *testing.T, open func() allot.Store) {
 		t.Fatalf("patch below issued: %v", err)
 	}
 	// Cached: the figures count what this process still holds as unissued.
-	if _, err := svc.SequenceCreate(ctx(t), allot.SequenceCreateParams{Name: "c", BlockSize: ptr[int64](100)}); err != nil {
+	if _, err := svc.SequenceCreate(ctx(t), allot.SequenceCreateParams{Name: "c", BlockSize: ptr[int64](100), AllowOverlap: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.Next(ctx(t), allot.NextParams{Sequence: "c", Count: 3}); err != nil {
 		t.Fatal(err)
 	}
+	// The figures come from the database alone: the lease this process
+	// took (one block of 100) is leased, not issued, until it says what
+	// it handed out, so every server reports the same.
 	st, _ = svc.SequenceGet(ctx(t), "c")
-	if st.Next != 4 || st.Issued != 3 || st.Remaining != math.MaxInt64-3 {
+	if st.Next != 101 || st.Issued != 0 || st.Leased != 100 || st.Remaining != math.MaxInt64-100 {
 		t.Fatalf("cached state: %+v", st)
 	}
 }
@@ -618,15 +622,21 @@ func testServiceParseAndVoid(t *testing.T, open func() allot.Store) {
 	svc := service(t, s)
 	for _, mode := range []allot.Mode{allot.ModeGapless, allot.ModeCached} {
 		name := "p-" + string(mode)
-		if _, err := svc.SequenceCreate(ctx(t), allot.SequenceCreateParams{Name: name, Format: "LP{n:AA9}{check:mod37}", Start: ptr[int64](0), Mode: mode, BlockSize: ptr[int64](10)}); err != nil {
+		if _, err := svc.SequenceCreate(ctx(t), allot.SequenceCreateParams{Name: name, Format: "LP{n:AA9}{check:mod37}", Start: ptr[int64](0), Mode: mode, BlockSize: ptr[int64](10), AllowOverlap: true}); err != nil {
 			t.Fatal(err)
 		}
 		r, err := svc.Next(ctx(t), allot.NextParams{Sequence: name, Count: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A cached number handed out from a lease reads as leased until
+		// the server says what it handed out (it is still running).
+		want := allot.StatusIssued
+		if mode == allot.ModeCached {
+			want = allot.StatusLeased
+		}
 		p, err := svc.SequenceParse(ctx(t), name, r.IDs[1])
-		if err != nil || !p.Valid || p.Number != 1 || p.Status != allot.StatusIssued {
+		if err != nil || !p.Valid || p.Number != 1 || p.Status != want {
 			t.Fatalf("%s parse %s: %+v %v", mode, r.IDs[1], p, err)
 		}
 		// An ID of a number not issued yet (in cached mode it may sit
@@ -685,11 +695,66 @@ func testVoidAcrossServers(t *testing.T, open func() allot.Store) {
 	if err := a.Close(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	// a stopped: what it did not hand out is voided, the rest is issued.
+	// a stopped: the unused tail above the forced void (6-10) went back
+	// to the counter, the unused numbers below it (3-4) were voided, and
+	// the rest is issued.
 	if err := void(b, 1, false); err != nil {
 		t.Fatalf("voiding 1, issued by a stopped server: %v", err)
 	}
-	if err := void(b, 7, false); !errors.Is(err, allot.ErrAlreadyExists) {
-		t.Fatalf("7 was voided when a stopped: %v", err)
+	if err := void(b, 3, false); !errors.Is(err, allot.ErrAlreadyExists) {
+		t.Fatalf("3 was voided when a stopped: %v", err)
 	}
+	if err := void(b, 7, false); !errors.Is(err, allot.ErrInvalid) {
+		t.Fatalf("7 was handed back when a stopped, so it is not issued: %v", err)
+	}
+	if c, err := st.SequenceCounterGet(ctx(t), "c", ""); err != nil || c.Last != 5 || c.Leased != 0 {
+		t.Fatalf("counter after a stopped: %+v %v; want last 5 (6-10 handed back), nothing leased", c, err)
+	}
+	if r, err := b.Next(ctx(t), allot.NextParams{Sequence: "c"}); err != nil || r.First != 6 {
+		t.Fatalf("the next lease starts where a's was handed back: %+v %v", r, err)
+	}
+}
+
+// GuardLedger checks, through exec (a raw statement on the store's
+// database), that the schema itself protects the ledger of sequence "a",
+// which holds one issued row 1..5 under a counter at 5 (max 10): the
+// counter can't move back over numbers the ledger holds, ledger rows can't
+// be deleted or rewritten, and the one legal way back, giving back a
+// row's tail and then the counter, works.
+func GuardLedger(t *testing.T, exec func(q string) error) {
+	t.Helper()
+	refused := []struct{ what, q string }{
+		{"counter moved back over issued numbers", `UPDATE allot_sequence_counters SET last = 4`},
+		{"ledger row deleted", `DELETE FROM allot_sequence_ledger`},
+		{"ledger row moved", `UPDATE allot_sequence_ledger SET first = 2`},
+		{"ledger row grown", `UPDATE allot_sequence_ledger SET last = 6`},
+		{"ledger row relabelled", `UPDATE allot_sequence_ledger SET kind = 'voided'`},
+		{"ledger row renamed", `UPDATE allot_sequence_ledger SET sequence = 'b'`},
+	}
+	for _, r := range refused {
+		if err := exec(r.q); err == nil {
+			t.Fatalf("the schema allowed it: %s", r.what)
+		}
+	}
+	// Giving back numbers 5: the row gives back its tail, then the counter.
+	if err := exec(`UPDATE allot_sequence_ledger SET last = 4`); err != nil {
+		t.Fatalf("shrinking a row's tail: %v", err)
+	}
+	if err := exec(`UPDATE allot_sequence_counters SET last = 4`); err != nil {
+		t.Fatalf("moving the counter back over a given-back number: %v", err)
+	}
+	if err := exec(`UPDATE allot_sequence_counters SET last = 3`); err == nil {
+		t.Fatal("counter moved back over issued number 4")
+	}
+}
+
+// numberStatus is what the store's ledger says of number n.
+func numberStatus(t *testing.T, s allot.Store, seq, period string, n int64) (allot.NumberStatus, error) {
+	t.Helper()
+	info, err := s.SequenceNumberInfo(ctx(t), seq, period, n)
+	if err != nil {
+		return "", err
+	}
+	st, _ := allot.NumberStatusOf(*info, "")
+	return st, nil
 }

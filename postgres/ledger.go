@@ -1,0 +1,384 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/allot/allot"
+)
+
+// The ledger operations: each locks the period's counter row, reads what
+// the root package's planners need, lets the planner decide, and writes
+// the plan, in one transaction.
+
+// takenNear selects the taken entries overlapping $3..$4 of period $2: the
+// one holding $3 starts at the greatest first at or before it (taken
+// entries never overlap), so the scan starts there, not at the period's
+// first entry.
+const takenNear = `SELECT ` + ledgerCols + ` FROM allot_sequence_ledger
+	WHERE sequence = $1 AND period = $2 AND kind IN ('issued', 'leased', 'reserved') AND first <= $4
+	AND first >= coalesce((SELECT max(first) FROM allot_sequence_ledger WHERE sequence = $1 AND period = $2
+		AND kind IN ('issued', 'leased', 'reserved') AND first <= $3), $3)
+	ORDER BY first`
+
+// notesNear selects the entries of kind $5 (voided or confirmed, which
+// never overlap their own kind) overlapping $3..$4.
+const notesNear = `SELECT ` + ledgerCols + ` FROM allot_sequence_ledger
+	WHERE sequence = $1 AND period = $2 AND kind = $5 AND first <= $4 AND last >= $3
+	AND first >= coalesce((SELECT max(first) FROM allot_sequence_ledger WHERE sequence = $1 AND period = $2
+		AND kind = $5 AND first <= $3), $3)
+	ORDER BY first`
+
+// periodLedger locks the counter of a period and reads the entries around
+// spans. exists is false when the period has no counter yet.
+func periodLedger(ctx context.Context, tx pgx.Tx, seq, period string, spans []allot.Span) (l allot.PeriodLedger, exists bool, err error) {
+	l = allot.PeriodLedger{Sequence: seq, Period: period}
+	err = tx.QueryRow(ctx, `SELECT start FROM allot_sequences WHERE name = $1`, seq).Scan(&l.Start)
+	if err != nil {
+		return l, false, translate(err, fmt.Sprintf("sequence %q", seq))
+	}
+	err = tx.QueryRow(ctx, `SELECT last FROM allot_sequence_counters WHERE sequence = $1 AND period = $2 FOR UPDATE`, seq, period).Scan(&l.Last)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		l.Last = l.Start - 1
+		return l, false, nil
+	case err != nil:
+		return l, false, err
+	}
+	seen := map[int64]bool{}
+	add := func(dst *[]allot.LedgerEntry, q string, args ...any) error {
+		rows, err := list(ctx, tx, "read ledger", scanLedgerValue, q, args...)
+		if err != nil {
+			return err
+		}
+		for _, e := range rows {
+			if !seen[e.ID] {
+				seen[e.ID] = true
+				*dst = append(*dst, e)
+			}
+		}
+		return nil
+	}
+	for _, sp := range spans {
+		if err := add(&l.Taken, takenNear, seq, period, sp.First, sp.Last); err != nil {
+			return l, true, err
+		}
+		for _, kind := range []allot.LedgerKind{allot.LedgerVoided, allot.LedgerConfirmed} {
+			if err := add(&l.Notes, notesNear, seq, period, sp.First, sp.Last, string(kind)); err != nil {
+				return l, true, err
+			}
+		}
+	}
+	sort.Slice(l.Taken, func(i, j int) bool { return l.Taken[i].First < l.Taken[j].First })
+	return l, true, nil
+}
+
+// apply writes a plan: row changes, notes, the counter, settles. It
+// returns the last note written.
+func apply(ctx context.Context, tx pgx.Tx, l allot.PeriodLedger, plan allot.LedgerPlan, owner string) (*allot.LedgerEntry, error) {
+	for _, c := range plan.Changes {
+		var err error
+		if c.Returned {
+			_, err = tx.Exec(ctx, `UPDATE allot_sequence_ledger SET kind = 'returned', reason = $2 WHERE id = $1`, c.ID, c.Reason)
+		} else {
+			_, err = tx.Exec(ctx, `UPDATE allot_sequence_ledger SET last = $2 WHERE id = $1`, c.ID, c.NewLast)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if plan.NewLast != l.Last || plan.Voided != 0 || plan.ReservedDelta != 0 {
+		if _, err := tx.Exec(ctx, `UPDATE allot_sequence_counters SET last = $3, voided = voided + $4, reserved = reserved + $5
+			WHERE sequence = $1 AND period = $2`, l.Sequence, l.Period, plan.NewLast, plan.Voided, plan.ReservedDelta); err != nil {
+			return nil, err
+		}
+	}
+	var last *allot.LedgerEntry
+	for _, n := range plan.Notes {
+		e, err := scanLedger(tx.QueryRow(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, reference)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+ledgerCols, l.Sequence, l.Period, string(n.Kind), n.Span.First, n.Span.Last,
+			n.Reason, owner, n.Reference))
+		if err != nil {
+			return nil, err
+		}
+		last = e
+	}
+	if err := settle(ctx, tx, plan.Settle, true); err != nil {
+		return nil, err
+	}
+	return last, nil
+}
+
+// settle marks entries as no longer pending. Reserved entries are settled
+// only by the planners (reserved is true), once confirmed or voided in
+// full.
+func settle(ctx context.Context, q querier, ids []int64, reserved bool) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	kinds := []string{"issued", "leased"}
+	if reserved {
+		kinds = append(kinds, "reserved")
+	}
+	_, err := q.Exec(ctx, `UPDATE allot_sequence_ledger SET pending = false WHERE pending AND kind = ANY($2) AND id = ANY($1)`, ids, kinds)
+	return err
+}
+
+// liveOwnerSQL holds when server $1 is running: it has not stopped and was
+// seen within allot.ServerSilentAfter ($2 is the cutoff).
+const liveOwnerSQL = `EXISTS (SELECT 1 FROM allot_servers sv WHERE sv.owner = $1 AND sv.stopped_at IS NULL AND sv.seen_at >= $2)`
+
+func silentCutoff() time.Time { return time.Now().Add(-allot.ServerSilentAfter) }
+
+// SequenceVoid records a voided range, as allot.PlanVoid decides.
+func (s *Store) SequenceVoid(ctx context.Context, p allot.SequenceVoidParams) (*allot.LedgerEntry, error) {
+	var out *allot.LedgerEntry
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		sp := allot.Span{First: p.First, Last: p.Last}
+		l, exists, err := periodLedger(ctx, tx, p.Sequence, p.Period, []allot.Span{sp})
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return allot.Invalidf("number", "%s was never issued", sp)
+		}
+		plan, err := allot.PlanVoid(l, sp, p.Reason, false)
+		if err != nil {
+			return err
+		}
+		if !p.Force {
+			for _, t := range l.Taken {
+				if t.Kind != allot.LedgerLeased || !t.Pending || t.Owner == p.Owner || t.Last < sp.First || t.First > sp.Last {
+					continue
+				}
+				var live bool
+				if err := tx.QueryRow(ctx, `SELECT `+liveOwnerSQL, t.Owner, silentCutoff()).Scan(&live); err != nil {
+					return err
+				}
+				if live {
+					return allot.Errorf(allot.ErrInvalidState, "%s is in a block leased to server %s, which is running and may not have handed it out yet: "+
+						"void it there, or once it has stopped, or with force if it crashed", sp, t.Owner)
+				}
+			}
+		}
+		out, err = apply(ctx, tx, l, plan, p.Owner)
+		return err
+	})
+	if err != nil {
+		return nil, translate(err, "void")
+	}
+	return out, nil
+}
+
+// SequenceReturn gives numbers back, as allot.PlanReturn decides, one
+// period after another (in period order, the one lock order) in one
+// transaction.
+func (s *Store) SequenceReturn(ctx context.Context, p allot.SequenceReturnParams) error {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		for _, pr := range p.Periods {
+			if len(pr.Spans) > 0 {
+				l, _, err := periodLedger(ctx, tx, p.Sequence, pr.Period, pr.Spans)
+				if err != nil {
+					return err
+				}
+				plan, err := allot.PlanReturn(l, pr.Spans, p.Reason)
+				if err != nil {
+					return err
+				}
+				if _, err := apply(ctx, tx, l, plan, p.Owner); err != nil {
+					return err
+				}
+			}
+			if err := settle(ctx, tx, pr.Settle, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return translate(err, fmt.Sprintf("give back numbers of %q", p.Sequence))
+}
+
+// SequenceSettle marks issued and leased entries as no longer pending.
+func (s *Store) SequenceSettle(ctx context.Context, ids []int64) error {
+	return translate(settle(ctx, s.pool, ids, false), "settle ledger entries")
+}
+
+// SequenceConfirm confirms reserved numbers, as allot.PlanConfirm decides.
+func (s *Store) SequenceConfirm(ctx context.Context, p allot.SequenceConfirmParams) (*allot.LedgerEntry, bool, error) {
+	var out *allot.LedgerEntry
+	var replayed bool
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		l, exists, err := periodLedger(ctx, tx, p.Sequence, p.Period, []allot.Span{p.Span})
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return allot.Invalidf("first", "%s were never issued", p.Span)
+		}
+		plan, replay, err := allot.PlanConfirm(l, p.Span, p.Reference, p.Now)
+		if err != nil {
+			return err
+		}
+		if replay {
+			replayed = true
+			for i := range l.Notes {
+				if l.Notes[i].Kind == allot.LedgerConfirmed {
+					out = &l.Notes[i]
+					return nil
+				}
+			}
+		}
+		out, err = apply(ctx, tx, l, plan, p.Owner)
+		return err
+	})
+	if err != nil {
+		return nil, false, translate(err, "confirm")
+	}
+	return out, replayed, nil
+}
+
+// SequenceExpireReserved voids the reservations past their deadline, a
+// period at a time in (sequence, period) order, skipping periods another
+// transaction is working on (they are retried on the next sweep).
+func (s *Store) SequenceExpireReserved(ctx context.Context, now time.Time, owner string) (int64, error) {
+	due, err := list(ctx, s.pool, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+		WHERE pending AND kind = 'reserved' AND confirm_by <= $1 ORDER BY sequence, period, first LIMIT 5000`, now)
+	if err != nil || len(due) == 0 {
+		return 0, err
+	}
+	var voided int64
+	for len(due) > 0 {
+		n := 1
+		for n < len(due) && due[n].Sequence == due[0].Sequence && due[n].Period == due[0].Period {
+			n++
+		}
+		group := due[:n]
+		due = due[n:]
+		err := s.withTx(ctx, func(tx pgx.Tx) error {
+			spans := make([]allot.Span, len(group))
+			for i, e := range group {
+				spans[i] = allot.Span{First: e.First, Last: e.Last}
+			}
+			l, _, err := periodLedger(ctx, tx, group[0].Sequence, group[0].Period, spans)
+			if err != nil {
+				return err
+			}
+			// Keep only the entries still pending and due (read under the
+			// counter lock: a confirm may have settled one meanwhile).
+			l.Taken = l.Taken[:0:0]
+			for _, e := range group {
+				var still bool
+				if err := tx.QueryRow(ctx, `SELECT pending FROM allot_sequence_ledger WHERE id = $1`, e.ID).Scan(&still); err != nil {
+					return err
+				}
+				if still {
+					l.Taken = append(l.Taken, e)
+				}
+			}
+			plan := allot.PlanExpire(l)
+			if _, err := apply(ctx, tx, l, plan, owner); err != nil {
+				return err
+			}
+			if plan.Voided > 0 {
+				if _, err := tx.Exec(ctx, `INSERT INTO allot_reservation_sweeps (id, owner, swept_at) VALUES (1, $1, $2)
+					ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, swept_at = GREATEST(allot_reservation_sweeps.swept_at, excluded.swept_at)`,
+					owner, now); err != nil {
+					return err
+				}
+			}
+			voided += plan.Voided
+			return nil
+		})
+		if err != nil {
+			return voided, translate(err, "void expired reservations")
+		}
+	}
+	return voided, nil
+}
+
+// SequencePeriodClose closes (or reopens) a period.
+func (s *Store) SequencePeriodClose(ctx context.Context, p allot.SequencePeriodCloseParams) (*allot.SequenceCounter, error) {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO allot_sequence_counters (sequence, period, last, max)
+			SELECT name, $2, start - 1, max FROM allot_sequences WHERE name = $1 ON CONFLICT DO NOTHING`, p.Sequence, p.Period)
+		if err != nil {
+			return err
+		}
+		var found bool
+		if err := tx.QueryRow(ctx, `SELECT true FROM allot_sequence_counters WHERE sequence = $1 AND period = $2 FOR UPDATE`,
+			p.Sequence, p.Period).Scan(&found); errors.Is(err, pgx.ErrNoRows) && tag.RowsAffected() == 0 {
+			return allot.NotFoundf("sequence %q", p.Sequence)
+		} else if err != nil {
+			return err
+		}
+		if p.Reopen {
+			_, err := tx.Exec(ctx, `UPDATE allot_sequence_counters SET closed_at = NULL WHERE sequence = $1 AND period = $2`, p.Sequence, p.Period)
+			return err
+		}
+		owners, err := list(ctx, tx, "leases", func(r pgx.Row) (string, error) { var o string; return o, r.Scan(&o) }, `SELECT DISTINCT l.owner FROM allot_sequence_ledger l
+			WHERE l.sequence = $2 AND l.period = $3 AND l.kind = 'leased' AND l.pending
+			AND EXISTS (SELECT 1 FROM allot_servers sv WHERE sv.owner = l.owner AND sv.stopped_at IS NULL AND sv.seen_at >= $1)
+			ORDER BY l.owner`, silentCutoff(), p.Sequence, p.Period)
+		if err != nil {
+			return err
+		}
+		if len(owners) > 0 {
+			return allot.Errorf(allot.ErrInvalidState, "period %s can't be closed while running servers hold leases in it (%s): they may still hand numbers out; "+
+				"close it once they are stopped or their leases sat idle long enough to be given back", p.Period, strings.Join(owners, ", "))
+		}
+		_, err = tx.Exec(ctx, `UPDATE allot_sequence_counters SET closed_at = coalesce(closed_at, now()) WHERE sequence = $1 AND period = $2`,
+			p.Sequence, p.Period)
+		return err
+	})
+	if err != nil {
+		return nil, translate(err, "close period")
+	}
+	return s.SequenceCounterGet(ctx, p.Sequence, p.Period)
+}
+
+// SequenceNumberInfo returns what the ledger says of number n.
+func (s *Store) SequenceNumberInfo(ctx context.Context, name, period string, n int64) (*allot.NumberInfo, error) {
+	if _, err := s.SequenceGet(ctx, name); err != nil {
+		return nil, err
+	}
+	info := &allot.NumberInfo{}
+	find := func(kinds ...string) (*allot.LedgerEntry, error) {
+		e, err := scanLedger(s.pool.QueryRow(ctx, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+			WHERE sequence = $1 AND period = $2 AND kind = ANY($4) AND first <= $3 ORDER BY first DESC LIMIT 1`, name, period, n, kinds))
+		if errors.Is(err, pgx.ErrNoRows) || err == nil && e.Last < n {
+			return nil, nil
+		}
+		return e, err
+	}
+	var err error
+	if info.Taken, err = find("issued", "leased", "reserved"); err != nil {
+		return nil, translate(err, "read ledger")
+	}
+	if info.Voided, err = find("voided"); err != nil {
+		return nil, translate(err, "read ledger")
+	}
+	if info.Confirmed, err = find("confirmed"); err != nil {
+		return nil, translate(err, "read ledger")
+	}
+	if t := info.Taken; t != nil && t.Kind == allot.LedgerLeased && t.Pending {
+		var live bool
+		if err := s.pool.QueryRow(ctx, `SELECT `+liveOwnerSQL, t.Owner, silentCutoff()).Scan(&live); err != nil {
+			return nil, translate(err, "read servers")
+		}
+		info.OwnerStopped = !live
+	}
+	return info, nil
+}
+
+// SequenceBatchEntries returns the pending taken entries of a batch.
+func (s *Store) SequenceBatchEntries(ctx context.Context, name, period string, batch int64) ([]allot.LedgerEntry, error) {
+	return list(ctx, s.pool, "read ledger", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+		WHERE sequence = $1 AND period = $2 AND pending AND batch = $3 AND kind IN ('issued', 'leased', 'reserved') ORDER BY first`,
+		name, period, batch)
+}

@@ -1,0 +1,375 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/allot/allot"
+)
+
+// The ledger operations: each reads what the root package's planners need
+// inside one IMMEDIATE transaction (which holds SQLite's write lock, so the
+// period's counter can't move meanwhile), lets the planner decide, and
+// writes the plan.
+
+// takenNear selects the taken entries overlapping ?3..?4 of period ?2:
+// the one holding ?3 starts at the greatest first at or before it (taken
+// entries never overlap), so the scan starts there, not at the period's
+// first entry.
+const takenNear = `SELECT ` + ledgerCols + ` FROM allot_sequence_ledger
+	WHERE sequence = ?1 AND period = ?2 AND kind IN ('issued', 'leased', 'reserved') AND first <= ?4
+	AND first >= coalesce((SELECT max(first) FROM allot_sequence_ledger WHERE sequence = ?1 AND period = ?2
+		AND kind IN ('issued', 'leased', 'reserved') AND first <= ?3), ?3)
+	ORDER BY first`
+
+// notesNear selects the entries of kind ?5 (voided or confirmed, which
+// never overlap their own kind) overlapping ?3..?4.
+const notesNear = `SELECT ` + ledgerCols + ` FROM allot_sequence_ledger
+	WHERE sequence = ?1 AND period = ?2 AND kind = ?5 AND first <= ?4 AND last >= ?3
+	AND first >= coalesce((SELECT max(first) FROM allot_sequence_ledger WHERE sequence = ?1 AND period = ?2
+		AND kind = ?5 AND first <= ?3), ?3)
+	ORDER BY first`
+
+// periodLedger reads the counter of a period and the entries around spans.
+// exists is false when the period has no counter yet.
+func periodLedger(ctx context.Context, tx *sql.Tx, seq, period string, spans []allot.Span) (l allot.PeriodLedger, exists bool, err error) {
+	l = allot.PeriodLedger{Sequence: seq, Period: period}
+	err = tx.QueryRowContext(ctx, `SELECT s.start, coalesce(c.last, s.start - 1), c.last IS NOT NULL FROM allot_sequences s
+		LEFT JOIN allot_sequence_counters c ON c.sequence = s.name AND c.period = ? WHERE s.name = ?`, period, seq).Scan(&l.Start, &l.Last, &exists)
+	if err != nil {
+		return l, false, translate(err, fmt.Sprintf("sequence %q", seq))
+	}
+	seen := map[int64]bool{}
+	add := func(dst *[]allot.LedgerEntry, q string, args ...any) error {
+		rows, err := list(ctx, tx, "read ledger", scanLedgerValue, q, args...)
+		if err != nil {
+			return err
+		}
+		for _, e := range rows {
+			if !seen[e.ID] {
+				seen[e.ID] = true
+				*dst = append(*dst, e)
+			}
+		}
+		return nil
+	}
+	for _, sp := range spans {
+		if err := add(&l.Taken, takenNear, seq, period, sp.First, sp.Last); err != nil {
+			return l, exists, err
+		}
+		for _, kind := range []allot.LedgerKind{allot.LedgerVoided, allot.LedgerConfirmed} {
+			if err := add(&l.Notes, notesNear, seq, period, sp.First, sp.Last, string(kind)); err != nil {
+				return l, exists, err
+			}
+		}
+	}
+	sort.Slice(l.Taken, func(i, j int) bool { return l.Taken[i].First < l.Taken[j].First })
+	return l, exists, nil
+}
+
+// apply writes a plan: row changes, notes, the counter, settles. It
+// returns the last note written.
+func apply(ctx context.Context, tx *sql.Tx, l allot.PeriodLedger, plan allot.LedgerPlan, owner string) (*allot.LedgerEntry, error) {
+	for _, c := range plan.Changes {
+		var err error
+		if c.Returned {
+			_, err = tx.ExecContext(ctx, `UPDATE allot_sequence_ledger SET kind = 'returned', reason = ? WHERE id = ?`, c.Reason, c.ID)
+		} else {
+			_, err = tx.ExecContext(ctx, `UPDATE allot_sequence_ledger SET last = ? WHERE id = ?`, c.NewLast, c.ID)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if plan.NewLast != l.Last || plan.Voided != 0 || plan.ReservedDelta != 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE allot_sequence_counters SET last = ?, voided = voided + ?, reserved = reserved + ?
+			WHERE sequence = ? AND period = ?`, plan.NewLast, plan.Voided, plan.ReservedDelta, l.Sequence, l.Period); err != nil {
+			return nil, err
+		}
+	}
+	var last *allot.LedgerEntry
+	now := micros(time.Now())
+	for _, n := range plan.Notes {
+		e, err := scanLedger(tx.QueryRowContext(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, created_at, reference)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+ledgerCols, l.Sequence, l.Period, string(n.Kind), n.Span.First, n.Span.Last,
+			n.Reason, owner, now, n.Reference))
+		if err != nil {
+			return nil, err
+		}
+		last = e
+	}
+	if err := settle(ctx, tx, plan.Settle, true); err != nil {
+		return nil, err
+	}
+	return last, nil
+}
+
+// settle marks entries as no longer pending. Reserved entries are settled
+// only by the planners (any is true), once confirmed or voided in full.
+func settle(ctx context.Context, q querier, ids []int64, reserved bool) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	kinds := `'issued', 'leased'`
+	if reserved {
+		kinds += `, 'reserved'`
+	}
+	args := make([]any, len(ids))
+	marks := make([]string, len(ids))
+	for i, id := range ids {
+		args[i], marks[i] = id, "?"
+	}
+	_, err := q.ExecContext(ctx, `UPDATE allot_sequence_ledger SET pending = 0 WHERE pending AND kind IN (`+kinds+`) AND id IN (`+strings.Join(marks, ", ")+`)`, args...)
+	return err
+}
+
+// liveOwnerSQL holds when server ?1 is running: it has not stopped and was
+// seen within allot.ServerSilentAfter (?2 is the cutoff, Unix micros).
+const liveOwnerSQL = `EXISTS (SELECT 1 FROM allot_servers sv WHERE sv.owner = ?1 AND sv.stopped_at IS NULL AND sv.seen_at >= ?2)`
+
+func silentCutoff() int64 { return micros(time.Now().Add(-allot.ServerSilentAfter)) }
+
+// SequenceVoid records a voided range, as allot.PlanVoid decides.
+func (s *Store) SequenceVoid(ctx context.Context, p allot.SequenceVoidParams) (*allot.LedgerEntry, error) {
+	var out *allot.LedgerEntry
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		sp := allot.Span{First: p.First, Last: p.Last}
+		l, exists, err := periodLedger(ctx, tx, p.Sequence, p.Period, []allot.Span{sp})
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return allot.Invalidf("number", "%s was never issued", sp)
+		}
+		plan, err := allot.PlanVoid(l, sp, p.Reason, false)
+		if err != nil {
+			return err
+		}
+		if !p.Force {
+			for _, t := range l.Taken {
+				if t.Kind != allot.LedgerLeased || !t.Pending || t.Owner == p.Owner || t.Last < sp.First || t.First > sp.Last {
+					continue
+				}
+				var live bool
+				if err := tx.QueryRowContext(ctx, `SELECT `+liveOwnerSQL, t.Owner, silentCutoff()).Scan(&live); err != nil {
+					return err
+				}
+				if live {
+					return allot.Errorf(allot.ErrInvalidState, "%s is in a block leased to server %s, which is running and may not have handed it out yet: "+
+						"void it there, or once it has stopped, or with force if it crashed", sp, t.Owner)
+				}
+			}
+		}
+		out, err = apply(ctx, tx, l, plan, p.Owner)
+		return err
+	})
+	if err != nil {
+		return nil, translate(err, "void")
+	}
+	return out, nil
+}
+
+// SequenceReturn gives numbers back, as allot.PlanReturn decides, one
+// period after another in one transaction.
+func (s *Store) SequenceReturn(ctx context.Context, p allot.SequenceReturnParams) error {
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		for _, pr := range p.Periods {
+			if len(pr.Spans) > 0 {
+				l, _, err := periodLedger(ctx, tx, p.Sequence, pr.Period, pr.Spans)
+				if err != nil {
+					return err
+				}
+				plan, err := allot.PlanReturn(l, pr.Spans, p.Reason)
+				if err != nil {
+					return err
+				}
+				if _, err := apply(ctx, tx, l, plan, p.Owner); err != nil {
+					return err
+				}
+			}
+			if err := settle(ctx, tx, pr.Settle, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return translate(err, fmt.Sprintf("give back numbers of %q", p.Sequence))
+}
+
+// SequenceSettle marks issued and leased entries as no longer pending.
+func (s *Store) SequenceSettle(ctx context.Context, ids []int64) error {
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		if err := settle(ctx, s.db, ids[:n], false); err != nil {
+			return translate(err, "settle ledger entries")
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// SequenceConfirm confirms reserved numbers, as allot.PlanConfirm decides.
+func (s *Store) SequenceConfirm(ctx context.Context, p allot.SequenceConfirmParams) (*allot.LedgerEntry, bool, error) {
+	var out *allot.LedgerEntry
+	var replayed bool
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		l, exists, err := periodLedger(ctx, tx, p.Sequence, p.Period, []allot.Span{p.Span})
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return allot.Invalidf("first", "%s were never issued", p.Span)
+		}
+		plan, replay, err := allot.PlanConfirm(l, p.Span, p.Reference, p.Now)
+		if err != nil {
+			return err
+		}
+		if replay {
+			replayed = true
+			for i := range l.Notes {
+				if l.Notes[i].Kind == allot.LedgerConfirmed {
+					out = &l.Notes[i]
+					return nil
+				}
+			}
+		}
+		out, err = apply(ctx, tx, l, plan, p.Owner)
+		return err
+	})
+	if err != nil {
+		return nil, false, translate(err, "confirm")
+	}
+	return out, replayed, nil
+}
+
+// SequenceExpireReserved voids the reservations past their deadline.
+func (s *Store) SequenceExpireReserved(ctx context.Context, now time.Time, owner string) (int64, error) {
+	var voided int64
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		voided = 0
+		due, err := list(ctx, tx, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+			WHERE pending AND kind = 'reserved' AND confirm_by <= ? ORDER BY sequence, period, first LIMIT 5000`, micros(now))
+		if err != nil || len(due) == 0 {
+			return err
+		}
+		for len(due) > 0 {
+			n := 1
+			for n < len(due) && due[n].Sequence == due[0].Sequence && due[n].Period == due[0].Period {
+				n++
+			}
+			group := due[:n]
+			due = due[n:]
+			spans := make([]allot.Span, len(group))
+			for i, e := range group {
+				spans[i] = allot.Span{First: e.First, Last: e.Last}
+			}
+			l, _, err := periodLedger(ctx, tx, group[0].Sequence, group[0].Period, spans)
+			if err != nil {
+				return err
+			}
+			l.Taken = group
+			plan := allot.PlanExpire(l)
+			if _, err := apply(ctx, tx, l, plan, owner); err != nil {
+				return err
+			}
+			voided += plan.Voided
+		}
+		if voided == 0 {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO allot_reservation_sweeps (id, owner, swept_at) VALUES (1, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, swept_at = max(swept_at, excluded.swept_at)`, owner, micros(now))
+		return err
+	})
+	if err != nil {
+		return 0, translate(err, "void expired reservations")
+	}
+	return voided, nil
+}
+
+// SequencePeriodClose closes (or reopens) a period.
+func (s *Store) SequencePeriodClose(ctx context.Context, p allot.SequencePeriodCloseParams) (*allot.SequenceCounter, error) {
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO allot_sequence_counters (sequence, period, last, max)
+			SELECT name, ?, start - 1, max FROM allot_sequences WHERE name = ? ON CONFLICT DO NOTHING`, p.Period, p.Sequence); err != nil {
+			return err
+		}
+		var found int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM allot_sequences WHERE name = ?`, p.Sequence).Scan(&found); err != nil {
+			return err
+		}
+		if found == 0 {
+			return allot.NotFoundf("sequence %q", p.Sequence)
+		}
+		if p.Reopen {
+			_, err := tx.ExecContext(ctx, `UPDATE allot_sequence_counters SET closed_at = NULL WHERE sequence = ? AND period = ?`, p.Sequence, p.Period)
+			return err
+		}
+		owners, err := list(ctx, tx, "leases", func(r scanner) (string, error) {
+			var o string
+			return o, r.Scan(&o)
+		}, `SELECT DISTINCT l.owner FROM allot_sequence_ledger l WHERE l.sequence = ?2 AND l.period = ?3 AND l.kind = 'leased' AND l.pending
+			AND EXISTS (SELECT 1 FROM allot_servers sv WHERE sv.owner = l.owner AND sv.stopped_at IS NULL AND sv.seen_at >= ?1)
+			ORDER BY l.owner`, silentCutoff(), p.Sequence, p.Period)
+		if err != nil {
+			return err
+		}
+		if len(owners) > 0 {
+			return allot.Errorf(allot.ErrInvalidState, "period %s can't be closed while running servers hold leases in it (%s): they may still hand numbers out; "+
+				"close it once they are stopped or their leases sat idle long enough to be given back", p.Period, strings.Join(owners, ", "))
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE allot_sequence_counters SET closed_at = coalesce(closed_at, ?) WHERE sequence = ? AND period = ?`,
+			micros(time.Now()), p.Sequence, p.Period)
+		return err
+	})
+	if err != nil {
+		return nil, translate(err, "close period")
+	}
+	return s.SequenceCounterGet(ctx, p.Sequence, p.Period)
+}
+
+// SequenceNumberInfo returns what the ledger says of number n.
+func (s *Store) SequenceNumberInfo(ctx context.Context, name, period string, n int64) (*allot.NumberInfo, error) {
+	if _, err := s.SequenceGet(ctx, name); err != nil {
+		return nil, err
+	}
+	info := &allot.NumberInfo{}
+	find := func(kinds string) (*allot.LedgerEntry, error) {
+		e, err := scanLedger(s.db.QueryRowContext(ctx, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+			WHERE sequence = ? AND period = ? AND kind IN (`+kinds+`) AND first <= ? ORDER BY first DESC LIMIT 1`, name, period, n))
+		if errors.Is(err, sql.ErrNoRows) || err == nil && e.Last < n {
+			return nil, nil
+		}
+		return e, err
+	}
+	var err error
+	if info.Taken, err = find(`'issued', 'leased', 'reserved'`); err != nil {
+		return nil, translate(err, "read ledger")
+	}
+	if info.Voided, err = find(`'voided'`); err != nil {
+		return nil, translate(err, "read ledger")
+	}
+	if info.Confirmed, err = find(`'confirmed'`); err != nil {
+		return nil, translate(err, "read ledger")
+	}
+	if t := info.Taken; t != nil && t.Kind == allot.LedgerLeased && t.Pending {
+		var live bool
+		if err := s.db.QueryRowContext(ctx, `SELECT `+liveOwnerSQL, t.Owner, silentCutoff()).Scan(&live); err != nil {
+			return nil, translate(err, "read servers")
+		}
+		info.OwnerStopped = !live
+	}
+	return info, nil
+}
+
+// SequenceBatchEntries returns the pending taken entries of a batch.
+func (s *Store) SequenceBatchEntries(ctx context.Context, name, period string, batch int64) ([]allot.LedgerEntry, error) {
+	return list(ctx, s.db, "read ledger", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+		WHERE sequence = ? AND period = ? AND pending AND batch = ? AND kind IN ('issued', 'leased', 'reserved') ORDER BY first`,
+		name, period, batch)
+}
