@@ -75,8 +75,8 @@ type allocator struct {
 	leaseBlocks int64
 	lastFetch   time.Time
 	lastUsed    time.Time
-	// capHint is what a lease may take now (LeaseCap of what the period
-	// had left at the latest lease), 0 before the first lease.
+	// capHint is what a lease may take now: LeaseCap of what the period
+	// had left at the latest lease (of the whole range before the first).
 	capHint int64
 	// counterLast and max are the period's counter and max as of the
 	// latest lease.
@@ -109,7 +109,10 @@ func (rt *seqRuntime) allocatorFor(s *Service, k allocKey) *allocator {
 			}
 			delete(rt.allocs, evict.key)
 		}
-		a = &allocator{svc: s, key: k, seq: rt.seq.Name, dateKey: k.date, block: rt.seq.BlockSize, leaseBlocks: 1, lastUsed: time.Now()}
+		// Before the first lease, what is left is at most the whole
+		// range, so no lease can take more than its cap.
+		a = &allocator{svc: s, key: k, seq: rt.seq.Name, dateKey: k.date, block: rt.seq.BlockSize, leaseBlocks: 1, lastUsed: time.Now(),
+			capHint: LeaseCap(rt.seq.Size())}
 		rt.allocs[k] = a
 	}
 	rt.allocMu.Unlock()

@@ -358,6 +358,7 @@ type nextPlan struct {
 	date      format.Date
 	period    string
 	dateKey   string
+	reference string
 	confirmBy *time.Time
 }
 
@@ -515,6 +516,7 @@ func (s *Service) prepareNext(ctx context.Context, p *NextParams) (*seqRuntime, 
 		np.confirmBy = &by
 	}
 	np.dateKey = rt.dateKey(np.date)
+	np.reference = p.Reference
 	return rt, np, nil
 }
 
@@ -607,7 +609,7 @@ func (s *Service) NextVia(ctx context.Context, p NextParams, advance AdvanceFunc
 func (s *Service) result(rt *seqRuntime, np nextPlan, first, count, counterLast, maxv int64, replayed bool) (*NextResult, error) {
 	r := &NextResult{
 		Sequence: rt.seq.Name, First: first, Last: first + count - 1, Count: count,
-		Period: np.period, Replayed: replayed, Status: StatusIssued, ConfirmBy: np.confirmBy,
+		Period: np.period, Replayed: replayed, Status: StatusIssued, ConfirmBy: np.confirmBy, Reference: np.reference,
 	}
 	if np.confirmBy != nil {
 		r.Status = StatusReserved

@@ -201,10 +201,10 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("allot: register server: %w", err)
 	}
 	s.loop("purge idempotency keys", time.Hour, s.purgeKeys)
-	s.loop("give back idle leases", 5*time.Second, s.releaseIdle)
+	s.loop("give back idle leases", min(5*time.Second, max(cfg.LeaseIdle/2, 100*time.Millisecond)), s.releaseIdle)
 	s.loop("settle ledger entries", 100*time.Millisecond, s.flushSettles)
 	s.loop("resolve lost commits", time.Second, s.resolve)
-	s.loop("void expired reservations", time.Second, s.expireReserved)
+	s.loop("void expired reservations", sweepEvery, s.expireReserved)
 	s.loop("report store health", storeHealthSummaryEvery, func(context.Context) error { s.health.summary(); return nil })
 	s.loop("say the server is alive", ServerHeartbeat, func(ctx context.Context) error { return s.store.ServerSeen(ctx, s.cfg.Owner) })
 	s.initPools()
@@ -239,7 +239,7 @@ func (s *Service) loop(name string, every time.Duration, fn func(ctx context.Con
 // an error that is not about the store's availability.
 func (s *Service) report(source string, err error) {
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, ErrClosed):
 	case unavailable(err):
 		s.health.fail(source, err)
 	default:

@@ -223,8 +223,8 @@ func unavailableErr(err error) bool {
 	if errors.As(err, &pgErr) {
 		switch {
 		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
-			strings.HasPrefix(pgErr.Code, "53"), // insufficient resources
-			strings.HasPrefix(pgErr.Code, "58"), // system error (I/O)
+			strings.HasPrefix(pgErr.Code, "53"),                                 // insufficient resources
+			strings.HasPrefix(pgErr.Code, "58"),                                 // system error (I/O)
 			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutdown, crash, starting up
 			pgErr.Code == "57014", // query_canceled (statement_timeout)
 			pgErr.Code == "55P03", // lock_not_available (lock_timeout)
@@ -256,4 +256,3 @@ func (s *Store) withTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	}
 	return err
 }
-

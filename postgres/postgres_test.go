@@ -20,7 +20,17 @@ func TestConformance(t *testing.T) {
 			}
 			return s
 		}
-	})
+	}, storetest.Hooks{HoldCounter: func(t *testing.T, st allot.Store, seq, period string) func() {
+		ctx := context.Background()
+		tx, err := st.(*postgres.Store).Pool().Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM allot_sequence_counters WHERE sequence = $1 AND period = $2 FOR UPDATE`, seq, period); err != nil {
+			t.Fatal(err)
+		}
+		return func() { _ = tx.Rollback(ctx) }
+	}})
 }
 
 // TestTriggersGuardCounter checks the database itself refuses a counter that

@@ -62,6 +62,16 @@ func periodLedger(ctx context.Context, tx *sql.Tx, seq, period string, spans []a
 		if err := add(&l.Taken, takenNear, seq, period, sp.First, sp.Last); err != nil {
 			return l, exists, err
 		}
+	}
+	// Notes around the spans, and around every pending entry they touch
+	// (an operation may settle one, which takes all of its notes).
+	around := append([]allot.Span(nil), spans...)
+	for _, t := range l.Taken {
+		if t.Pending && t.Kind != allot.LedgerLeased {
+			around = append(around, allot.Span{First: t.First, Last: t.Last})
+		}
+	}
+	for _, sp := range allot.MergeSpans(around) {
 		for _, kind := range []allot.LedgerKind{allot.LedgerVoided, allot.LedgerConfirmed} {
 			if err := add(&l.Notes, notesNear, seq, period, sp.First, sp.Last, string(kind)); err != nil {
 				return l, exists, err

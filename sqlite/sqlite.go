@@ -252,6 +252,9 @@ func translate(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return allot.NotFoundf("%s", what)
 	}
+	if strings.Contains(err.Error(), "sql: database is closed") {
+		return allot.ErrClosed
+	}
 	for _, sentinel := range []error{allot.ErrInvalid, allot.ErrAlreadyExists, allot.ErrNotFound, allot.ErrInvalidState,
 		allot.ErrClaimExpired, allot.ErrIdempotencyMismatch, allot.ErrOverlap, allot.ErrPeriodClosed, allot.ErrUnavailable} {
 		if errors.Is(err, sentinel) {
@@ -278,4 +281,3 @@ func translate(err error, what string) error {
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
 func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
-

@@ -21,7 +21,20 @@ func TestConformance(t *testing.T) {
 			}
 			return s
 		}
-	})
+	}, storetest.Hooks{HoldCounter: func(t *testing.T, st allot.Store, seq, period string) func() {
+		// SQLite has one write lock for the whole database.
+		conn, err := st.(*sqlite.Store).DB().Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			_, _ = conn.ExecContext(context.Background(), `ROLLBACK`)
+			conn.Close()
+		}
+	}})
 }
 
 func TestPathFromURL(t *testing.T) {

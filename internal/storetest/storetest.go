@@ -22,8 +22,19 @@ import (
 // get different databases. The suite migrates and closes the stores.
 type Opener func(t *testing.T) (open func() allot.Store)
 
+// Hooks reach into a store's database for tests that need another session.
+type Hooks struct {
+	// HoldCounter makes another database session hold the write lock of
+	// a period's counter row (on SQLite: the database's write lock) until
+	// release is called, like a slow transaction would.
+	HoldCounter func(t *testing.T, s allot.Store, seq, period string) (release func())
+}
+
+var hooks Hooks
+
 // Run runs the suite.
-func Run(t *testing.T, opener Opener) {
+func Run(t *testing.T, opener Opener, h Hooks) {
+	hooks = h
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, open func() allot.Store)
@@ -46,6 +57,7 @@ func Run(t *testing.T, opener Opener) {
 		{"ServiceParseAndVoid", testServiceParseAndVoid},
 		{"VoidAcrossServers", testVoidAcrossServers},
 	}
+	tests = append(tests, ledgerTests...)
 	tests = append(tests, poolTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
