@@ -301,7 +301,7 @@ func TestPanicIsInternal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := s.endpoint("test", public, func(*Server, http.ResponseWriter, *http.Request) int {
+	h := s.endpoint("test", public, func(*Server, http.ResponseWriter, *http.Request) outcome {
 		panic("secret detail")
 	})
 	rec := httptest.NewRecorder()
@@ -413,9 +413,11 @@ func TestIdempotentReplay(t *testing.T) {
 }
 
 // TestAuthRoles walks the routes table: public routes need no key, client
-// routes take a client or admin key, admin routes refuse client keys.
+// routes take a client or admin key, admin routes refuse client keys,
+// /metrics takes a metrics or admin key, and a metrics key may call
+// nothing else.
 func TestAuthRoles(t *testing.T) {
-	e := newEnv(t, map[string]Role{"admin-key": RoleAdmin, "client-key": RoleClient})
+	e := newEnv(t, map[string]Role{"admin-key": RoleAdmin, "client-key": RoleClient, "metrics-key": RoleMetrics})
 	admin := []string{"Authorization", "Bearer admin-key"}
 	e.ok(e.do("POST", "/v1/sequences", `{"name":"s","mode":"gapless"}`, admin...), 201, nil)
 	e.ok(e.do("POST", "/v1/sequences/s/next", `{"count":100}`, admin...), 200, nil)
@@ -466,10 +468,20 @@ func TestAuthRoles(t *testing.T) {
 			if r := call("admin-key"); r.status/100 != 2 {
 				t.Fatalf("admin: %d %s", r.status, r.body)
 			}
-			if rt.access == adminLevel {
+			switch rt.access {
+			case adminLevel:
 				e.problem(call("client-key"), 403, "forbidden")
-			} else if r := call("client-key"); r.status/100 != 2 {
-				t.Fatalf("client: %d %s", r.status, r.body)
+				e.problem(call("metrics-key"), 403, "forbidden")
+			case metricsLevel:
+				e.problem(call("client-key"), 403, "forbidden")
+				if r := call("metrics-key"); r.status/100 != 2 {
+					t.Fatalf("metrics: %d %s", r.status, r.body)
+				}
+			default:
+				if r := call("client-key"); r.status/100 != 2 {
+					t.Fatalf("client: %d %s", r.status, r.body)
+				}
+				e.problem(call("metrics-key"), 403, "forbidden")
 			}
 		})
 	}

@@ -79,7 +79,7 @@ func TestBadInput(t *testing.T) {
 		{"bad name: empty body", "POST", "/v1/sequences", ``, nil, 400, "invalid_request", "", "body is empty"},
 		{"bad mode", "POST", "/v1/sequences", `{"name":"zz","mode":"fast"}`, nil, 400, "invalid_request", "mode", "cached"},
 		{"count 0", "POST", "/v1/sequences/g/next", `{"count":0}`, []string{"Idempotency-Key", key}, 400, "invalid_request", "count", "between 1 and 100000"},
-		{"count 0 (slow path)", "POST", "/v1/sequences/g/next", `{"count" : 0 , "Date":"2026-01-01"}`, nil, 400, "invalid_request", "count", "between 1 and 100000"},
+		{"count 0 (slow path)", "POST", "/v1/sequences/g/next", `{"count" : 0 , "date":"2026-01-0\u0031"}`, nil, 400, "invalid_request", "count", "between 1 and 100000"},
 		{"count 100001", "POST", "/v1/sequences/g/next", `{"count":100001}`, nil, 400, "invalid_request", "count", "between 1 and 100000"},
 		{"count negative", "POST", "/v1/sequences/g/next", `{"count":-1}`, nil, 400, "invalid_request", "count", ""},
 		{"count too many for cached", "POST", "/v1/sequences/c/next", `{"count":100001}`, nil, 400, "invalid_request", "count", ""},

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -91,7 +92,8 @@ func checkContentType(r *http.Request) error {
 }
 
 // decodeBody reads the request body and decodes it as exactly one JSON
-// object into v, refusing unknown fields. Every error names what to fix.
+// object into v, refusing unknown, misspelt, null and repeated fields.
+// Every error names what to fix.
 func decodeBody(r *http.Request, v any) error {
 	bp := getBuf()
 	defer putBuf(bp)
@@ -103,10 +105,16 @@ func decodeBody(r *http.Request, v any) error {
 	return decodeJSON(b, v)
 }
 
-// decodeJSON decodes exactly one JSON object from b into v.
+// decodeJSON decodes exactly one JSON object from b into v, a pointer to
+// the struct of the body's fields. Besides what encoding/json refuses
+// (with DisallowUnknownFields), it refuses what the schemas refuse and
+// encoding/json would let through: see checkMembers.
 func decodeJSON(b []byte, v any) error {
 	if len(trimSpace(b)) == 0 {
 		return errBodyEmpty
+	}
+	if err := checkMembers(b, v); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -118,6 +126,110 @@ func decodeJSON(b []byte, v any) error {
 			"unexpected data after the JSON object at byte %d: send exactly one JSON object", off)}
 	}
 	return nil
+}
+
+// checkMembers refuses, among the members of the JSON object b, what
+// encoding/json would accept although the schemas (additionalProperties
+// false, no nullable field) do not:
+//
+//   - a key not spelled exactly as a field's JSON name (encoding/json
+//     matches keys case-insensitively), saying which field it resembles;
+//   - a null value, which encoding/json treats as an absent field;
+//   - a key given twice, of which encoding/json keeps the last value.
+//
+// The first such member is reported, by its key as sent. A body that is
+// not valid JSON or not an object passes: encoding/json reports those, so
+// a syntax error anywhere wins over a member's problem. Only the slow path
+// runs this; the fast parsers decline every body it could refuse.
+func checkMembers(b []byte, v any) error {
+	names, ok := bodyFields(v)
+	if !ok {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // a number token can't fail
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	var (
+		first error
+		seen  []string
+	)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := tok.(string)
+		if first == nil {
+			first = checkKey(key, names, seen, v)
+		}
+		seen = append(seen, key)
+		tok, err = dec.Token()
+		if err != nil {
+			return nil
+		}
+		switch tok {
+		case nil:
+			if first == nil {
+				first = &allot.InvalidError{Field: key, Reason: "must not be null: leave the field out to get the default"}
+			}
+		case json.Delim('{'), json.Delim('['):
+			for depth := 1; depth > 0; {
+				tok, err := dec.Token()
+				if err != nil {
+					return nil
+				}
+				switch tok {
+				case json.Delim('{'), json.Delim('['):
+					depth++
+				case json.Delim('}'), json.Delim(']'):
+					depth--
+				}
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil
+	}
+	return first
+}
+
+// checkKey refuses a key that is not exactly one of names, or that is
+// among seen.
+func checkKey(key string, names, seen []string, v any) error {
+	if !slices.Contains(names, key) {
+		for _, n := range names {
+			if strings.EqualFold(n, key) {
+				return &allot.InvalidError{Field: key, Reason: fmt.Sprintf(
+					"is not a known field: field names are case-sensitive, did you mean %q?", n)}
+			}
+		}
+		return &allot.InvalidError{Field: key, Reason: fmt.Sprintf("is not a known field: the body accepts %s", fieldList(v))}
+	}
+	if slices.Contains(seen, key) {
+		return &allot.InvalidError{Field: key, Reason: "is given more than once: give each field once"}
+	}
+	return nil
+}
+
+// bodyTypes caches bodyFields by struct type.
+var bodyTypes sync.Map // reflect.Type -> []string
+
+// bodyFields returns the JSON field names of the struct v points to; ok
+// is false when v is not a pointer to a struct.
+func bodyFields(v any) (names []string, ok bool) {
+	t := reflect.TypeOf(v)
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil, false
+	}
+	t = t.Elem()
+	if n, ok := bodyTypes.Load(t); ok {
+		return n.([]string), true
+	}
+	names = structFields(t, nil)
+	bodyTypes.Store(t, names)
+	return names, true
 }
 
 // trimSpace removes JSON white space from both ends of b.
@@ -233,7 +345,7 @@ type nextBody struct {
 
 // decodeNext reads the body of a next request into p. An empty body means
 // count 1 and today. Common bodies are parsed without reflection; anything
-// else goes through encoding/json, which has the final word.
+// else goes through decodeJSON, which has the final word.
 func decodeNext(r *http.Request, p *allot.NextParams) error {
 	bp := getBuf()
 	defer putBuf(bp)
@@ -275,9 +387,10 @@ func decodeNext(r *http.Request, p *allot.NextParams) error {
 
 // parseNextFast parses the plain shapes of a next body:
 // {"count":<int>,"date":"<printable ASCII>"} in any order, either field
-// optional, with JSON white space. ok=false means "not one of those
-// shapes, ask encoding/json" (which also produces the error message);
-// when ok is true the result equals what encoding/json decodes.
+// optional and given at most once, with JSON white space. ok=false means
+// "not one of those shapes, ask decodeJSON" (which also produces the
+// error message); when ok is true the result equals what decodeJSON
+// decodes.
 func parseNextFast(b []byte) (count int64, hasCount bool, date string, hasDate bool, ok bool) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
@@ -294,12 +407,12 @@ func parseNextFast(b []byte) (count int64, hasCount bool, date string, hasDate b
 		}
 		var key string
 		switch {
-		case bytes.HasPrefix(b[i:], []byte(`"count"`)):
+		case bytes.HasPrefix(b[i:], []byte(`"count"`)) && !hasCount:
 			key, i = "count", i+7
-		case bytes.HasPrefix(b[i:], []byte(`"date"`)):
+		case bytes.HasPrefix(b[i:], []byte(`"date"`)) && !hasDate:
 			key, i = "date", i+6
 		default:
-			return
+			return // another key, or one given twice
 		}
 		i = skipSpace(b, i)
 		if i >= len(b) || b[i] != ':' {
@@ -399,11 +512,11 @@ type flatField struct {
 
 // parseFlat parses the plain shapes of a small request body without
 // reflection: one JSON object whose members are among fields, keys spelled
-// exactly, values of the field's kind, in any order, with JSON white space.
-// A repeated member keeps its last value, as in encoding/json. ok=false
-// means "not one of those shapes, ask encoding/json" (which also produces
-// the error message); when ok is true the result equals what encoding/json
-// decodes into the matching struct.
+// exactly, values of the field's kind (never null), each at most once, in
+// any order, with JSON white space. ok=false means "not one of those
+// shapes, ask decodeJSON" (which also produces the error message, such as
+// the one for a repeated member); when ok is true the result equals what
+// decodeJSON decodes into the matching struct.
 func parseFlat(b []byte, fields []flatField) (ok bool) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
@@ -431,8 +544,8 @@ func parseFlat(b []byte, fields []flatField) (ok bool) {
 				break
 			}
 		}
-		if f == nil {
-			return false
+		if f == nil || f.set {
+			return false // an unknown key, or one given twice
 		}
 		i = skipSpace(b, j+1)
 		if i >= len(b) || b[i] != ':' {

@@ -21,6 +21,18 @@
 //     that is not RFC 3339, or a text/plain request for IDs that contain
 //     line breaks is refused with a 4xx problem and takes no number and no
 //     unit. Every message names the field to fix where there is one.
+//   - A body is one flat JSON object whose keys are spelled exactly as the
+//     schema's fields: a key that matches a field only case-insensitively
+//     (the message names the field it resembles), a null value (leave the
+//     field out to get its default) and a key given twice are refused with
+//     400 invalid_request naming the key, where encoding/json alone would
+//     accept them.
+//   - Each route takes only the query parameters it documents (the
+//     ledger: after, limit; the claim list: customer, status, after,
+//     limit; every other route none). Another parameter, one given twice,
+//     or a query string that does not parse whole (a ';', a bad %-escape)
+//     is refused with 400 invalid_request naming the parameter, after
+//     authentication and before the handler runs.
 //   - Every error response is an RFC 9457 problem (Content-Type
 //     application/problem+json) with the members type, title, status,
 //     detail and code, plus field, remaining, requested, available, limit,
@@ -39,11 +51,32 @@
 //     may call every route; client keys may take numbers, read sequences
 //     and IDs, claim, confirm, release and extend pool units, and read
 //     pools and claims. Creating and changing sequences and pools, voids,
-//     ledgers and the audit are for admin keys. /healthz, /readyz, /metrics
-//     and /openapi.json are public. An empty Keys map disables
-//     authentication.
+//     ledgers and the audit are for admin keys. /metrics needs an admin or
+//     a metrics key, and a metrics key may call nothing else (403
+//     forbidden). /healthz, /readyz and /openapi.json are public. An empty
+//     Keys map disables authentication, /metrics included.
 //
-// Metrics are served at /metrics from Config.Registry:
+// # Logs
+//
+// Config.Logger gets an Error line for every internal error (500), with
+// the error and the request id. Every 4xx and 5xx response also gets one
+// Info line "request" with request_id, method, path, route, status, code
+// (the problem code) and duration. A flash sale can answer tens of
+// thousands of 409 sold_out a second, and an outage 503 to everything, so
+// these lines are limited per route and status to a token bucket of 5
+// lines a second with a burst of 20; the rest are counted, and a line
+// "suppressed N similar responses" (with route, status and suppressed)
+// reports the count at most every 10 s per route and status. Summaries
+// are written from the request path, by the first request after one is
+// due, so the Server runs no goroutine of its own; a count still pending
+// when requests stop is reported by the next request. A response over
+// the limit costs the log a couple of atomic operations and no
+// allocation. At Debug level every request, success or not, is logged
+// (those over the limit at Debug instead of Info).
+//
+// Metrics are served at /metrics from Config.Registry, and by
+// Server.MetricsHandler, which serves the same /metrics without a key for
+// a separate listen address that only the scraper can reach:
 // allot_http_request_duration_seconds{route,code},
 // allot_batch_size{kind}, allot_commit_duration_seconds{kind},
 // allot_batch_errors_total{kind} (kind "claim" for pool claims),

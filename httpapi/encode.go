@@ -17,8 +17,8 @@ var (
 	hdrTrue = []string{"true"}
 )
 
-// writeJSON writes v as JSON with status and returns the status.
-func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) int {
+// writeJSON writes v as JSON with status.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) outcome {
 	body, err := json.Marshal(v)
 	if err != nil {
 		return s.problem(w, r, err)
@@ -26,15 +26,15 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	w.Header()["Content-Type"] = hdrJSON
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
-	return status
+	return outcome{status: status}
 }
 
 // writeBytes writes a ready body with status and content type.
-func writeBytes(w http.ResponseWriter, status int, contentType []string, body []byte) int {
+func writeBytes(w http.ResponseWriter, status int, contentType []string, body []byte) outcome {
 	w.Header()["Content-Type"] = contentType
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-	return status
+	return outcome{status: status}
 }
 
 // appendNextJSON appends res as the JSON object encoding/json would

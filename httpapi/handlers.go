@@ -20,7 +20,7 @@ const readyTimeout = 2 * time.Second
 var bodyHealthy = []byte(`{"status":"ok"}` + "\n")
 
 // sequenceCreate serves POST /v1/sequences.
-func (s *Server) sequenceCreate(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) sequenceCreate(w http.ResponseWriter, r *http.Request) outcome {
 	var p allot.SequenceCreateParams
 	if err := decodeBody(r, &p); err != nil {
 		return s.problem(w, r, err)
@@ -34,7 +34,7 @@ func (s *Server) sequenceCreate(w http.ResponseWriter, r *http.Request) int {
 }
 
 // sequenceList serves GET /v1/sequences.
-func (s *Server) sequenceList(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) sequenceList(w http.ResponseWriter, r *http.Request) outcome {
 	list, err := s.svc.SequenceList(r.Context())
 	if err != nil {
 		return s.problem(w, r, err)
@@ -48,7 +48,7 @@ func (s *Server) sequenceList(w http.ResponseWriter, r *http.Request) int {
 }
 
 // sequenceGet serves GET /v1/sequences/{name}.
-func (s *Server) sequenceGet(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) sequenceGet(w http.ResponseWriter, r *http.Request) outcome {
 	st, err := s.svc.SequenceGet(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return s.problem(w, r, err)
@@ -57,7 +57,7 @@ func (s *Server) sequenceGet(w http.ResponseWriter, r *http.Request) int {
 }
 
 // sequencePatch serves PATCH /v1/sequences/{name}.
-func (s *Server) sequencePatch(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) sequencePatch(w http.ResponseWriter, r *http.Request) outcome {
 	var p allot.SequencePatchParams
 	if err := decodeBody(r, &p); err != nil {
 		return s.problem(w, r, err)
@@ -70,7 +70,7 @@ func (s *Server) sequencePatch(w http.ResponseWriter, r *http.Request) int {
 }
 
 // next serves POST /v1/sequences/{name}/next, the hot path.
-func (s *Server) next(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) next(w http.ResponseWriter, r *http.Request) outcome {
 	p := allot.NextParams{Sequence: r.PathValue("name")}
 	if err := decodeNext(r, &p); err != nil {
 		return s.problem(w, r, err)
@@ -192,7 +192,7 @@ type voidBody struct {
 }
 
 // sequenceVoid serves POST /v1/sequences/{name}/void.
-func (s *Server) sequenceVoid(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) sequenceVoid(w http.ResponseWriter, r *http.Request) outcome {
 	var b voidBody
 	if err := decodeBody(r, &b); err != nil {
 		return s.problem(w, r, err)
@@ -207,7 +207,7 @@ func (s *Server) sequenceVoid(w http.ResponseWriter, r *http.Request) int {
 }
 
 // sequenceParse serves GET /v1/sequences/{name}/ids/{id}.
-func (s *Server) sequenceParse(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) sequenceParse(w http.ResponseWriter, r *http.Request) outcome {
 	res, err := s.svc.SequenceParse(r.Context(), r.PathValue("name"), r.PathValue("id"))
 	if err != nil {
 		return s.problem(w, r, err)
@@ -216,7 +216,7 @@ func (s *Server) sequenceParse(w http.ResponseWriter, r *http.Request) int {
 }
 
 // sequenceLedger serves GET /v1/sequences/{name}/ledger?after=&limit=.
-func (s *Server) sequenceLedger(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) sequenceLedger(w http.ResponseWriter, r *http.Request) outcome {
 	q := r.URL.Query()
 	limit, err := queryLimit(q)
 	if err != nil {
@@ -230,12 +230,12 @@ func (s *Server) sequenceLedger(w http.ResponseWriter, r *http.Request) int {
 }
 
 // healthz serves GET /healthz: the process is up.
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) int {
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) outcome {
 	return writeBytes(w, http.StatusOK, hdrJSON, bodyHealthy)
 }
 
 // readyz serves GET /readyz: the service is open and its store answers.
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) outcome {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	if err := s.svc.Ready(ctx); err != nil {
@@ -251,14 +251,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) int {
 }
 
 // metrics serves GET /metrics from the registry.
-func (s *Server) metrics(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) outcome {
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	s.prom.ServeHTTP(sw, r)
-	return sw.status
+	return outcome{status: sw.status}
 }
 
 // openapi serves GET /openapi.json.
-func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) int {
+func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) outcome {
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	return writeBytes(w, http.StatusOK, hdrJSON, openapiJSON)
 }

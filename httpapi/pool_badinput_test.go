@@ -71,7 +71,7 @@ func TestPoolBadInput(t *testing.T) {
 		// Claim create: customer.
 		{"customer missing", "POST", claims, `{"quantity":1}`, nil, 400, "invalid_request", "customer", "required"},
 		{"customer empty", "POST", claims, `{"customer":""}`, nil, 400, "invalid_request", "customer", "required"},
-		{"customer null", "POST", claims, `{"customer":null}`, nil, 400, "invalid_request", "customer", "required"},
+		{"customer null", "POST", claims, `{"customer":null}`, nil, 400, "invalid_request", "customer", "must not be null: leave the field out"},
 		{"empty body", "POST", claims, ``, []string{"Idempotency-Key", key}, 400, "invalid_request", "customer", "required"},
 		{"customer number", "POST", claims, `{"customer":5}`, nil, 400, "invalid_request", "customer", "a string"},
 		{"customer control character", "POST", claims, `{"customer":"a\nb"}`, nil, 400, "invalid_request", "customer", "control"},
@@ -95,7 +95,7 @@ func TestPoolBadInput(t *testing.T) {
 		{"sold out", "POST", "/v1/pools/full/claims", `{"customer":"dan"}`, []string{"Idempotency-Key", key}, 409, "sold_out", "", "sold out"},
 		// Pool create.
 		{"pool: capacity missing", "POST", "/v1/pools", `{"name":"new"}`, nil, 400, "invalid_request", "capacity", "required"},
-		{"pool: capacity null", "POST", "/v1/pools", `{"name":"new","capacity":null}`, nil, 400, "invalid_request", "capacity", "required"},
+		{"pool: capacity null", "POST", "/v1/pools", `{"name":"new","capacity":null}`, nil, 400, "invalid_request", "capacity", "must not be null"},
 		{"pool: capacity negative", "POST", "/v1/pools", `{"name":"new","capacity":-1}`, nil, 400, "invalid_request", "capacity", "0 or more"},
 		{"pool: capacity string", "POST", "/v1/pools", `{"name":"new","capacity":"10"}`, nil, 400, "invalid_request", "capacity", "whole number"},
 		{"pool: name missing", "POST", "/v1/pools", `{"capacity":10}`, nil, 400, "invalid_request", "name", "required"},

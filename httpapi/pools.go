@@ -105,7 +105,7 @@ func (b *poolSettingsBody) params() (allot.PoolPatchParams, error) {
 }
 
 // poolCreate serves POST /v1/pools.
-func (s *Server) poolCreate(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) poolCreate(w http.ResponseWriter, r *http.Request) outcome {
 	var b poolCreateBody
 	if err := decodeBody(r, &b); err != nil {
 		return s.problem(w, r, err)
@@ -126,7 +126,7 @@ func (s *Server) poolCreate(w http.ResponseWriter, r *http.Request) int {
 }
 
 // poolList serves GET /v1/pools.
-func (s *Server) poolList(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) poolList(w http.ResponseWriter, r *http.Request) outcome {
 	list, err := s.svc.PoolList(r.Context())
 	if err != nil {
 		return s.problem(w, r, err)
@@ -143,7 +143,7 @@ type poolListBody struct {
 }
 
 // poolGet serves GET /v1/pools/{name}.
-func (s *Server) poolGet(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) poolGet(w http.ResponseWriter, r *http.Request) outcome {
 	st, err := s.svc.PoolGet(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return s.problem(w, r, err)
@@ -152,7 +152,7 @@ func (s *Server) poolGet(w http.ResponseWriter, r *http.Request) int {
 }
 
 // poolPatch serves PATCH /v1/pools/{name}.
-func (s *Server) poolPatch(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) poolPatch(w http.ResponseWriter, r *http.Request) outcome {
 	var b poolSettingsBody
 	if err := decodeBody(r, &b); err != nil {
 		return s.problem(w, r, err)
@@ -177,7 +177,7 @@ type claimBody struct {
 }
 
 // decodeClaim reads the body of a claim request into p. Common bodies are
-// parsed without reflection; anything else goes through encoding/json,
+// parsed without reflection; anything else goes through decodeJSON,
 // which has the final word. An empty body is an empty object, so the
 // missing customer is what gets reported.
 func decodeClaim(r *http.Request, p *allot.ClaimCreateParams) error {
@@ -250,7 +250,7 @@ func idempotencyKey(r *http.Request) (string, error) {
 // claimCreate serves POST /v1/pools/{name}/claims, the hot path of a sale.
 // A new claim answers 201 with its Location; a replay of an
 // Idempotency-Key answers 200 with Idempotent-Replayed: true.
-func (s *Server) claimCreate(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) claimCreate(w http.ResponseWriter, r *http.Request) outcome {
 	p := allot.ClaimCreateParams{Pool: r.PathValue("name")}
 	if err := decodeClaim(r, &p); err != nil {
 		return s.problem(w, r, err)
@@ -275,7 +275,7 @@ func (s *Server) claimCreate(w http.ResponseWriter, r *http.Request) int {
 }
 
 // writeClaim writes one claim as JSON without reflection.
-func (s *Server) writeClaim(w http.ResponseWriter, r *http.Request, status int, c *allot.Claim) int {
+func (s *Server) writeClaim(w http.ResponseWriter, r *http.Request, status int, c *allot.Claim) outcome {
 	bp := getBuf()
 	defer putBuf(bp)
 	b, ok := appendClaimJSON((*bp)[:0], c)
@@ -287,7 +287,7 @@ func (s *Server) writeClaim(w http.ResponseWriter, r *http.Request, status int, 
 }
 
 // claimGet serves GET /v1/claims/{id}.
-func (s *Server) claimGet(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) claimGet(w http.ResponseWriter, r *http.Request) outcome {
 	c, err := s.svc.ClaimGet(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return s.problem(w, r, err)
@@ -296,7 +296,7 @@ func (s *Server) claimGet(w http.ResponseWriter, r *http.Request) int {
 }
 
 // claimList serves GET /v1/pools/{name}/claims?customer=&status=&after=&limit=.
-func (s *Server) claimList(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) claimList(w http.ResponseWriter, r *http.Request) outcome {
 	q := r.URL.Query()
 	limit, err := queryLimit(q)
 	if err != nil {
@@ -343,7 +343,7 @@ type extendBody struct {
 type releaseBody struct{}
 
 // claimConfirm serves POST /v1/claims/{id}/confirm.
-func (s *Server) claimConfirm(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) claimConfirm(w http.ResponseWriter, r *http.Request) outcome {
 	var b confirmBody
 	if err := decodeOptional(r, &b); err != nil {
 		return s.problem(w, r, err)
@@ -352,7 +352,7 @@ func (s *Server) claimConfirm(w http.ResponseWriter, r *http.Request) int {
 }
 
 // claimRelease serves POST /v1/claims/{id}/release.
-func (s *Server) claimRelease(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) claimRelease(w http.ResponseWriter, r *http.Request) outcome {
 	var b releaseBody
 	if err := decodeOptional(r, &b); err != nil {
 		return s.problem(w, r, err)
@@ -361,7 +361,7 @@ func (s *Server) claimRelease(w http.ResponseWriter, r *http.Request) int {
 }
 
 // claimExtend serves POST /v1/claims/{id}/extend.
-func (s *Server) claimExtend(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) claimExtend(w http.ResponseWriter, r *http.Request) outcome {
 	var b extendBody
 	if err := decodeOptional(r, &b); err != nil {
 		return s.problem(w, r, err)
@@ -375,7 +375,7 @@ func (s *Server) claimExtend(w http.ResponseWriter, r *http.Request) int {
 
 // transition runs a claim transition with the request's claim id and
 // Idempotency-Key, and writes the claim.
-func (s *Server) transition(w http.ResponseWriter, r *http.Request, p allot.ClaimTransitionParams) int {
+func (s *Server) transition(w http.ResponseWriter, r *http.Request, p allot.ClaimTransitionParams) outcome {
 	key, err := idempotencyKey(r)
 	if err != nil {
 		return s.problem(w, r, err)
@@ -398,7 +398,7 @@ type auditReport struct {
 }
 
 // audit serves GET /v1/audit: 200 whatever the outcome; the body says.
-func (s *Server) audit(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) audit(w http.ResponseWriter, r *http.Request) outcome {
 	checks, err := s.svc.Audit(r.Context())
 	if err != nil {
 		return s.problem(w, r, err)

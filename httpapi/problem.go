@@ -156,8 +156,9 @@ func problemFor(err error) (p problem, internal bool) {
 	return p, internal
 }
 
-// problem writes err as a problem document and returns the status.
-func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) int {
+// problem writes err as a problem document and returns its status and
+// code.
+func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) outcome {
 	p, internal := problemFor(err)
 	p.RequestID = w.Header().Get(headerRequestID)
 	if internal {
@@ -172,12 +173,12 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) int 
 	body, mErr := json.Marshal(p)
 	if mErr != nil { // cannot happen: p holds only strings and numbers
 		body = []byte(`{"type":"urn:allot:problem:internal","title":"Internal error","status":500,"code":"internal"}`)
-		p.Status = http.StatusInternalServerError
+		p.Status, p.Code = http.StatusInternalServerError, codeInternal
 	}
 	h := w.Header()
 	h["Content-Type"] = []string{contentTypeProblem}
 	h["X-Content-Type-Options"] = []string{"nosniff"}
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(append(body, '\n'))
-	return p.Status
+	return outcome{status: p.Status, code: p.Code}
 }

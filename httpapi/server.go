@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -32,6 +33,9 @@ const (
 	// claims. Creating and changing sequences and pools, voids, ledgers
 	// and the audit need RoleAdmin.
 	RoleClient Role = "client"
+	// RoleMetrics may only read /metrics: every other route that needs a
+	// key answers 403 forbidden to it.
+	RoleMetrics Role = "metrics"
 )
 
 // Config configures a Server.
@@ -39,11 +43,15 @@ type Config struct {
 	// Service serves the requests. Required.
 	Service *allot.Service
 	// Keys maps bearer tokens to roles. An empty map disables
-	// authentication: every request may do everything (only sensible on a
-	// loopback address).
+	// authentication: every request may do everything, /metrics included
+	// (only sensible on a loopback address). With keys, /metrics needs an
+	// admin or metrics key; Server.MetricsHandler serves the same metrics
+	// without one, for a separate listen address.
 	Keys map[string]Role
-	// Logger receives error logs, and access logs at Debug level.
-	// Defaults to slog.Default().
+	// Logger receives error logs, an access log of 4xx and 5xx responses
+	// at Info (rate-limited per route and status, see the package doc),
+	// and an access log of every request at Debug. Defaults to
+	// slog.Default().
 	Logger *slog.Logger
 	// Registry is where metrics are registered and what /metrics serves.
 	// Defaults to Metrics' registry, or a new one.
@@ -56,13 +64,15 @@ type Config struct {
 
 // Server is the HTTP API. Create it with New.
 type Server struct {
-	svc  *allot.Service
-	keys map[string]Role
-	log  *slog.Logger
-	reg  *prometheus.Registry
-	mets *Metrics
-	prom http.Handler
-	mux  *http.ServeMux
+	svc        *allot.Service
+	keys       map[string]Role
+	log        *slog.Logger
+	reg        *prometheus.Registry
+	mets       *Metrics
+	prom       http.Handler
+	mux        *http.ServeMux
+	metricsMux *http.ServeMux // MetricsHandler
+	errs       *errorLog
 
 	reqPrefix string        // random per Server, so generated ids don't repeat across restarts
 	reqSeq    atomic.Uint64 // generated request ids count up from here
@@ -82,8 +92,8 @@ func New(cfg Config) (*Server, error) {
 		if k == "" || strings.ContainsAny(k, " \t\r\n") {
 			return nil, errors.New("httpapi: Config.Keys: a key must be non-empty and contain no white space")
 		}
-		if role != RoleAdmin && role != RoleClient {
-			return nil, fmt.Errorf("httpapi: Config.Keys: role %q is not %q or %q", role, RoleAdmin, RoleClient)
+		if role != RoleAdmin && role != RoleClient && role != RoleMetrics {
+			return nil, fmt.Errorf("httpapi: Config.Keys: role %q is not %q, %q or %q", role, RoleAdmin, RoleClient, RoleMetrics)
 		}
 		keys[k] = role
 	}
@@ -108,35 +118,49 @@ func New(cfg Config) (*Server, error) {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	s := &Server{
-		svc:       cfg.Service,
-		keys:      keys,
-		log:       cfg.Logger,
-		reg:       cfg.Registry,
-		mets:      cfg.Metrics,
-		reqPrefix: hex.EncodeToString(b[:]) + "-",
-		mux:       http.NewServeMux(),
-		textSafe:  make(map[string]bool),
+		svc:        cfg.Service,
+		keys:       keys,
+		log:        cfg.Logger,
+		reg:        cfg.Registry,
+		mets:       cfg.Metrics,
+		reqPrefix:  hex.EncodeToString(b[:]) + "-",
+		mux:        http.NewServeMux(),
+		metricsMux: http.NewServeMux(),
+		errs:       newErrorLog(cfg.Logger),
+		textSafe:   make(map[string]bool),
 	}
 	s.prom = promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError),
 		ErrorHandling:     promhttp.ContinueOnError,
 		EnableOpenMetrics: false,
 	})
-	s.mount()
+	s.mount(s.mux, routes, "no such route: see /openapi.json for the API")
+	s.mount(s.metricsMux, metricsRoutes, "no such route: this address serves only GET /metrics")
 	return s, nil
 }
 
 // Handler returns the http.Handler serving the API.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// mount registers every route of the table, a 405 answer for each path
-// with the wrong method, and a 404 answer for everything else.
-func (s *Server) mount() {
+// MetricsHandler returns an http.Handler that serves GET /metrics, the
+// same metrics as Handler's /metrics, without authentication, and 404
+// for every other path. It is meant for a separate listen address that
+// only the metrics scraper can reach (cmd/allot may open one), so the
+// scraper needs no key. Whoever can reach that address can read every
+// pool's and sequence's figures.
+func (s *Server) MetricsHandler() http.Handler { return s.metricsMux }
+
+// mount registers every route of table on mux, a 405 answer for each
+// path with the wrong method, and a 404 answer with notFound for
+// everything else.
+func (s *Server) mount(mux *http.ServeMux, table []route, notFound string) {
 	allowed := map[string][]string{}
 	var paths []string
-	for _, rt := range routes {
+	for _, rt := range table {
 		pattern := rt.method + " " + rt.path
-		s.mux.Handle(pattern, s.endpoint(pattern, rt.access, rt.handle))
+		ep := s.endpoint(pattern, rt.access, rt.handle)
+		ep.checkQuery, ep.query = true, rt.query
+		mux.Handle(pattern, ep)
 		if _, ok := allowed[rt.path]; !ok {
 			paths = append(paths, rt.path)
 		}
@@ -152,17 +176,14 @@ func (s *Server) mount() {
 			status: http.StatusMethodNotAllowed, code: codeMethodNotAllowed,
 			detail: fmt.Sprintf("%s does not accept this method: use %s", p, allow),
 		}
-		s.mux.Handle(p, s.endpoint(p, public, func(s *Server, w http.ResponseWriter, r *http.Request) int {
+		mux.Handle(p, s.endpoint(p, public, func(s *Server, w http.ResponseWriter, r *http.Request) outcome {
 			w.Header().Set("Allow", allow)
 			return s.problem(w, r, err)
 		}))
 	}
-	notFound := &apiError{
-		status: http.StatusNotFound, code: codeNotFound,
-		detail: "no such route: see /openapi.json for the API",
-	}
-	s.mux.Handle("/", s.endpoint("unmatched", public, func(s *Server, w http.ResponseWriter, r *http.Request) int {
-		return s.problem(w, r, notFound)
+	errNotFound := &apiError{status: http.StatusNotFound, code: codeNotFound, detail: notFound}
+	mux.Handle("/", s.endpoint("unmatched", public, func(s *Server, w http.ResponseWriter, r *http.Request) outcome {
+		return s.problem(w, r, errNotFound)
 	}))
 }
 
@@ -172,57 +193,125 @@ type endpoint struct {
 	s       *Server
 	pattern string
 	access  access
-	handle  func(s *Server, w http.ResponseWriter, r *http.Request) int
-	obs     *codeObservers
+	// checkQuery is set for the routes of a table: they refuse query
+	// parameters not in query. (The 404 and 405 answers take any.)
+	checkQuery bool
+	query      []string
+	handle     func(s *Server, w http.ResponseWriter, r *http.Request) outcome
+	obs        *codeObservers
+	limits     statusLimiters // of the access log of errors
 }
 
-func (s *Server) endpoint(pattern string, a access, h func(*Server, http.ResponseWriter, *http.Request) int) *endpoint {
-	return &endpoint{s: s, pattern: pattern, access: a, handle: h, obs: s.mets.route(pattern)}
+func (s *Server) endpoint(pattern string, a access, h func(*Server, http.ResponseWriter, *http.Request) outcome) *endpoint {
+	return &endpoint{s: s, pattern: pattern, access: a, handle: h, obs: s.mets.route(pattern), limits: statusLimiters{log: s.errs, route: pattern}}
 }
 
 var (
-	errNoKey    = allot.Errorf(allot.ErrUnauthorized, "missing or unknown bearer token: send the header Authorization: Bearer <key>")
-	errNotAdmin = allot.Errorf(allot.ErrForbidden, "this operation needs an admin key")
+	errNoKey       = allot.Errorf(allot.ErrUnauthorized, "missing or unknown bearer token: send the header Authorization: Bearer <key>")
+	errNotAdmin    = allot.Errorf(allot.ErrForbidden, "this operation needs an admin key")
+	errNotMetrics  = allot.Errorf(allot.ErrForbidden, "/metrics needs an admin or metrics key")
+	errMetricsOnly = allot.Errorf(allot.ErrForbidden, "a metrics key may only read /metrics: this operation needs a client or admin key")
 )
 
 const headerRequestID = "X-Request-Id"
 
-// ServeHTTP authenticates, runs the handler, recovers panics and records
-// the duration.
+// ServeHTTP authenticates, checks the query parameters, runs the
+// handler, recovers panics, records the duration and writes the access
+// log.
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	s := e.s
-	status := http.StatusInternalServerError
+	out := outcome{status: http.StatusInternalServerError, code: codeInternal}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			status = s.problem(w, r, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
+			out = s.problem(w, r, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
 		}
 		d := time.Since(start)
-		e.obs.get(status).Observe(d.Seconds())
-		if s.log.Enabled(r.Context(), slog.LevelDebug) {
-			s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
-				slog.String("request_id", w.Header().Get(headerRequestID)),
-				slog.String("method", r.Method), slog.String("path", r.URL.Path),
-				slog.String("route", e.pattern), slog.Int("status", status), slog.Duration("duration", d))
-		}
+		e.obs.get(out.status).Observe(d.Seconds())
+		e.logRequest(w, r, out, start, d)
 	}()
 	w.Header()[headerRequestID] = []string{s.requestID(r)}
 	if e.access != public && len(s.keys) > 0 {
 		role, ok := s.keys[bearer(r)]
+		var err error
 		switch {
 		case !ok:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="allot"`)
-			status = s.problem(w, r, errNoKey)
-			return
-		case e.access == adminLevel && role != RoleAdmin:
-			status = s.problem(w, r, errNotAdmin)
+			err = errNoKey
+		case role == RoleAdmin:
+		case e.access == metricsLevel:
+			if role != RoleMetrics {
+				err = errNotMetrics
+			}
+		case e.access == adminLevel:
+			err = errNotAdmin
+		case role == RoleMetrics:
+			err = errMetricsOnly
+		}
+		if err != nil {
+			out = s.problem(w, r, err)
 			return
 		}
 	}
-	status = e.handle(s, w, r)
+	if e.checkQuery && r.URL.RawQuery != "" {
+		if err := e.checkQueryParams(r.URL.RawQuery); err != nil {
+			out = s.problem(w, r, err)
+			return
+		}
+	}
+	out = e.handle(s, w, r)
+}
+
+// errQuerySemicolon refuses a query string net/url would not parse whole.
+var errQuerySemicolon = &apiError{
+	status: http.StatusBadRequest, code: codeInvalid,
+	detail: "the query string contains ';': separate query parameters with '&' and escape a ';' in a value as %3B",
+}
+
+// checkQueryParams refuses a query parameter the route does not take, one
+// given twice, and a query string url.ParseQuery would not parse whole
+// (so the handler sees exactly what was sent). It costs nothing for a
+// request without a query string, which the caller skips.
+func (e *endpoint) checkQueryParams(raw string) error {
+	var seen uint64 // bit i: e.query[i] was given
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" {
+			continue
+		}
+		if strings.Contains(pair, ";") {
+			return errQuerySemicolon
+		}
+		rawKey, rawValue, _ := strings.Cut(pair, "=")
+		key, err := url.QueryUnescape(rawKey)
+		if err != nil {
+			return &apiError{status: http.StatusBadRequest, code: codeInvalid, field: rawKey, detail: fmt.Sprintf(
+				"query parameter %q is not valid URL encoding: write a '%%' in it as %%25", rawKey)}
+		}
+		i := slices.Index(e.query, key)
+		if i < 0 {
+			accepts := "takes no query parameters"
+			if len(e.query) > 0 {
+				accepts = "takes only the query parameters " + strings.Join(e.query, ", ")
+			}
+			return &apiError{status: http.StatusBadRequest, code: codeInvalid, field: key, detail: fmt.Sprintf(
+				"unknown query parameter %q: %s %s", key, e.pattern, accepts)}
+		}
+		if seen&(1<<i) != 0 {
+			return &apiError{status: http.StatusBadRequest, code: codeInvalid, field: key, detail: fmt.Sprintf(
+				"query parameter %q is given more than once: give it once", key)}
+		}
+		seen |= 1 << i
+		if _, err := url.QueryUnescape(rawValue); err != nil {
+			return &apiError{status: http.StatusBadRequest, code: codeInvalid, field: key, detail: fmt.Sprintf(
+				"the value of query parameter %q is not valid URL encoding: write a '%%' in it as %%25", key)}
+		}
+	}
+	return nil
 }
 
 // bearer returns the token of an "Authorization: Bearer <token>" header,
