@@ -64,9 +64,14 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc
 
 // New returns a Client for the server at baseURL, e.g.
 // "http://127.0.0.1:8080" (a path prefix is kept, for servers behind a
-// reverse proxy).
+// reverse proxy). A baseURL without a scheme, such as "127.0.0.1:7070"
+// or "allot.internal", means http://.
 func New(baseURL string, opts ...Option) (*Client, error) {
-	u, err := url.Parse(baseURL)
+	full := baseURL
+	if full != "" && !strings.Contains(full, "://") {
+		full = "http://" + full
+	}
+	u, err := url.Parse(full)
 	if err != nil {
 		return nil, fmt.Errorf("client: base URL %q: %w", baseURL, err)
 	}
@@ -85,6 +90,10 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	}
 	return c, nil
 }
+
+// BaseURL returns the URL of the server the Client calls, with its
+// scheme and without a trailing slash, e.g. "http://127.0.0.1:7070".
+func (c *Client) BaseURL() string { return c.base }
 
 // Problem is an error response of the server (RFC 9457 problem details).
 type Problem struct {
@@ -124,6 +133,23 @@ type Problem struct {
 	Confirmed int64 `json:"confirmed,omitempty"`
 	// RequestID identifies the request in the server's logs.
 	RequestID string `json:"request_id,omitempty"`
+
+	// raw is the problem document as the server sent it.
+	raw []byte
+}
+
+// Document returns the problem document as the server sent it (JSON), or,
+// for a Problem that does not come from one (e.g. a proxy's error page),
+// the Problem encoded as JSON.
+func (p *Problem) Document() json.RawMessage {
+	if len(p.raw) > 0 {
+		return append(json.RawMessage(nil), p.raw...)
+	}
+	b, err := json.Marshal(p)
+	if err != nil { // cannot happen: a Problem holds only strings and numbers
+		return json.RawMessage(`{}`)
+	}
+	return b
 }
 
 // Error implements error.
@@ -281,6 +307,8 @@ func readProblem(resp *http.Response) error {
 			}
 			p.Detail = s
 		}
+	} else {
+		p.raw = bytes.TrimSpace(raw)
 	}
 	p.Status = resp.StatusCode
 	if p.RequestID == "" {

@@ -33,19 +33,20 @@ Prints "ok   <check>" or "FAIL <check>: <violations>" for each check, then a
 summary, and exits 1 if any check failed. --json prints {"ok":…,"checks":[…]}.`
 
 // runAudit is "allot audit".
-func runAudit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("allot audit", auditSynopsis, stderr)
-	storeURL := fs.String("store", envOr(getenv, "ALLOT_STORE", storeDefault), "store URL: sqlite:///path/file.db or postgres://… (env ALLOT_STORE)")
+func runAudit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	fs := newFlagSet("allot audit", auditSynopsis, stdout)
+	storeURL := fs.String("store", envOr(getenv, "ALLOT_STORE", storeDefault), "the store's `URL`: sqlite:///path/file.db or postgres://… (env ALLOT_STORE)")
 	var cf clientFlags
-	fs.StringVar(&cf.server, "server", "", "ask the server at this URL instead of opening the store")
-	fs.StringVar(&cf.key, "key", getenv("ALLOT_KEY"), "admin API key, with --server (env ALLOT_KEY)")
-	fs.BoolVar(&cf.json, "json", false, "print JSON instead of text")
+	fs.StringVar(&cf.server, "server", "", "ask the allot server at `URL` instead of opening the store")
+	fs.StringVar(&cf.key, "key", getenv("ALLOT_KEY"), "the admin API key `TOKEN`, with --server (env ALLOT_KEY)")
+	fs.BoolVar(&cf.json, "json", false, "print JSON instead of text, errors included")
+	defer func() { err = cf.finish(err, fs, args) }()
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
-		return usagef("allot audit takes no arguments, got %q", pos)
+		return usagef("audit takes no arguments, got %s", quoteArgs(pos))
 	}
 	storeGiven := false
 	fs.Visit(func(f *flag.Flag) { storeGiven = storeGiven || f.Name == "store" })

@@ -25,9 +25,23 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return runBenchPools(ctx, args[0], args[1:], getenv, stdout, stderr)
 	}
 	fs := newFlagSet("allot bench", `allot bench [flags]
+       allot bench claims [flags]
+       allot bench flash-sale [flags]
 
-Measures allot side by side with the baselines, with the same load generator
-in the same run, and prints a table (--markdown for BENCHMARKS.md):
+Measures allot side by side with the usual alternatives, with the same load
+generator in the same run, and prints tables (--markdown for BENCHMARKS.md).
+Three scenarios:
+
+  allot bench             sequences: IDs per second and latency of next, the
+                          targets below
+  allot bench claims      pools: claims per second and latency on a pool that
+                          never sells out, against a transaction per claim and
+                          Redis + PostgreSQL (see "allot bench claims --help")
+  allot bench flash-sale  pools: a whole flash sale, many customers racing for
+                          fewer units; time to sell out, and that every
+                          outcome is exact (see "allot bench flash-sale --help")
+
+The targets of "allot bench":
 
   baseline noop        an HTTP handler that does nothing
   baseline nextval     an HTTP handler doing SELECT nextval per request
@@ -38,21 +52,25 @@ in the same run, and prints a table (--markdown for BENCHMARKS.md):
   steady 1000/s        allot cached, one ID per request, open loop at --rate
 
 Every server runs in this process on loopback; --server points the allot
-targets at a running server instead (with --key if it needs one).`, stderr)
-	pgURL := fs.String("pg", envOr(getenv, "ALLOT_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL for the baselines and the allot store (env ALLOT_BENCH_PG)")
-	storeURL := fs.String("store", "", "store for the in-process allot server (default: the --pg database)")
-	server := fs.String("server", "", "benchmark a running allot server instead of an in-process one")
-	key := fs.String("key", getenv("ALLOT_KEY"), "API key for --server")
-	clients := fs.Int("clients", 64, "concurrent closed-loop clients")
-	duration := fs.Duration("duration", 5*time.Second, "measured time per target per run")
-	warmup := fs.Duration("warmup", time.Second, "unmeasured warm-up per target per run")
-	repeat := fs.Int("repeat", 3, "runs per target, interleaved; the median run is reported")
-	rate := fs.Float64("rate", 1000, "requests per second of the steady (open-loop) scenario")
-	only := fs.String("only", "", "comma-separated targets to run (substring match), default all")
+targets at a running server instead (with --key if it needs one).`, stdout)
+	pgURL := fs.String("pg", envOr(getenv, "ALLOT_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "the PostgreSQL `URL` for the baselines and the allot store (env ALLOT_BENCH_PG)")
+	storeURL := fs.String("store", "", "the store `URL` of the in-process allot server (default: the --pg database)")
+	server := fs.String("server", "", "benchmark the running allot server at `URL` instead of an in-process one")
+	key := fs.String("key", getenv("ALLOT_KEY"), "the API key `TOKEN` for --server")
+	clients := fs.Int("clients", 64, "run `N` concurrent closed-loop clients")
+	duration := fs.Duration("duration", 5*time.Second, "measure each target for `DURATION` per run")
+	warmup := fs.Duration("warmup", time.Second, "warm each target up, unmeasured, for `DURATION` per run")
+	repeat := fs.Int("repeat", 3, "run each target `N` times, interleaved; the median run is reported")
+	rate := fs.Float64("rate", 1000, "send `N` requests per second in the steady (open-loop) scenario; 0 leaves it out")
+	only := fs.String("only", "", "run only the `TARGETS` whose names contain one of these comma-separated strings (default all)")
 	markdown := fs.Bool("markdown", false, "print markdown tables")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (load generator and servers) to this file")
-	if _, err := parseFlags(fs, args); err != nil {
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (load generator and servers) to `FILE`")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) != 0 {
+		return usagef("bench: unknown scenario %s: use claims or flash-sale, or no scenario for sequences", quoteArgs(pos))
 	}
 	stopProfile, err := startCPUProfile(*cpuprofile)
 	if err != nil {

@@ -49,11 +49,11 @@ const (
 func runBenchPools(ctx context.Context, which string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	switch which {
 	case "claims":
-		return runBenchClaims(ctx, args, getenv, stdout, stderr)
+		return withHelp(runBenchClaims(ctx, args, getenv, stdout, stderr), "allot bench claims")
 	case "flash-sale":
-		return runBenchFlashSale(ctx, args, getenv, stdout, stderr)
+		return withHelp(runBenchFlashSale(ctx, args, getenv, stdout, stderr), "allot bench flash-sale")
 	}
-	return usagef("allot bench %s: use claims or flash-sale", which)
+	return usagef("bench: unknown scenario %q: use claims or flash-sale", which)
 }
 
 // poolBenchFlags are the flags both pool benchmarks take.
@@ -66,14 +66,14 @@ type poolBenchFlags struct {
 
 func addPoolBenchFlags(fs *flag.FlagSet, getenv func(string) string) *poolBenchFlags {
 	return &poolBenchFlags{
-		pg:       fs.String("pg", envOr(getenv, "ALLOT_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL for the baselines and the allot store (env ALLOT_BENCH_PG)"),
-		store:    fs.String("store", "", "store for the in-process allot server (default: the --pg database)"),
-		server:   fs.String("server", "", "benchmark a running allot server instead of an in-process one"),
-		key:      fs.String("key", getenv("ALLOT_KEY"), "API key for --server (it must be allowed to create pools)"),
-		redis:    fs.String("redis", envOr(getenv, "ALLOT_BENCH_REDIS", "redis://127.0.0.1:6379"), `Redis for the "redis+pg" baseline, "" to leave that baseline out (env ALLOT_BENCH_REDIS)`),
-		repeat:   fs.Int("repeat", 3, "runs per target, interleaved"),
+		pg:       fs.String("pg", envOr(getenv, "ALLOT_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "the PostgreSQL `URL` for the baselines and the allot store (env ALLOT_BENCH_PG)"),
+		store:    fs.String("store", "", "the store `URL` of the in-process allot server (default: the --pg database)"),
+		server:   fs.String("server", "", "benchmark the running allot server at `URL` instead of an in-process one"),
+		key:      fs.String("key", getenv("ALLOT_KEY"), "the API key `TOKEN` for --server (it must be allowed to create pools)"),
+		redis:    fs.String("redis", envOr(getenv, "ALLOT_BENCH_REDIS", "redis://127.0.0.1:6379"), "the Redis `URL` for the \"redis+pg\" baseline, \"\" to leave that baseline out (env ALLOT_BENCH_REDIS)"),
+		repeat:   fs.Int("repeat", 3, "run each target `N` times, interleaved"),
 		markdown: fs.Bool("markdown", false, "print markdown tables"),
-		profile:  fs.String("cpuprofile", "", "write a CPU profile of the whole run (load generator and servers) to this file"),
+		profile:  fs.String("cpuprofile", "", "write a CPU profile of the whole run (load generator and servers) to `FILE`"),
 	}
 }
 
@@ -304,14 +304,18 @@ generator in the same run:
 and prints req/s, latency percentiles and throughput relative to noop and
 to naive. The baselines get as many PostgreSQL connections as allot's store
 (16 unless --pg sets pool_max_conns). Every server runs in this process on
-loopback; --server points the allot target at a running server instead.`, stderr)
+loopback; --server points the allot target at a running server instead.`, stdout)
 	f := addPoolBenchFlags(fs, getenv)
-	clients := fs.Int("clients", 64, "concurrent closed-loop clients")
-	duration := fs.Duration("duration", 5*time.Second, "measured time per target per run")
-	warmup := fs.Duration("warmup", time.Second, "unmeasured warm-up per target per run")
-	only := fs.String("only", "", "comma-separated targets to run (substring match), default all")
-	if _, err := parseFlags(fs, args); err != nil {
+	clients := fs.Int("clients", 64, "run `N` concurrent closed-loop clients")
+	duration := fs.Duration("duration", 5*time.Second, "measure each target for `DURATION` per run")
+	warmup := fs.Duration("warmup", time.Second, "warm each target up, unmeasured, for `DURATION` per run")
+	only := fs.String("only", "", "run only the `TARGETS` whose names contain one of these comma-separated strings (default all)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) != 0 {
+		return usagef("bench claims takes no arguments, got %s", quoteArgs(pos))
 	}
 	stopProfile, err := startCPUProfile(*f.profile)
 	if err != nil {
@@ -386,14 +390,18 @@ distinct customers each claim one unit at once (at most --concurrency
 requests in flight), then every holder confirms. Counts every outcome
 exactly and checks the database agrees; a run is exact when --capacity
 units were confirmed, --customers minus --capacity customers were told
-sold out, and nothing failed. Designs are interleaved, --repeat rounds.`, stderr)
+sold out, and nothing failed. Designs are interleaved, --repeat rounds.`, stdout)
 	f := addPoolBenchFlags(fs, getenv)
-	customers := fs.Int("customers", bench.DefaultFlashSaleCustomers, "distinct customers, one claim each")
-	capacity := fs.Int("capacity", bench.DefaultFlashSaleCapacity, "units on sale")
-	concurrency := fs.Int("concurrency", bench.DefaultFlashSaleConcurrency, "most requests in flight at once")
-	only := fs.String("only", "", "comma-separated designs to run (substring match), default all")
-	if _, err := parseFlags(fs, args); err != nil {
+	customers := fs.Int("customers", bench.DefaultFlashSaleCustomers, "`N` distinct customers, one claim each")
+	capacity := fs.Int("capacity", bench.DefaultFlashSaleCapacity, "put `N` units on sale")
+	concurrency := fs.Int("concurrency", bench.DefaultFlashSaleConcurrency, "keep at most `N` requests in flight at once")
+	only := fs.String("only", "", "run only the `DESIGNS` whose names contain one of these comma-separated strings (default all)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) != 0 {
+		return usagef("bench flash-sale takes no arguments, got %s", quoteArgs(pos))
 	}
 	stopProfile, err := startCPUProfile(*f.profile)
 	if err != nil {

@@ -7,10 +7,14 @@ import (
 )
 
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("allot migrate", "allot migrate [--store URL]\n\nApplies the embedded, versioned migrations that are not yet applied and exits.\nSafe to run again, and from several processes at once.", stderr)
-	storeURL := fs.String("store", envOr(getenv, "ALLOT_STORE", storeDefault), "store URL (env ALLOT_STORE)")
-	if _, err := parseFlags(fs, args); err != nil {
+	fs := newFlagSet("allot migrate", "allot migrate [--store URL]\n\nApplies the embedded, versioned migrations that are not yet applied and exits.\nSafe to run again, and from several processes at once.", stdout)
+	storeURL := fs.String("store", envOr(getenv, "ALLOT_STORE", storeDefault), "the store's `URL`: sqlite:///path/file.db or postgres://… (env ALLOT_STORE)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) != 0 {
+		return usagef("migrate takes no arguments, got %s", quoteArgs(pos))
 	}
 	st, err := openStore(ctx, *storeURL)
 	if err != nil {

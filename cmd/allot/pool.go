@@ -16,14 +16,16 @@ import (
 const poolUsage = `Usage: allot pool <command> [flags]
 
 Commands:
-  create NAME --capacity N [--per-customer N] [--hold-ttl 10m] [--max-hold-ttl 30m]
-              [--max-quantity N] [--state open|paused|closed]
-              [--opens-at RFC3339] [--closes-at RFC3339]
+  create NAME --capacity N [--per-customer N] [--hold-ttl DURATION]
+              [--max-hold-ttl DURATION] [--max-quantity N] [--state open|paused|closed]
+              [--opens-at TIME] [--closes-at TIME]
   get NAME
   list
-  patch NAME [--capacity N] [--per-customer N] [--hold-ttl D] [--max-hold-ttl D]
-             [--max-quantity N] [--state open|paused|closed]
-             [--opens-at RFC3339] [--closes-at RFC3339]
+  patch NAME [--capacity N] [--per-customer N] [--hold-ttl DURATION]
+             [--max-hold-ttl DURATION] [--max-quantity N] [--state open|paused|closed]
+             [--opens-at TIME] [--closes-at TIME]
+
+Run "allot pool <command> --help" for what a command does and its flags.
 
 A pool is a finite inventory: capacity units, held by claims (see "allot claim")
 until confirmed, released or expired. Defaults: --per-customer 1 (0 = no limit),
@@ -32,20 +34,22 @@ Durations are Go durations (90s, 10m, 1h30m); times are RFC 3339
 (2026-11-27T09:00:00Z).
 
 Every command takes --server URL (env ALLOT_SERVER, default http://127.0.0.1:7070),
---key TOKEN (env ALLOT_KEY) and --json (print the API's JSON).
+--key TOKEN (env ALLOT_KEY) and --json (print the API's JSON, and errors as JSON).
 create and patch need an admin key.
 `
 
 const claimUsage = `Usage: allot claim <command> [flags]
 
 Commands:
-  create POOL --customer C [--quantity N] [--ttl 5m] [--idempotency-key K]
+  create POOL --customer CUSTOMER [--quantity N] [--ttl DURATION] [--idempotency-key KEY]
   get ID
-  confirm ID [--reference R] [--idempotency-key K]
-  release ID [--idempotency-key K]
-  extend ID --ttl 5m [--idempotency-key K]
-  list POOL [--customer C] [--status held|confirmed|released|expired]
+  confirm ID [--reference REFERENCE] [--idempotency-key KEY]
+  release ID [--idempotency-key KEY]
+  extend ID --ttl DURATION [--idempotency-key KEY]
+  list POOL [--customer CUSTOMER] [--status held|confirmed|released|expired]
             [--after CURSOR] [--limit N]
+
+Run "allot claim <command> --help" for what a command does and its flags.
 
 create holds units until the hold expires (--ttl, default the pool's hold_ttl);
 confirm sells them (a late confirm of an expired hold works only while units
@@ -53,7 +57,7 @@ are free: otherwise refund), release gives them back, extend moves the expiry.
 With --idempotency-key a retry returns the same claim instead of a new one.
 
 Every command takes --server URL (env ALLOT_SERVER, default http://127.0.0.1:7070),
---key TOKEN (env ALLOT_KEY) and --json (print the API's JSON).
+--key TOKEN (env ALLOT_KEY) and --json (print the API's JSON, and errors as JSON).
 `
 
 // durationFlag is an optional duration flag: nil unless given.
@@ -110,20 +114,20 @@ func (p *poolFlags) register(fs *flag.FlagSet, create bool) {
 		}
 		return ""
 	}
-	capHelp := "units the pool has"
+	capHelp := "the pool has `N` units"
 	if create {
 		capHelp += " (required)"
 	} else {
-		capHelp += "; not below held + confirmed"
+		capHelp += ", not fewer than held + confirmed"
 	}
 	fs.Var(&p.capacity, "capacity", capHelp)
-	fs.Var(&p.perCustomer, "per-customer", "units one customer may hold plus buy, 0 for no limit"+def("1"))
-	fs.Var(&p.holdTTL, "hold-ttl", "how long a hold lasts unless the claim says"+def("10m"))
-	fs.Var(&p.maxHoldTTL, "max-hold-ttl", "cap on a hold's life from its creation, extensions included"+def("30m"))
-	fs.Var(&p.maxQuantity, "max-quantity", "most units one claim may take"+def("10"))
-	fs.StringVar(&p.state, "state", "", "open, paused or closed"+def("open"))
-	fs.Var(&p.opensAt, "opens-at", "start of the sale window, RFC 3339 (no claims before)")
-	fs.Var(&p.closesAt, "closes-at", "end of the sale window, RFC 3339 (no claims from then on)")
+	fs.Var(&p.perCustomer, "per-customer", "one customer may hold plus buy `N` units, 0 for no limit"+def("1"))
+	fs.Var(&p.holdTTL, "hold-ttl", "a hold lasts `DURATION` unless its claim says otherwise"+def("10m"))
+	fs.Var(&p.maxHoldTTL, "max-hold-ttl", "a hold lives at most `DURATION` from its creation, extensions included"+def("30m"))
+	fs.Var(&p.maxQuantity, "max-quantity", "one claim may take at most `N` units"+def("10"))
+	fs.StringVar(&p.state, "state", "", "the `STATE`: open, paused or closed"+def("open"))
+	fs.Var(&p.opensAt, "opens-at", "no claims before `TIME`, RFC 3339 (the start of the sale window)")
+	fs.Var(&p.closesAt, "closes-at", "no claims from `TIME` on, RFC 3339 (the end of the sale window)")
 }
 
 func (p *poolFlags) patch() allot.PoolPatchParams {
@@ -133,31 +137,41 @@ func (p *poolFlags) patch() allot.PoolPatchParams {
 	}
 }
 
-var poolSynopses = map[string]string{
-	"create": "allot pool create NAME --capacity N [flags]",
-	"get":    "allot pool get NAME",
-	"list":   "allot pool list",
-	"patch":  "allot pool patch NAME [flags]",
+var poolCommands = map[string]subcommand{
+	"create": {"allot pool create NAME --capacity N [--per-customer N] [--hold-ttl DURATION]\n" +
+		"                         [--max-hold-ttl DURATION] [--max-quantity N] [--state STATE]\n" +
+		"                         [--opens-at TIME] [--closes-at TIME]",
+		`Creates the pool NAME of --capacity units (admin key) and prints it.
+Claims hold units until confirmed, released or expired ("allot claim").
+Durations are Go durations (90s, 10m, 1h30m); times are RFC 3339
+(2026-11-27T09:00:00Z).`},
+	"get": {"allot pool get NAME",
+		`Prints the pool NAME: its settings, state and sale window, and how many
+units are held, confirmed and available.`},
+	"list": {"allot pool list",
+		`Lists every pool with its figures, by name.`},
+	"patch": {"allot pool patch NAME [--capacity N] [--per-customer N] [--hold-ttl DURATION]\n" +
+		"                        [--max-hold-ttl DURATION] [--max-quantity N] [--state STATE]\n" +
+		"                        [--opens-at TIME] [--closes-at TIME]",
+		`Changes the settings given of the pool NAME (admin key) and prints it; the
+others stay as they are. The capacity may be raised any time, and lowered
+only down to held + confirmed.`},
 }
 
 // runPool is "allot pool create|get|list|patch".
-func runPool(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, poolUsage)
-		if len(args) == 0 {
-			return usagef("allot pool needs a command")
-		}
-		return nil
+func runPool(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	if done, err := groupHelp(ctx, "pool", poolUsage, args, getenv, stdout, stderr, runPool); done {
+		return err
 	}
 	cmd, args := args[0], args[1:]
-	synopsis, ok := poolSynopses[cmd]
+	sub, ok := poolCommands[cmd]
 	if !ok {
-		fmt.Fprint(stderr, poolUsage)
-		return usagef("unknown pool command %q", cmd)
+		return &usageError{msg: fmt.Sprintf("pool: unknown command %q", cmd), help: "allot pool"}
 	}
-	fs := newFlagSet("allot pool "+cmd, synopsis+"\n\n"+poolUsage, stderr)
+	fs := newFlagSet("allot pool "+cmd, sub.help(), stdout)
 	var cf clientFlags
 	cf.register(fs, getenv)
+	defer func() { err = cf.finish(err, fs, args) }()
 	var pf poolFlags
 	if cmd == "create" || cmd == "patch" {
 		pf.register(fs, cmd == "create")
@@ -168,13 +182,16 @@ func runPool(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	want, names := 1, "NAME"
 	if cmd == "list" {
-		want, names = 0, "no arguments"
+		want, names = 0, ""
 	}
-	if len(pos) != want {
-		return usagef("allot pool %s needs %s, got %d argument(s)", cmd, names, len(pos))
+	if err := checkArgs(fs, pos, want, names); err != nil {
+		return err
 	}
 	if cmd == "create" && pf.capacity.v == nil {
-		return usagef("allot pool create needs --capacity: how many units the pool has")
+		return usagef("pool create needs --capacity: how many units the pool has")
+	}
+	if err := checkNotEmpty(fs, "state"); err != nil {
+		return err
 	}
 	cl, err := cf.client()
 	if err != nil {
@@ -194,7 +211,7 @@ func runPool(ctx context.Context, args []string, getenv func(string) string, std
 	case "patch":
 		p := pf.patch()
 		if p == (allot.PoolPatchParams{}) {
-			return usagef("allot pool patch needs at least one setting to change, e.g. --capacity N")
+			return usagef("pool patch needs at least one setting to change, e.g. --capacity N")
 		}
 		st, err = cl.PoolPatch(ctx, pos[0], p)
 	case "list":
@@ -263,33 +280,42 @@ func printPools(w io.Writer, asJSON bool, list []*allot.PoolState) error {
 	return tw.Flush()
 }
 
-var claimSynopses = map[string]string{
-	"create":  "allot claim create POOL --customer C [--quantity N] [--ttl 5m] [--idempotency-key K]",
-	"get":     "allot claim get ID",
-	"confirm": "allot claim confirm ID [--reference R] [--idempotency-key K]",
-	"release": "allot claim release ID [--idempotency-key K]",
-	"extend":  "allot claim extend ID --ttl 5m [--idempotency-key K]",
-	"list":    "allot claim list POOL [--customer C] [--status S] [--after CURSOR] [--limit N]",
+var claimCommands = map[string]subcommand{
+	"create": {"allot claim create POOL --customer CUSTOMER [--quantity N] [--ttl DURATION] [--idempotency-key KEY]",
+		`Holds --quantity units of the pool POOL for CUSTOMER until the hold
+expires, and prints the claim: its id, for confirm, release and extend, and
+when it expires. Refused when the pool is sold out, closed, or the customer
+is at the pool's per-customer limit.`},
+	"get": {"allot claim get ID",
+		`Prints the claim ID. A hold past its expiry reads as expired.`},
+	"confirm": {"allot claim confirm ID [--reference REFERENCE] [--idempotency-key KEY]",
+		`Sells the units of the claim ID. Confirming an expired hold works only if
+its units can be taken again; otherwise it is refused (claim_expired) and
+the customer should be refunded.`},
+	"release": {"allot claim release ID [--idempotency-key KEY]",
+		`Gives the units of the held claim ID back to its pool.`},
+	"extend": {"allot claim extend ID --ttl DURATION [--idempotency-key KEY]",
+		`Makes the held claim ID last --ttl from now, but never past the pool's
+max_hold_ttl from the claim's creation.`},
+	"list": {"allot claim list POOL [--customer CUSTOMER] [--status STATUS] [--after CURSOR] [--limit N]",
+		`Lists a page of the claims of the pool POOL, oldest first. When there is
+more, a last line "more: ..." gives the command for the next page.`},
 }
 
 // runClaim is "allot claim create|get|confirm|release|extend|list".
-func runClaim(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, claimUsage)
-		if len(args) == 0 {
-			return usagef("allot claim needs a command")
-		}
-		return nil
+func runClaim(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	if done, err := groupHelp(ctx, "claim", claimUsage, args, getenv, stdout, stderr, runClaim); done {
+		return err
 	}
 	cmd, args := args[0], args[1:]
-	synopsis, ok := claimSynopses[cmd]
+	sub, ok := claimCommands[cmd]
 	if !ok {
-		fmt.Fprint(stderr, claimUsage)
-		return usagef("unknown claim command %q", cmd)
+		return &usageError{msg: fmt.Sprintf("claim: unknown command %q", cmd), help: "allot claim"}
 	}
-	fs := newFlagSet("allot claim "+cmd, synopsis+"\n\n"+claimUsage, stderr)
+	fs := newFlagSet("allot claim "+cmd, sub.help(), stdout)
 	var cf clientFlags
 	cf.register(fs, getenv)
+	defer func() { err = cf.finish(err, fs, args) }()
 	var (
 		customer, key, reference, status, after string
 		quantity                                int64Flag
@@ -298,22 +324,22 @@ func runClaim(ctx context.Context, args []string, getenv func(string) string, st
 	)
 	switch cmd {
 	case "create":
-		fs.StringVar(&customer, "customer", "", "who the units are for (required)")
-		fs.Var(&quantity, "quantity", "units to hold, up to the pool's max_quantity (default 1)")
-		fs.Var(&ttl, "ttl", "how long the hold lasts, e.g. 5m (default: the pool's hold_ttl)")
+		fs.StringVar(&customer, "customer", "", "the `CUSTOMER` the units are for (required)")
+		fs.Var(&quantity, "quantity", "hold `N` units, up to the pool's max_quantity (default 1)")
+		fs.Var(&ttl, "ttl", "hold them for `DURATION`, e.g. 5m (default: the pool's hold_ttl)")
 	case "confirm":
-		fs.StringVar(&reference, "reference", "", "external reference, e.g. a payment id")
+		fs.StringVar(&reference, "reference", "", "an external `REFERENCE` to record, e.g. a payment id")
 	case "extend":
-		fs.Var(&ttl, "ttl", "how long the hold lasts from now, e.g. 5m (required)")
+		fs.Var(&ttl, "ttl", "hold the units for `DURATION` from now, e.g. 5m (required)")
 	case "list":
-		fs.StringVar(&customer, "customer", "", "only this customer's claims")
-		fs.StringVar(&status, "status", "", "only claims that are held, confirmed, released or expired")
-		fs.StringVar(&after, "after", "", "cursor from the previous page")
-		fs.IntVar(&limit, "limit", 100, "claims per page (1..1000)")
+		fs.StringVar(&customer, "customer", "", "only the claims of `CUSTOMER`")
+		fs.StringVar(&status, "status", "", "only the claims in `STATUS`: held, confirmed, released or expired")
+		fs.StringVar(&after, "after", "", "start after `CURSOR`, from the previous page's \"more:\" line")
+		fs.IntVar(&limit, "limit", 100, fmt.Sprintf("show `N` claims per page, 1..%d", limitMax))
 	}
 	switch cmd {
 	case "create", "confirm", "release", "extend":
-		fs.StringVar(&key, "idempotency-key", "", "a retry with the same key returns the same outcome")
+		fs.StringVar(&key, "idempotency-key", "", "a retry with the same `KEY` returns the same outcome")
 	}
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -323,16 +349,23 @@ func runClaim(ctx context.Context, args []string, getenv func(string) string, st
 	if cmd == "create" || cmd == "list" {
 		arg = "POOL"
 	}
-	if len(pos) != 1 {
-		return usagef("allot claim %s needs %s, got %d argument(s)", cmd, arg, len(pos))
+	if err := checkArgs(fs, pos, 1, arg); err != nil {
+		return err
 	}
 	switch {
 	case cmd == "create" && customer == "":
-		return usagef("allot claim create needs --customer: who the units are for")
+		return usagef("claim create needs --customer: who the units are for")
 	case cmd == "create" && quantity.v != nil && *quantity.v < 1:
 		return usagef("--quantity must be at least 1, got %d", *quantity.v)
 	case cmd == "extend" && ttl.v == nil:
-		return usagef("allot claim extend needs --ttl: how long the hold lasts from now, e.g. 5m")
+		return usagef("claim extend needs --ttl: how long the hold lasts from now, e.g. 5m")
+	case cmd == "list":
+		if err := checkLimit(limit); err != nil {
+			return err
+		}
+	}
+	if err := checkNotEmpty(fs, "idempotency-key"); err != nil {
+		return err
 	}
 	cl, err := cf.client()
 	if err != nil {

@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/allot/allot"
@@ -17,32 +20,108 @@ import (
 const seqUsage = `Usage: allot seq <command> [flags]
 
 Commands:
-  create NAME [--format F] [--start N] [--max N] [--mode cached|gapless]
+  create NAME [--format TEMPLATE] [--start N] [--max N] [--mode cached|gapless]
               [--block-size N] [--reset never|yearly|monthly|daily]
-              [--timezone TZ] [--warn-at F]
+              [--timezone ZONE] [--warn-at FRACTION]
   get NAME
   list
-  patch NAME [--max N] [--warn-at F]
-  next NAME [--count N] [--date YYYY-MM-DD] [--idempotency-key K]
-  void NAME (--number N [--date YYYY-MM-DD] | --id ID) --reason TEXT [--force]
+  patch NAME [--max N] [--warn-at FRACTION]
+  next NAME [--count N] [--date YYYY-MM-DD] [--idempotency-key KEY]
+  void NAME (--number N [--date YYYY-MM-DD] | --id ID) --reason REASON [--force]
   parse NAME ID
   ledger NAME [--after CURSOR] [--limit N]
 
+Run "allot seq <command> --help" for what a command does and its flags.
+
 Every command takes --server URL (env ALLOT_SERVER, default http://127.0.0.1:7070),
---key TOKEN (env ALLOT_KEY) and --json (print the API's JSON).
+--key TOKEN (env ALLOT_KEY) and --json (print the API's JSON, and errors as JSON).
 "next" prints one ID per line, ready for a label printer.
 `
+
+// subcommand is the help of one command of a group such as "allot seq".
+type subcommand struct {
+	synopsis    string // the usage line(s), e.g. "allot seq get NAME"
+	description string // what the command does, in a few lines
+}
+
+func (s subcommand) help() string { return s.synopsis + "\n\n" + s.description }
+
+var seqCommands = map[string]subcommand{
+	"create": {"allot seq create NAME [--format TEMPLATE] [--start N] [--max N] [--mode cached|gapless]\n" +
+		"                        [--block-size N] [--reset never|yearly|monthly|daily]\n" +
+		"                        [--timezone ZONE] [--warn-at FRACTION]",
+		`Creates the sequence NAME (admin key) and prints its settings.
+
+The template renders each number: {n} as it is, {n:6} zero-padded to 6
+digits, {n:AA9} as a mixed-radix mask (A = A-Z, a = a-z, 9 = 0-9), {yyyy}
+{yy} {mm} {dd} as the date, {check:luhn|mod97|mod37} as a check character.
+A cached sequence leases blocks of numbers and serves them from memory; a
+gapless one commits every number before answering, so each number from
+--start on is issued or voided with a reason. With --reset every period
+counts from --start again.`},
+	"get": {"allot seq get NAME",
+		`Prints the sequence NAME's settings and its figures for the current period:
+the next number, how many were issued, voided and remain, and whether more
+than --warn-at of the range is used.`},
+	"list": {"allot seq list",
+		`Lists every sequence with its figures for the current period, by name.`},
+	"patch": {"allot seq patch NAME [--max N] [--warn-at FRACTION]",
+		`Changes the max and/or the warning threshold of the sequence NAME (admin
+key) and prints its settings. Give at least one of --max and --warn-at.`},
+	"next": {"allot seq next NAME [--count N] [--date YYYY-MM-DD] [--idempotency-key KEY]",
+		`Takes the next --count numbers of the sequence NAME and prints their IDs,
+one per line, ready for a label printer (--json prints the API's answer).
+With --idempotency-key a retry returns the same IDs instead of new ones.`},
+	"void": {"allot seq void NAME (--number N [--date YYYY-MM-DD] | --id ID) --reason REASON [--force]",
+		`Voids one issued number of the sequence NAME, with a reason the ledger
+keeps (admin key). Name the number by its --id, or by --number (with --date
+in a resetting sequence, for the period). A cached number in a block
+another running server leased is refused, as that server may not have
+handed it out yet; --force voids it anyway, for a server that crashed.`},
+	"parse": {"allot seq parse NAME ID",
+		`Decodes ID, an ID of the sequence NAME: prints its number and period,
+whether its check character is valid, and whether the number was issued,
+voided or not issued yet.`},
+	"ledger": {"allot seq ledger NAME [--after CURSOR] [--limit N]",
+		`Prints a page of the ledger of the sequence NAME (admin key): every range
+issued, leased or voided, oldest first. When there is more, a last line
+"more: ..." gives the command for the next page.`},
+}
+
+// groupHelp handles a group's arguments before its command: with none it
+// prints the group's help to stderr and returns a usage error; with
+// help, -h or --help it prints the help to stdout ("help CMD" is the
+// help of CMD). done is false when args name a command to run.
+func groupHelp(ctx context.Context, group, help string, args []string, getenv func(string) string, stdout, stderr io.Writer,
+	runGroup func(context.Context, []string, func(string) string, io.Writer, io.Writer) error) (done bool, err error) {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, help)
+		return true, &usageError{msg: group + " needs a command", shown: true}
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		if args[0] == "help" && len(args) > 1 {
+			return true, runGroup(ctx, []string{args[1], "--help"}, getenv, stdout, stderr)
+		}
+		fmt.Fprint(stdout, help)
+		return true, nil
+	}
+	return false, nil
+}
 
 // clientFlags are the flags every client command shares.
 type clientFlags struct {
 	server, key string
 	json        bool
+	base        string // the client's base URL, once it is made
+	serverEnv   bool   // --server defaults to ALLOT_SERVER
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet, getenv func(string) string) {
-	fs.StringVar(&c.server, "server", envOr(getenv, "ALLOT_SERVER", "http://"+listenDefault), "server URL (env ALLOT_SERVER)")
-	fs.StringVar(&c.key, "key", getenv("ALLOT_KEY"), "API key (env ALLOT_KEY)")
-	fs.BoolVar(&c.json, "json", false, "print JSON instead of text")
+	c.serverEnv = true
+	fs.StringVar(&c.server, "server", envOr(getenv, "ALLOT_SERVER", "http://"+listenDefault), "the allot server's `URL`, or host:port for http:// (env ALLOT_SERVER)")
+	fs.StringVar(&c.key, "key", getenv("ALLOT_KEY"), "the API key `TOKEN` to send (env ALLOT_KEY)")
+	fs.BoolVar(&c.json, "json", false, "print JSON instead of text, errors included")
 }
 
 func (c *clientFlags) client() (*client.Client, error) {
@@ -52,9 +131,60 @@ func (c *clientFlags) client() (*client.Client, error) {
 	}
 	cl, err := client.New(c.server, opts...)
 	if err != nil {
-		return nil, usagef("--server: %v", err)
+		return nil, usagef("--server: %s", strings.TrimPrefix(err.Error(), "client: "))
 	}
+	c.base = cl.BaseURL()
 	return cl, nil
+}
+
+// finish is the last step of a client command: it points a usage error
+// at the command's help (fs), explains a server that can't be reached,
+// and marks the error for JSON output under --json (args are the
+// command's arguments, for a --json that did not get parsed).
+func (c *clientFlags) finish(err error, fs *flag.FlagSet, args []string) error {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	err = withHelp(err, fs.Name())
+	err = c.explainUnreachable(err)
+	if c.json || wantsJSON(args) {
+		err = &jsonError{err}
+	}
+	return err
+}
+
+// unreachableError is a client command's failure to connect to the server.
+type unreachableError struct {
+	msg string
+	err error
+}
+
+func (e *unreachableError) Error() string { return e.msg }
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// explainUnreachable rewords the failure to connect to the server as
+// what to do about it.
+func (c *clientFlags) explainUnreachable(err error) error {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		return err
+	}
+	base := c.base
+	if base == "" {
+		base = c.server
+	}
+	set := "--server"
+	if c.serverEnv {
+		set += " or ALLOT_SERVER"
+	}
+	var dns *net.DNSError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return &unreachableError{fmt.Sprintf("cannot reach the allot server at %s (connection refused): is `allot serve` running? Set %s", base, set), err}
+	case errors.As(err, &dns):
+		return &unreachableError{fmt.Sprintf("cannot reach the allot server at %s (%s %s): check %s", base, dns.Err, dns.Name, set), err}
+	}
+	return &unreachableError{fmt.Sprintf("cannot reach the allot server at %s (%v): check %s, and that `allot serve` is running there", base, op.Err, set), err}
 }
 
 // setup parses a client command's flags, checks it got exactly n
@@ -64,14 +194,52 @@ func (c *clientFlags) setup(fs *flag.FlagSet, args []string, n int, names string
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(pos) != n {
-		return nil, nil, usagef("%s needs %s, got %d argument(s)", fs.Name(), names, len(pos))
+	if err := checkArgs(fs, pos, n, names); err != nil {
+		return nil, nil, err
 	}
 	cl, err := c.client()
 	if err != nil {
 		return nil, nil, err
 	}
 	return pos, cl, nil
+}
+
+// checkArgs checks that a command got n positional arguments, described
+// by names ("NAME", "NAME and ID").
+func checkArgs(fs *flag.FlagSet, pos []string, n int, names string) error {
+	if len(pos) == n {
+		return nil
+	}
+	cmd := strings.TrimPrefix(fs.Name(), "allot ")
+	switch {
+	case n == 0:
+		return usagef("%s takes no arguments, got %s", cmd, quoteArgs(pos))
+	case len(pos) == 0:
+		return usagef("%s needs %s", cmd, names)
+	case len(pos) < n:
+		return usagef("%s needs %s, got only %s", cmd, names, quoteArgs(pos))
+	}
+	return usagef("%s needs %s, got %d arguments: %s", cmd, names, len(pos), quoteArgs(pos))
+}
+
+func quoteArgs(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = strconv.Quote(a)
+	}
+	return strings.Join(q, " ")
+}
+
+// checkNotEmpty refuses flags given explicitly as "", which the server
+// refuses too (the CLI would otherwise leave them out, meaning the
+// default).
+func checkNotEmpty(fs *flag.FlagSet, names ...string) error {
+	for _, name := range names {
+		if f := fs.Lookup(name); f != nil && flagGiven(fs, name) && f.Value.String() == "" {
+			return usagef("--%s is empty: give a value, or leave --%s out", name, name)
+		}
+	}
+	return nil
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -118,32 +286,46 @@ func (f *float64Flag) Set(s string) error {
 	return nil
 }
 
-func runSeq(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, seqUsage)
-		if len(args) == 0 {
-			return usagef("allot seq needs a command")
-		}
-		return nil
+// limitMax is the most entries one page of a ledger or claim list holds.
+const limitMax = 1000
+
+// checkLimit refuses a --limit the server would refuse (it must be
+// 1..1000; the CLI would send 0 as "the default").
+func checkLimit(limit int) error {
+	if limit < 1 || limit > limitMax {
+		return usagef("--limit must be between 1 and %d, got %d", limitMax, limit)
+	}
+	return nil
+}
+
+// runSeq is "allot seq create|get|list|patch|next|void|parse|ledger".
+func runSeq(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	if done, err := groupHelp(ctx, "seq", seqUsage, args, getenv, stdout, stderr, runSeq); done {
+		return err
 	}
 	cmd, args := args[0], args[1:]
-	fs := newFlagSet("allot seq "+cmd, "allot seq "+cmd+" …\n\n"+seqUsage, stderr)
+	sub, ok := seqCommands[cmd]
+	if !ok {
+		return &usageError{msg: fmt.Sprintf("seq: unknown command %q", cmd), help: "allot seq"}
+	}
+	fs := newFlagSet("allot seq "+cmd, sub.help(), stdout)
 	var cf clientFlags
 	cf.register(fs, getenv)
+	defer func() { err = cf.finish(err, fs, args) }()
 
 	switch cmd {
 	case "create":
 		var p allot.SequenceCreateParams
 		var start, maxv, block int64Flag
 		var warn float64Flag
-		fs.StringVar(&p.Format, "format", "", `ID template, e.g. "LP{n:AA9}" or "INV-{yyyy}-{n:5}" (default "{n}")`)
-		fs.Var(&start, "start", "first number of each period (default 1)")
-		fs.Var(&maxv, "max", "last number that may be issued (default: the mask's capacity, or 2^63-1)")
-		mode := fs.String("mode", "", "cached (default: fast, leased blocks) or gapless (every number committed)")
-		fs.Var(&block, "block-size", "numbers a cached sequence leases at once (default 1000)")
-		reset := fs.String("reset", "", "never (default), yearly, monthly or daily")
-		fs.StringVar(&p.Timezone, "timezone", "", `IANA time zone for "today" (default UTC)`)
-		fs.Var(&warn, "warn-at", "fraction of the range used past which the sequence warns (default 0.9)")
+		fs.StringVar(&p.Format, "format", "", "the ID `TEMPLATE`, e.g. \"LP{n:AA9}\" or \"INV-{yyyy}-{n:5}\" (default \"{n}\")")
+		fs.Var(&start, "start", "start each period at `N` (default 1)")
+		fs.Var(&maxv, "max", "issue no number past `N` (default: the mask's capacity - 1, or 2^63-1)")
+		mode := fs.String("mode", "", "the `MODE`: cached (the default: leased blocks served from memory) or gapless (every number committed before it is returned)")
+		fs.Var(&block, "block-size", "a cached sequence leases `N` numbers at once (default 1000)")
+		reset := fs.String("reset", "", "the `PERIOD` after which numbering restarts at --start: never (the default), yearly, monthly or daily")
+		fs.StringVar(&p.Timezone, "timezone", "", "the IANA time `ZONE` \"today\" is taken in (default UTC)")
+		fs.Var(&warn, "warn-at", "warn once this `FRACTION` of the range is used (default 0.9)")
 		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
 			return err
@@ -168,7 +350,7 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		return printState(stdout, cf.json, st)
 
 	case "list":
-		_, cl, err := cf.setup(fs, args, 0, "no arguments")
+		_, cl, err := cf.setup(fs, args, 0, "")
 		if err != nil {
 			return err
 		}
@@ -189,11 +371,14 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 	case "patch":
 		var maxv int64Flag
 		var warn float64Flag
-		fs.Var(&maxv, "max", "new max")
-		fs.Var(&warn, "warn-at", "new warning threshold, a fraction in (0, 1]")
+		fs.Var(&maxv, "max", "the new max: issue no number past `N`")
+		fs.Var(&warn, "warn-at", "warn once this `FRACTION` of the range is used, in (0, 1]")
 		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
 			return err
+		}
+		if maxv.v == nil && warn.v == nil {
+			return usagef("seq patch needs --max and/or --warn-at: nothing to change")
 		}
 		st, err := cl.SequencePatch(ctx, pos[0], allot.SequencePatchParams{Max: maxv.v, WarnAt: warn.v})
 		if err != nil {
@@ -203,11 +388,17 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 
 	case "next":
 		var p allot.NextParams
-		fs.Int64Var(&p.Count, "count", 1, "how many contiguous IDs to take (1..100000)")
-		fs.StringVar(&p.Date, "date", "", "document date YYYY-MM-DD (default: today in the sequence's time zone)")
-		fs.StringVar(&p.IdempotencyKey, "idempotency-key", "", "a retry with the same key returns the same IDs")
+		fs.Int64Var(&p.Count, "count", 1, fmt.Sprintf("take `N` contiguous IDs, 1..%d", allot.CountMax))
+		fs.StringVar(&p.Date, "date", "", "the document's date, `YYYY-MM-DD` (default: today in the sequence's time zone)")
+		fs.StringVar(&p.IdempotencyKey, "idempotency-key", "", "a retry with the same `KEY` returns the same IDs")
 		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
+			return err
+		}
+		if p.Count < 1 || p.Count > allot.CountMax {
+			return usagef("--count must be between 1 and %d, got %d", allot.CountMax, p.Count)
+		}
+		if err := checkNotEmpty(fs, "date", "idempotency-key"); err != nil {
 			return err
 		}
 		p.Sequence = pos[0]
@@ -224,10 +415,10 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 	case "void":
 		var p allot.VoidParams
 		var number int64Flag
-		fs.Var(&number, "number", "the number to void")
-		fs.StringVar(&p.ID, "id", "", "the ID to void (instead of --number)")
-		fs.StringVar(&p.Date, "date", "", "with --number in a resetting sequence: a date in the number's period")
-		fs.StringVar(&p.Reason, "reason", "", "why the number is voided (required)")
+		fs.Var(&number, "number", "void the number `N`")
+		fs.StringVar(&p.ID, "id", "", "void the number of `ID` (instead of --number)")
+		fs.StringVar(&p.Date, "date", "", "with --number in a resetting sequence: a date `YYYY-MM-DD` in the number's period")
+		fs.StringVar(&p.Reason, "reason", "", "the `REASON` the number is voided, kept in the ledger (required)")
 		fs.BoolVar(&p.Force, "force", false, "void a cached number even if another server that has not stopped leased it (for a crashed server)")
 		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
@@ -264,10 +455,13 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		return nil
 
 	case "ledger":
-		after := fs.String("after", "", "cursor from the previous page")
-		limit := fs.Int("limit", 100, "entries per page (1..1000)")
+		after := fs.String("after", "", "start after `CURSOR`, from the previous page's \"more:\" line")
+		limit := fs.Int("limit", 100, fmt.Sprintf("show `N` entries per page, 1..%d", limitMax))
 		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
+			return err
+		}
+		if err := checkLimit(*limit); err != nil {
 			return err
 		}
 		page, err := cl.SequenceLedger(ctx, pos[0], *after, *limit)
@@ -290,8 +484,7 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		return nil
 	}
-	fmt.Fprint(stderr, seqUsage)
-	return usagef("unknown seq command %q", cmd)
+	return fmt.Errorf("seq %s is not implemented", cmd) // not reached: seqCommands and the switch list the same commands
 }
 
 func periodText(p string) string {

@@ -37,15 +37,19 @@ and listens on 127.0.0.1:7070. With no API keys it only listens on loopback.
 API keys are "role:token" pairs; roles are admin (everything) and client
 (take numbers, read and parse sequences; claim, confirm, release, extend and
 read pools and claims). Pass them in ALLOT_API_KEYS or a --keys-file with
-one "role:token" per line (# starts a comment).`, stderr)
-	listen := fs.String("listen", envOr(getenv, "ALLOT_LISTEN", listenDefault), "address to listen on (env ALLOT_LISTEN)")
-	storeURL := fs.String("store", envOr(getenv, "ALLOT_STORE", storeDefault), "store URL: sqlite:///path/file.db or postgres://… (env ALLOT_STORE)")
-	keysFile := fs.String("keys-file", getenv("ALLOT_KEYS_FILE"), "file of API keys, one role:token per line (env ALLOT_KEYS_FILE)")
+one "role:token" per line (# starts a comment).`, stdout)
+	listen := fs.String("listen", envOr(getenv, "ALLOT_LISTEN", listenDefault), "listen on `ADDRESS`, host:port (env ALLOT_LISTEN)")
+	storeURL := fs.String("store", envOr(getenv, "ALLOT_STORE", storeDefault), "the store's `URL`: sqlite:///path/file.db or postgres://… (env ALLOT_STORE)")
+	keysFile := fs.String("keys-file", getenv("ALLOT_KEYS_FILE"), "read API keys from `FILE`, one role:token per line (env ALLOT_KEYS_FILE)")
 	insecure := fs.Bool("insecure", false, "allow listening on a non-loopback address without API keys")
-	logLevel := fs.String("log-level", envOr(getenv, "ALLOT_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
-	logFormat := fs.String("log-format", envOr(getenv, "ALLOT_LOG_FORMAT", "json"), "log format: json or text")
-	if _, err := parseFlags(fs, args); err != nil {
+	logLevel := fs.String("log-level", envOr(getenv, "ALLOT_LOG_LEVEL", "info"), "log at `LEVEL`: debug, info, warn or error (env ALLOT_LOG_LEVEL)")
+	logFormat := fs.String("log-format", envOr(getenv, "ALLOT_LOG_FORMAT", "json"), "log in `FORMAT`: json or text (env ALLOT_LOG_FORMAT)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) != 0 {
+		return usagef("serve takes no arguments, got %s", quoteArgs(pos))
 	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
@@ -55,11 +59,8 @@ one "role:token" per line (# starts a comment).`, stderr)
 	if err != nil {
 		return err
 	}
-	if len(keys) == 0 {
-		if !isLoopback(*listen) && !*insecure {
-			return usagef("refusing to listen on %s without API keys: set ALLOT_API_KEYS or --keys-file, listen on 127.0.0.1, or pass --insecure", *listen)
-		}
-		log.Warn("no API keys configured: every request is allowed", "listen", *listen, "insecure", *insecure)
+	if len(keys) == 0 && !isLoopback(*listen) && !*insecure {
+		return usagef("refusing to listen on %s without API keys: set ALLOT_API_KEYS or --keys-file, listen on 127.0.0.1, or pass --insecure", *listen)
 	}
 
 	st, err := openStore(ctx, *storeURL)
@@ -91,6 +92,11 @@ one "role:token" per line (# starts a comment).`, stderr)
 		return err
 	}
 
+	if len(keys) == 0 {
+		// Only now that the store is open and the server about to listen:
+		// a server that exits on a bad --store has nothing to warn about.
+		log.Warn("no API keys configured: every request is allowed", "listen", *listen, "insecure", *insecure)
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

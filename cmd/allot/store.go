@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"github.com/allot/allot"
@@ -38,7 +37,7 @@ func openStore(ctx context.Context, url string) (allot.Store, error) {
 	}
 	if err := st.Migrate(ctx); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("migrate: %w", err)
+		return nil, err // the stores' errors say "sqlite: migrate: …" or "postgres: migrate: …"
 	}
 	return st, nil
 }
