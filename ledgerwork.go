@@ -210,10 +210,9 @@ func (s *Service) resolveOne(ctx context.Context, u uncertainBatch) error {
 		return s.store.SequenceSettle(ctx, ids)
 	}
 	return s.store.SequenceReturn(ctx, SequenceReturnParams{Sequence: u.key.seq, Owner: s.cfg.Owner,
-		Reason: "request failed before the answer (the database's reply was lost)",
+		Reason:  "request failed before the answer (the database's reply was lost)",
 		Periods: []PeriodReturn{{Period: u.key.period, Spans: spans, Settle: ids}}})
 }
-
 
 func (s *Service) expireReserved(ctx context.Context) error {
 	_, err := s.store.SequenceExpireReserved(ctx, s.cfg.Now(), s.cfg.Owner)
@@ -225,4 +224,12 @@ func (s *Service) expireReserved(ctx context.Context) error {
 // voided. Tests with an injected clock use it.
 func (s *Service) ExpireReservedNow(ctx context.Context) (int64, error) {
 	return s.store.SequenceExpireReserved(ctx, s.cfg.Now(), s.cfg.Owner)
+}
+
+// Sync writes at once what the service owes the ledger (settles of
+// answered numbers and used-up leases, give-backs to retry, lost commits
+// to look up), as its background loops do every 100 ms and every second.
+// Close does it too; tests call it to see a settled ledger.
+func (s *Service) Sync(ctx context.Context) error {
+	return errors.Join(s.flushSettles(ctx), s.resolve(ctx))
 }

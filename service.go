@@ -344,10 +344,17 @@ func (s *Service) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Ready checks the store; the error says why it is not ready.
+// Ready checks the store; the error says why it is not ready. The
+// outcome goes to the store health report, which logs an outage once
+// rather than once per probe.
 func (s *Service) Ready(ctx context.Context) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	return s.store.Ping(ctx)
+	err := s.store.Ping(ctx)
+	if err != nil && !unavailable(err) {
+		err = &UnavailableError{Store: "store", Err: err}
+	}
+	s.observe("readiness probe", err)
+	return err
 }

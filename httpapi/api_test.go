@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -60,7 +61,7 @@ func TestSequenceLifecycle(t *testing.T) {
 
 	var parsed allot.ParseResult
 	e.ok(e.do("GET", "/v1/sequences/inv/ids/INV-0003", ""), http.StatusOK, &parsed)
-	if parsed != (allot.ParseResult{ID: "INV-0003", Number: 3, Valid: true, Status: allot.StatusIssued}) {
+	if parsed != (allot.ParseResult{ID: "INV-0003", Number: 3, Valid: true, Status: allot.StatusIssued, Detail: "issued"}) {
 		t.Fatalf("parse: %+v", parsed)
 	}
 	e.ok(e.do("GET", "/v1/sequences/inv/ids/INV-0042", ""), http.StatusOK, &parsed)
@@ -136,7 +137,7 @@ func TestHealthReady(t *testing.T) {
 func TestErrorCodes(t *testing.T) {
 	e := newEnv(t, nil)
 	e.create(`{"name":"small","mode":"gapless","max":3}`)
-	e.create(`{"name":"seq"}`)
+	e.create(`{"name":"seq","allow_overlap":true}`)
 
 	t.Run("invalid_request", func(t *testing.T) {
 		p := e.problem(e.do("POST", "/v1/sequences", `{"name":"Bad Name"}`), 400, "invalid_request")
@@ -176,7 +177,7 @@ func TestErrorCodes(t *testing.T) {
 		}
 		// Over HTTP: concurrent requests with one key get the same
 		// numbers or 409 idempotency_in_flight, and take one number.
-		e.create(`{"name":"race","mode":"gapless"}`)
+		e.create(`{"name":"race","mode":"gapless","allow_overlap":true}`)
 		var wg sync.WaitGroup
 		results := make([]resp, 16)
 		for i := range results {
@@ -351,8 +352,15 @@ func TestNextText(t *testing.T) {
 		t.Fatalf("JSON ids %q", res.IDs)
 	}
 
-	// IDs with line breaks cannot go one per line: refused before a number is taken.
-	e.create(`{"name":"nl","format":"A\n{n}"}`)
+	// A template with a line break can't be created any more; one stored
+	// before that was refused still can't go one ID per line: text/plain
+	// is refused before a number is taken.
+	e.problem(e.do("POST", "/v1/sequences", `{"name":"nl","format":"A\n{n}"}`), 400, "invalid_request")
+	legacy := &allot.Sequence{Name: "nl", Format: "A\n{n}", Start: 1, Max: math.MaxInt64, Mode: allot.ModeCached, BlockSize: 1000,
+		Reset: allot.ResetNever, Timezone: "UTC", WarnAt: 0.9, PeriodsBack: 1, AllowOverlap: true}
+	if _, err := e.svc.Store().SequenceCreate(context.Background(), legacy); err != nil {
+		t.Fatal(err)
+	}
 	e.problem(e.do("POST", "/v1/sequences/nl/next", "", "Accept", "text/plain"), 406, "invalid_request")
 	res = e.next("nl", "")
 	if res.First != 1 || res.IDs[0] != "A\n1" {
@@ -422,9 +430,12 @@ func TestAuthRoles(t *testing.T) {
 	e.ok(e.do("POST", "/v1/sequences", `{"name":"s","mode":"gapless"}`, admin...), 201, nil)
 	e.ok(e.do("POST", "/v1/sequences/s/next", `{"count":100}`, admin...), 200, nil)
 	e.ok(e.do("POST", "/v1/pools", `{"name":"s","capacity":1000000,"per_customer":0}`, admin...), 201, nil)
+	e.ok(e.do("POST", "/v1/sequences", `{"name":"y","format":"Y{yyyy}-{n}","reset":"yearly"}`, admin...), 201, nil)
+	year := time.Now().UTC().Format("2006")
 
 	bodies := map[string]string{
-		"POST /v1/sequences":             `{"name":"n%d"}`,
+		"POST /v1/sequences":             `{"name":"n%d","allow_overlap":true}`,
+		"POST /v1/claims/{id}/cancel":    `{"reason":"refund %d"}`,
 		"PATCH /v1/sequences/{name}":     `{"warn_at":0.8}`,
 		"POST /v1/sequences/{name}/void": `{"number":%d,"reason":"test"}`,
 		"POST /v1/pools":                 `{"name":"p%d","capacity":1}`,
@@ -441,15 +452,28 @@ func TestAuthRoles(t *testing.T) {
 			id := "1"
 			if strings.HasPrefix(rt.path, "/v1/claims/") {
 				// A fresh held claim per call: confirm and release are
-				// terminal.
+				// terminal (and cancel needs it confirmed).
 				var c allot.Claim
 				e.ok(e.do("POST", "/v1/pools/s/claims", fmt.Sprintf(`{"customer":"fresh%d"}`, n), admin...), 201, &c)
 				id = c.ID
+				if strings.HasSuffix(rt.path, "/cancel") {
+					e.ok(e.do("POST", "/v1/claims/"+id+"/confirm", "", admin...), 200, nil)
+				}
 			}
-			path := strings.NewReplacer("{name}", "s", "{id}", id).Replace(rt.path)
+			name := "s"
+			if strings.Contains(rt.path, "{period}") {
+				name = "y"
+			}
+			path := strings.NewReplacer("{name}", name, "{id}", id, "{period}", year).Replace(rt.path)
 			body := bodies[pattern]
 			if strings.Contains(body, "%d") {
 				body = fmt.Sprintf(body, n)
+			}
+			if pattern == "POST /v1/sequences/{name}/confirm" {
+				// A fresh reservation per call.
+				var res allot.NextResult
+				e.ok(e.do("POST", "/v1/sequences/s/next", `{"confirm_within":"1m"}`, admin...), 200, &res)
+				body = fmt.Sprintf(`{"first":%d,"last":%d,"reference":"doc %d"}`, res.First, res.Last, n)
 			}
 			if key == "" {
 				return e.do(rt.method, path, body)
@@ -520,7 +544,9 @@ func TestPathEscapes(t *testing.T) {
 	}
 	var parsed allot.ParseResult
 	e.ok(e.do("GET", "/v1/sequences/odd/ids/"+url.PathEscape(res.IDs[0]), ""), 200, &parsed)
-	if parsed.Number != 1 || parsed.Status != allot.StatusIssued || parsed.ID != "a/b 1%" {
+	// Cached: handed out from this server's lease, which it has not
+	// settled yet.
+	if parsed.Number != 1 || parsed.Status != allot.StatusLeased || parsed.ID != "a/b 1%" {
 		t.Fatalf("parse %+v", parsed)
 	}
 	e.problem(e.do("GET", "/v1/sequences/odd/ids/%2E", ""), 400, "invalid_request")
@@ -544,6 +570,10 @@ func TestMetrics(t *testing.T) {
 		`allot_commit_duration_seconds_count{kind=`,
 		`allot_sequence_remaining{sequence="g"} 4`,
 		`allot_sequence_warning{sequence="g"} 1`,
+		`allot_sequence_numbers{sequence="g",state="issued"} 6`,
+		`allot_sequence_numbers{sequence="g",state="leased"} 0`,
+		`allot_sequence_numbers{sequence="g",state="reserved"} 0`,
+		`allot_sequence_numbers{sequence="g",state="voided"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
@@ -650,8 +680,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"ConfirmRequest": reflect.TypeFor[confirmBody](),
 		"ReleaseRequest": reflect.TypeFor[releaseBody](),
 		"ExtendRequest":  reflect.TypeFor[extendBody](),
-		"AuditCheck":     reflect.TypeFor[allot.AuditCheck](),
-		"AuditReport":    reflect.TypeFor[auditReport](),
+		"CancelRequest":  reflect.TypeFor[cancelBody](),
+		"PeriodRequest":  reflect.TypeFor[periodBody](),
+
+		"ConfirmNumbersRequest": reflect.TypeFor[confirmNumbersBody](),
+		"AuditCheck":            reflect.TypeFor[allot.AuditCheck](),
+		"AuditReport":           reflect.TypeFor[auditReport](),
 	} {
 		var documented []string
 		for prop := range schemas[name].(map[string]any)["properties"].(map[string]any) {

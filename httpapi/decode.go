@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/allot/allot"
 )
@@ -339,8 +340,10 @@ func structFields(t reflect.Type, names []string) []string {
 // nextBody is the body of POST /v1/sequences/{name}/next. Pointers tell an
 // absent field from an explicit zero.
 type nextBody struct {
-	Count *int64  `json:"count"`
-	Date  *string `json:"date"`
+	Count         *int64        `json:"count"`
+	Date          *string       `json:"date"`
+	Reference     *string       `json:"reference"`
+	ConfirmWithin *durationText `json:"confirm_within"`
 }
 
 // decodeNext reads the body of a next request into p. An empty body means
@@ -368,6 +371,22 @@ func decodeNext(r *http.Request, p *allot.NextParams) error {
 		}
 		if body.Date != nil {
 			date, hasDate = *body.Date, true
+		}
+		if body.Reference != nil {
+			if *body.Reference == "" {
+				return allot.Invalidf("reference", "is empty: give the document's id, or leave reference out")
+			}
+			p.Reference = *body.Reference
+		}
+		d, err := parseDuration("confirm_within", body.ConfirmWithin)
+		if err != nil {
+			return err
+		}
+		if d != nil {
+			if *d <= 0 {
+				return allot.Invalidf("confirm_within", "must be between 1s and %s, got %s", allot.ConfirmWithinMax, time.Duration(*d))
+			}
+			p.ConfirmWithin = time.Duration(*d)
 		}
 	}
 	if hasCount {

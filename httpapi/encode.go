@@ -37,6 +37,27 @@ func writeBytes(w http.ResponseWriter, status int, contentType []string, body []
 	return outcome{status: status}
 }
 
+// statusClientClosed is recorded (never sent) for a request whose caller
+// left before its answer could be written (nginx's 499).
+const statusClientClosed = 499
+
+// codeUndelivered is recorded for an answer that could not be delivered.
+const codeUndelivered = "undelivered"
+
+// deliverBytes writes a ready body and pushes it to the connection, so a
+// connection that broke is known now rather than after the handler
+// returns. With Content-Length set the flush costs no extra write.
+func deliverBytes(w http.ResponseWriter, status int, contentType []string, body []byte) (outcome, error) {
+	h := w.Header()
+	h["Content-Type"] = contentType
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(status)
+	if _, err := w.Write(body); err != nil {
+		return outcome{status: status}, err
+	}
+	return outcome{status: status}, http.NewResponseController(w).Flush()
+}
+
 // appendNextJSON appends res as the JSON object encoding/json would
 // produce for allot.NextResult, without reflection.
 func appendNextJSON(b []byte, res *allot.NextResult) []byte {
@@ -57,7 +78,24 @@ func appendNextJSON(b []byte, res *allot.NextResult) []byte {
 		}
 		b = appendJSONString(b, id)
 	}
-	return append(b, "]}\n"...)
+	b = append(b, `],"status":`...)
+	b = appendJSONString(b, string(res.Status))
+	if res.ConfirmBy != nil {
+		b = append(b, `,"confirm_by":`...)
+		b, _ = appendJSONTime(b, *res.ConfirmBy, true)
+	}
+	if res.Reference != "" {
+		b = append(b, `,"reference":`...)
+		b = appendJSONString(b, res.Reference)
+	}
+	b = append(b, `,"remaining":`...)
+	b = strconv.AppendInt(b, res.Remaining, 10)
+	if res.Warning {
+		b = append(b, `,"warning":true}`...)
+	} else {
+		b = append(b, `,"warning":false}`...)
+	}
+	return append(b, '\n')
 }
 
 // appendNextText appends one ID per line, each followed by "\n".
@@ -139,6 +177,10 @@ func appendClaimJSON(b []byte, c *allot.Claim) (_ []byte, ok bool) {
 	if c.Reference != "" {
 		b = append(b, `,"reference":`...)
 		b = appendJSONString(b, c.Reference)
+	}
+	if c.Reason != "" {
+		b = append(b, `,"reason":`...)
+		b = appendJSONString(b, c.Reason)
 	}
 	ok = true
 	b = append(b, `,"created_at":`...)

@@ -148,6 +148,7 @@ type problemBody struct {
 	Detail    string `json:"detail"`
 	Code      string `json:"code"`
 	Field     string `json:"field"`
+	Sequence  string `json:"sequence"`
 	Remaining *int64 `json:"remaining"`
 	Requested *int64 `json:"requested"`
 	Available *int64 `json:"available"`

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -47,9 +46,14 @@ func (s *Server) sequenceList(w http.ResponseWriter, r *http.Request) outcome {
 	}{list})
 }
 
-// sequenceGet serves GET /v1/sequences/{name}.
+// sequenceGet serves GET /v1/sequences/{name}?date=: the figures of the
+// period date falls in (default today).
 func (s *Server) sequenceGet(w http.ResponseWriter, r *http.Request) outcome {
-	st, err := s.svc.SequenceGet(r.Context(), r.PathValue("name"))
+	date := r.URL.Query().Get("date")
+	if _, given := r.URL.Query()["date"]; given && date == "" {
+		return s.problem(w, r, allot.Invalidf("date", "is empty: give a date as YYYY-MM-DD, or leave date out for today"))
+	}
+	st, err := s.svc.SequenceGetAt(r.Context(), r.PathValue("name"), date)
 	if err != nil {
 		return s.problem(w, r, err)
 	}
@@ -86,21 +90,97 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) outcome {
 			return s.problem(w, r, err)
 		}
 	}
-	res, err := s.svc.Next(r.Context(), p)
+	// The Service hands the numbers to deliver before it counts them as
+	// answered; numbers that could not be delivered (the caller left, the
+	// connection broke) are given back, unless a key lets a retry have
+	// them.
+	var out outcome
+	var undelivered error
+	p.Deliver = func(res *allot.NextResult) error {
+		if err := r.Context().Err(); err != nil {
+			undelivered = err
+			return err
+		}
+		if res.Replayed {
+			w.Header()["Idempotent-Replayed"] = hdrTrue
+		}
+		bp := getBuf()
+		defer putBuf(bp)
+		ct := hdrJSON
+		if text {
+			*bp, ct = appendNextText((*bp)[:0], res), hdrText
+		} else {
+			*bp = appendNextJSON((*bp)[:0], res)
+		}
+		var err error
+		out, err = deliverBytes(w, http.StatusOK, ct, *bp)
+		undelivered = err
+		return err
+	}
+	if _, err := s.svc.Next(r.Context(), p); err != nil {
+		if undelivered != nil {
+			if out.status == 0 {
+				out = outcome{status: statusClientClosed, code: codeUndelivered}
+			}
+			out.code = codeUndelivered
+			return out
+		}
+		return s.problem(w, r, err)
+	}
+	return out
+}
+
+// sequenceConfirm serves POST /v1/sequences/{name}/confirm.
+func (s *Server) sequenceConfirm(w http.ResponseWriter, r *http.Request) outcome {
+	var b confirmNumbersBody
+	if err := decodeBody(r, &b); err != nil {
+		return s.problem(w, r, err)
+	}
+	if b.First == nil || b.Last == nil {
+		return s.problem(w, r, allot.Invalidf("first", "first and last are required: the numbers next returned"))
+	}
+	e, replayed, err := s.svc.SequenceConfirm(r.Context(), allot.ConfirmParams{Sequence: r.PathValue("name"), Period: b.Period,
+		First: *b.First, Last: *b.Last, Reference: b.Reference})
 	if err != nil {
 		return s.problem(w, r, err)
 	}
-	if res.Replayed {
+	if replayed {
 		w.Header()["Idempotent-Replayed"] = hdrTrue
 	}
-	bp := getBuf()
-	defer putBuf(bp)
-	if text {
-		*bp = appendNextText((*bp)[:0], res)
-		return writeBytes(w, http.StatusOK, hdrText, *bp)
+	return s.writeJSON(w, r, http.StatusOK, e)
+}
+
+// confirmNumbersBody is the body of POST /v1/sequences/{name}/confirm.
+type confirmNumbersBody struct {
+	First     *int64 `json:"first"`
+	Last      *int64 `json:"last"`
+	Period    string `json:"period"`
+	Reference string `json:"reference"`
+}
+
+// periodBody is the body of the period close and reopen routes (optional).
+type periodBody struct{}
+
+// sequencePeriodClose serves POST /v1/sequences/{name}/periods/{period}/close.
+func (s *Server) sequencePeriodClose(w http.ResponseWriter, r *http.Request) outcome {
+	return s.periodState(w, r, false)
+}
+
+// sequencePeriodReopen serves POST /v1/sequences/{name}/periods/{period}/reopen.
+func (s *Server) sequencePeriodReopen(w http.ResponseWriter, r *http.Request) outcome {
+	return s.periodState(w, r, true)
+}
+
+func (s *Server) periodState(w http.ResponseWriter, r *http.Request, reopen bool) outcome {
+	var b periodBody
+	if err := decodeOptional(r, &b); err != nil {
+		return s.problem(w, r, err)
 	}
-	*bp = appendNextJSON((*bp)[:0], res)
-	return writeBytes(w, http.StatusOK, hdrJSON, *bp)
+	st, err := s.svc.SequencePeriodClose(r.Context(), r.PathValue("name"), r.PathValue("period"), reopen)
+	if err != nil {
+		return s.problem(w, r, err)
+	}
+	return s.writeJSON(w, r, http.StatusOK, st)
 }
 
 // checkTextSafe refuses text/plain for a sequence whose format has a line
@@ -240,10 +320,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) outcome {
 	defer cancel()
 	if err := s.svc.Ready(ctx); err != nil {
 		if !errors.Is(err, allot.ErrClosed) {
-			id := w.Header().Get(headerRequestID)
-			s.log.LogAttrs(r.Context(), slog.LevelWarn, "not ready", slog.String("request_id", id), slog.Any("err", err))
-			err = &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable,
-				detail: fmt.Sprintf("the store did not answer within %s (request id %s)", readyTimeout, id)}
+			// The Service's store health report logs the outage once; a
+			// probe every second must not add a line each.
+			why := err.Error()
+			if errors.Is(err, context.DeadlineExceeded) {
+				why = fmt.Sprintf("the store did not answer within %s", readyTimeout)
+			}
+			err = &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, detail: "not ready: " + why}
 		}
 		return s.problem(w, r, err)
 	}

@@ -222,6 +222,9 @@ var (
 		"Numbers left before max in the current period.", []string{"sequence"}, nil)
 	descWarning = prometheus.NewDesc("allot_sequence_warning",
 		"1 when the used fraction of the current period passed warn_at, else 0.", []string{"sequence"}, nil)
+	descNumbers = prometheus.NewDesc("allot_sequence_numbers",
+		"Numbers of the current period by state: issued (known handed out), leased (in leases of servers that have not said what they handed out), reserved (two-phase, awaiting confirmation), voided. The same on every server.",
+		[]string{"sequence", "state"}, nil)
 )
 
 // sequenceCollector computes the sequence gauges when scraped.
@@ -234,6 +237,7 @@ type sequenceCollector struct {
 func (c *sequenceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRemaining
 	ch <- descWarning
+	ch <- descNumbers
 }
 
 // Collect implements prometheus.Collector. On error it logs and reports
@@ -243,7 +247,9 @@ func (c *sequenceCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	list, err := c.svc.SequenceList(ctx)
 	if err != nil {
-		c.log.Warn("metrics: list sequences", "err", err)
+		if !errors.Is(err, allot.ErrUnavailable) { // the service reports outages itself
+			c.log.Warn("metrics: list sequences", "err", err)
+		}
 		return
 	}
 	for _, st := range list {
@@ -253,6 +259,9 @@ func (c *sequenceCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descRemaining, prometheus.GaugeValue, float64(st.Remaining), st.Name)
 		ch <- prometheus.MustNewConstMetric(descWarning, prometheus.GaugeValue, warning, st.Name)
+		for state, n := range map[string]int64{"issued": st.Issued, "leased": st.Leased, "reserved": st.Reserved, "voided": st.Voided} {
+			ch <- prometheus.MustNewConstMetric(descNumbers, prometheus.GaugeValue, float64(n), st.Name, state)
+		}
 	}
 }
 
@@ -285,7 +294,9 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	list, err := c.svc.PoolList(ctx)
 	if err != nil {
-		c.log.Warn("metrics: list pools", "err", err)
+		if !errors.Is(err, allot.ErrUnavailable) {
+			c.log.Warn("metrics: list pools", "err", err)
+		}
 		return
 	}
 	for _, st := range list {

@@ -342,6 +342,21 @@ type extendBody struct {
 // releaseBody is the body of POST /v1/claims/{id}/release: empty or {}.
 type releaseBody struct{}
 
+// cancelBody is the body of POST /v1/claims/{id}/cancel.
+type cancelBody struct {
+	Reason string `json:"reason"`
+}
+
+// claimCancel serves POST /v1/claims/{id}/cancel: a refund of a confirmed
+// claim.
+func (s *Server) claimCancel(w http.ResponseWriter, r *http.Request) outcome {
+	var b cancelBody
+	if err := decodeOptional(r, &b); err != nil {
+		return s.problem(w, r, err)
+	}
+	return s.transition(w, r, allot.ClaimTransitionParams{Action: allot.ActionCancel, Reason: b.Reason})
+}
+
 // claimConfirm serves POST /v1/claims/{id}/confirm.
 func (s *Server) claimConfirm(w http.ResponseWriter, r *http.Request) outcome {
 	var b confirmBody

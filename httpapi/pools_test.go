@@ -300,11 +300,24 @@ func TestPoolErrorCodes(t *testing.T) {
 		if !strings.Contains(p.Detail, "released") {
 			t.Fatalf("detail %q", p.Detail)
 		}
-		e.problem(e.do("POST", "/v1/claims/"+released.ID+"/release", ""), 409, "invalid_state")
+		// Releasing again is a replay of the release (no key needed).
+		r := e.do("POST", "/v1/claims/"+released.ID+"/release", "")
+		e.ok(r, 200, nil)
+		if r.header.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("release of a released claim is a replay: %v", r.header)
+		}
 		e.problem(e.do("POST", "/v1/claims/"+released.ID+"/extend", `{"ttl":"1m"}`), 409, "invalid_state")
+		e.problem(e.do("POST", "/v1/claims/"+released.ID+"/cancel", `{"reason":"refund"}`), 409, "invalid_state")
 		confirmed := e.claim("states", `{"customer":"b"}`)
 		e.ok(e.do("POST", "/v1/claims/"+confirmed.ID+"/confirm", ""), 200, nil)
-		e.problem(e.do("POST", "/v1/claims/"+confirmed.ID+"/confirm", ""), 409, "invalid_state")
+		// A confirm retried without a key, same reference: a replay;
+		// another reference: invalid_state.
+		r = e.do("POST", "/v1/claims/"+confirmed.ID+"/confirm", "")
+		e.ok(r, 200, nil)
+		if r.header.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("confirm of a confirmed claim, same reference, is a replay: %v", r.header)
+		}
+		e.problem(e.do("POST", "/v1/claims/"+confirmed.ID+"/confirm", `{"reference":"other"}`), 409, "invalid_state")
 		e.problem(e.do("POST", "/v1/claims/"+confirmed.ID+"/release", ""), 409, "invalid_state")
 		expired := e.claim("states", `{"customer":"c","ttl":"1m"}`)
 		clk.Add(2 * time.Minute)
@@ -396,7 +409,13 @@ func TestClaimIdempotentReplay(t *testing.T) {
 		t.Fatalf("confirm replay %+v", again)
 	}
 	e.problem(e.do("POST", "/v1/claims/"+first.ID+"/confirm", `{"reference":"pay_10"}`, "Idempotency-Key", "confirm-1"), 422, "idempotency_mismatch")
-	e.problem(e.do("POST", "/v1/claims/"+first.ID+"/confirm", `{"reference":"pay_9"}`), 409, "invalid_state")
+	// Without a key, the same confirm again is a replay too (item 12).
+	r = e.do("POST", "/v1/claims/"+first.ID+"/confirm", `{"reference":"pay_9"}`)
+	e.ok(r, http.StatusOK, &again)
+	if r.header.Get("Idempotent-Replayed") != "true" || again.Status != allot.ClaimConfirmed {
+		t.Fatalf("confirm retried without a key: %+v %v", again, r.header)
+	}
+	e.problem(e.do("POST", "/v1/claims/"+first.ID+"/confirm", `{"reference":"pay_10"}`), 409, "invalid_state")
 
 	// Release and extend.
 	c := e.claim("p", `{"customer":"carol"}`)
@@ -575,7 +594,11 @@ func FuzzAppendClaimJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, id, pool, customer, ref string, qty, micros, offset int64) {
 		loc := time.FixedZone("z", int(offset%(26*3600)))
 		at := time.UnixMicro(micros).In(loc)
-		c := &allot.Claim{ID: id, Pool: pool, Customer: customer, Reference: ref, Quantity: qty, Status: allot.ClaimHeld,
+		reason := ""
+		if qty%2 == 0 {
+			reason = ref + " (refund)"
+		}
+		c := &allot.Claim{ID: id, Pool: pool, Customer: customer, Reference: ref, Reason: reason, Quantity: qty, Status: allot.ClaimHeld,
 			CreatedAt: at, ExpiresAt: at.Add(time.Minute), UpdatedAt: at.Add(time.Nanosecond)}
 		got, ok := appendClaimJSON(nil, c)
 		want, err := json.Marshal(c)

@@ -24,6 +24,8 @@ const (
 	codePoolClosed        = "pool_closed"
 	codeClaimExpired      = "claim_expired"
 	codeInvalidState      = "invalid_state"
+	codePeriodClosed      = "period_closed"
+	codeRangeOverlap      = "range_overlap"
 	codeUnauthorized      = "unauthorized"
 	codeForbidden         = "forbidden"
 	codeMethodNotAllowed  = "method_not_allowed"
@@ -48,6 +50,8 @@ var titles = map[string]string{
 	codePoolClosed:       "Pool closed",
 	codeClaimExpired:     "Claim expired",
 	codeInvalidState:     "Invalid state",
+	codePeriodClosed:     "Period closed",
+	codeRangeOverlap:     "Sequences overlap",
 	codeUnauthorized:     "Unauthorized",
 	codeForbidden:        "Forbidden",
 	codeMethodNotAllowed: "Method not allowed",
@@ -78,6 +82,8 @@ type problem struct {
 	Requested *int64 `json:"requested,omitempty"`
 	Available *int64 `json:"available,omitempty"`
 	Limit     *int64 `json:"limit,omitempty"`
+	// Sequence names the other sequence of a range_overlap.
+	Sequence  string `json:"sequence,omitempty"`
 	Used      *int64 `json:"used,omitempty"`
 	Capacity  *int64 `json:"capacity,omitempty"`
 	Held      *int64 `json:"held,omitempty"`
@@ -125,6 +131,17 @@ func problemFor(err error) (p problem, internal bool) {
 		p.Capacity, p.Requested, p.Held, p.Confirmed = &ce.CapacityNow, &ce.Requested, &ce.Held, &ce.Confirmed
 	case errors.Is(err, allot.ErrInvalidState):
 		p.Status, p.Code = http.StatusConflict, codeInvalidState
+	case errors.Is(err, allot.ErrPeriodClosed):
+		p.Status, p.Code = http.StatusConflict, codePeriodClosed
+	case errors.Is(err, allot.ErrOverlap):
+		p.Status, p.Code = http.StatusConflict, codeRangeOverlap
+		var oe *allot.OverlapError
+		if errors.As(err, &oe) {
+			p.Field, p.Sequence = "format", oe.Other
+		}
+	case errors.Is(err, allot.ErrUnavailable):
+		p.Status, p.Code = http.StatusServiceUnavailable, codeUnavailable
+		p.Detail = "the database is unavailable right now (GET /readyz says why): nothing was done; retry shortly"
 	case errors.Is(err, allot.ErrInvalid):
 		p.Status, p.Code = http.StatusBadRequest, codeInvalid
 		if errors.As(err, &inv) {

@@ -34,6 +34,7 @@ type outcome struct {
 // Query parameters of the routes that take any.
 var (
 	ledgerQuery    = []string{"after", "limit"}
+	dateQuery      = []string{"date"}
 	claimListQuery = []string{"customer", "status", "after", "limit"}
 )
 
@@ -42,12 +43,15 @@ var (
 var routes = []route{
 	{http.MethodPost, "/v1/sequences", adminLevel, nil, (*Server).sequenceCreate},
 	{http.MethodGet, "/v1/sequences", clientLevel, nil, (*Server).sequenceList},
-	{http.MethodGet, "/v1/sequences/{name}", clientLevel, nil, (*Server).sequenceGet},
+	{http.MethodGet, "/v1/sequences/{name}", clientLevel, dateQuery, (*Server).sequenceGet},
 	{http.MethodPatch, "/v1/sequences/{name}", adminLevel, nil, (*Server).sequencePatch},
 	{http.MethodPost, "/v1/sequences/{name}/next", clientLevel, nil, (*Server).next},
 	{http.MethodPost, "/v1/sequences/{name}/void", adminLevel, nil, (*Server).sequenceVoid},
 	{http.MethodGet, "/v1/sequences/{name}/ids/{id}", clientLevel, nil, (*Server).sequenceParse},
 	{http.MethodGet, "/v1/sequences/{name}/ledger", adminLevel, ledgerQuery, (*Server).sequenceLedger},
+	{http.MethodPost, "/v1/sequences/{name}/confirm", clientLevel, nil, (*Server).sequenceConfirm},
+	{http.MethodPost, "/v1/sequences/{name}/periods/{period}/close", adminLevel, nil, (*Server).sequencePeriodClose},
+	{http.MethodPost, "/v1/sequences/{name}/periods/{period}/reopen", adminLevel, nil, (*Server).sequencePeriodReopen},
 	{http.MethodPost, "/v1/pools", adminLevel, nil, (*Server).poolCreate},
 	{http.MethodGet, "/v1/pools", clientLevel, nil, (*Server).poolList},
 	{http.MethodGet, "/v1/pools/{name}", clientLevel, nil, (*Server).poolGet},
@@ -58,6 +62,7 @@ var routes = []route{
 	{http.MethodPost, "/v1/claims/{id}/confirm", clientLevel, nil, (*Server).claimConfirm},
 	{http.MethodPost, "/v1/claims/{id}/release", clientLevel, nil, (*Server).claimRelease},
 	{http.MethodPost, "/v1/claims/{id}/extend", clientLevel, nil, (*Server).claimExtend},
+	{http.MethodPost, "/v1/claims/{id}/cancel", clientLevel, nil, (*Server).claimCancel},
 	{http.MethodGet, "/v1/audit", adminLevel, nil, (*Server).audit},
 	{http.MethodGet, "/healthz", public, nil, (*Server).healthz},
 	{http.MethodGet, "/readyz", public, nil, (*Server).readyz},

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -60,7 +61,15 @@ type Config struct {
 	// before the Service so it can also be the Service's Observer
 	// (allot.Config.Metrics). Defaults to NewMetrics(Registry).
 	Metrics *Metrics
+	// RequestTimeout bounds each request: past it the request is
+	// cancelled (what it took is given back) and answered 503. The
+	// Service's StoreTimeout bounds the database calls inside it.
+	// Defaults to 10s.
+	RequestTimeout time.Duration
 }
+
+// RequestTimeoutDefault is the default of Config.RequestTimeout.
+const RequestTimeoutDefault = 10 * time.Second
 
 // Server is the HTTP API. Create it with New.
 type Server struct {
@@ -73,6 +82,7 @@ type Server struct {
 	mux        *http.ServeMux
 	metricsMux *http.ServeMux // MetricsHandler
 	errs       *errorLog
+	timeout    time.Duration
 
 	reqPrefix string        // random per Server, so generated ids don't repeat across restarts
 	reqSeq    atomic.Uint64 // generated request ids count up from here
@@ -127,7 +137,11 @@ func New(cfg Config) (*Server, error) {
 		mux:        http.NewServeMux(),
 		metricsMux: http.NewServeMux(),
 		errs:       newErrorLog(cfg.Logger),
+		timeout:    cfg.RequestTimeout,
 		textSafe:   make(map[string]bool),
+	}
+	if s.timeout <= 0 {
+		s.timeout = RequestTimeoutDefault
 	}
 	s.prom = promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError),
@@ -261,6 +275,11 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out = s.problem(w, r, err)
 			return
 		}
+	}
+	if e.access != public {
+		ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
 	}
 	out = e.handle(s, w, r)
 }

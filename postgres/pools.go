@@ -419,11 +419,11 @@ func (s *Store) PoolExpire(ctx context.Context, now time.Time, owner string) ([]
 func (s *Store) PoolListen(ctx context.Context, fn func(pool string)) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return err
+		return translate(err, "listen for pool notifications")
 	}
 	defer conn.Release()
 	if _, err := conn.Exec(ctx, `LISTEN allot_pool`); err != nil {
-		return err
+		return translate(err, "listen for pool notifications")
 	}
 	defer func() {
 		// Don't hand a listening connection back to the pool.
@@ -432,7 +432,7 @@ func (s *Store) PoolListen(ctx context.Context, fn func(pool string)) error {
 	for {
 		n, err := conn.Conn().WaitForNotification(ctx)
 		if err != nil {
-			return err
+			return translate(err, "listen for pool notifications")
 		}
 		fn(n.Payload)
 	}
