@@ -131,6 +131,8 @@ type Problem struct {
 	// Confirmed is how many units are sold, for invalid_state of a
 	// capacity change.
 	Confirmed int64 `json:"confirmed,omitempty"`
+	// Sequence names the other sequence of a range_overlap.
+	Sequence string `json:"sequence,omitempty"`
 	// RequestID identifies the request in the server's logs.
 	RequestID string `json:"request_id,omitempty"`
 
@@ -201,7 +203,13 @@ func (p *Problem) Unwrap() error {
 	case "forbidden":
 		return allot.ErrForbidden
 	case "unavailable":
-		return allot.ErrClosed
+		// The server is shutting down, or its store is unavailable: both
+		// mean "nothing was done; retry later".
+		return errUnavailable
+	case "period_closed":
+		return allot.ErrPeriodClosed
+	case "range_overlap":
+		return allot.ErrOverlap
 	case "":
 		// Not an allot problem (e.g. a proxy's error page): go by status.
 		switch p.Status {
@@ -346,11 +354,68 @@ func (c *Client) SequenceCreate(ctx context.Context, p allot.SequenceCreateParam
 
 // SequenceGet returns a sequence with its figures for the current period.
 func (c *Client) SequenceGet(ctx context.Context, name string) (*allot.SequenceState, error) {
+	return c.SequenceGetAt(ctx, name, "")
+}
+
+// SequenceGetAt returns a sequence with the figures of the period date
+// (YYYY-MM-DD) falls in; "" means today.
+func (c *Client) SequenceGetAt(ctx context.Context, name, date string) (*allot.SequenceState, error) {
 	path, err := sequencePath(name)
 	if err != nil {
 		return nil, err
 	}
-	return callInto[allot.SequenceState](ctx, c, request{method: http.MethodGet, path: path})
+	var q url.Values
+	if date != "" {
+		q = url.Values{"date": {date}}
+	}
+	return callInto[allot.SequenceState](ctx, c, request{method: http.MethodGet, path: path, query: q})
+}
+
+// confirmNumbersBody is the body of a sequence confirm.
+type confirmNumbersBody struct {
+	First     int64  `json:"first"`
+	Last      int64  `json:"last"`
+	Period    string `json:"period,omitempty"`
+	Reference string `json:"reference,omitempty"`
+}
+
+// SequenceConfirm confirms two-phase numbers p.First..p.Last (returned
+// reserved by Next with ConfirmWithin): they become issued. A repeat with
+// the same reference is a replay (replayed is true). Past their deadline
+// the error unwraps to allot.ErrInvalidState.
+func (c *Client) SequenceConfirm(ctx context.Context, p allot.ConfirmParams) (entry *allot.LedgerEntry, replayed bool, err error) {
+	path, err := sequencePath(p.Sequence, "confirm")
+	if err != nil {
+		return nil, false, err
+	}
+	resp, err := c.do(ctx, request{method: http.MethodPost, path: path,
+		body: confirmNumbersBody{First: p.First, Last: p.Last, Period: p.Period, Reference: p.Reference}})
+	if err != nil {
+		return nil, false, err
+	}
+	defer resp.Body.Close()
+	var e allot.LedgerEntry
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(&e); err != nil {
+		return nil, false, fmt.Errorf("allot: confirm: decode response: %w", err)
+	}
+	return &e, resp.Header.Get("Idempotent-Replayed") == "true", nil
+}
+
+// SequencePeriodClose closes period (e.g. "2025") of a resetting
+// sequence to new numbers, or reopens it (admin).
+func (c *Client) SequencePeriodClose(ctx context.Context, name, period string, reopen bool) (*allot.SequenceState, error) {
+	if period == "" {
+		return nil, allot.Invalidf("period", "is required")
+	}
+	action := "close"
+	if reopen {
+		action = "reopen"
+	}
+	path, err := sequencePath(name, "periods", seg(period), action)
+	if err != nil {
+		return nil, err
+	}
+	return callInto[allot.SequenceState](ctx, c, request{method: http.MethodPost, path: path, body: struct{}{}})
 }
 
 // SequenceList returns every sequence with its figures, ordered by name.
@@ -376,11 +441,22 @@ func (c *Client) SequencePatch(ctx context.Context, name string, p allot.Sequenc
 	return callInto[allot.SequenceState](ctx, c, request{method: http.MethodPatch, path: path, body: p})
 }
 
+// errUnavailable matches both allot.ErrUnavailable and allot.ErrClosed.
+var errUnavailable = joinedErr{allot.ErrUnavailable, allot.ErrClosed}
+
+// joinedErr is several sentinels at once, for errors.Is.
+type joinedErr []error
+
+func (j joinedErr) Error() string   { return j[0].Error() }
+func (j joinedErr) Unwrap() []error { return j }
+
 // nextBody is the body of a next request; zero fields are left out, so
 // count 0 means 1 and an empty date means today, as in allot.NextParams.
 type nextBody struct {
-	Count int64  `json:"count,omitempty"`
-	Date  string `json:"date,omitempty"`
+	Count         int64  `json:"count,omitempty"`
+	Date          string `json:"date,omitempty"`
+	Reference     string `json:"reference,omitempty"`
+	ConfirmWithin string `json:"confirm_within,omitempty"`
 }
 
 func nextRequest(p allot.NextParams, accept string) (request, error) {
@@ -388,7 +464,11 @@ func nextRequest(p allot.NextParams, accept string) (request, error) {
 	if err != nil {
 		return request{}, err
 	}
-	req := request{method: http.MethodPost, path: path, body: nextBody{Count: p.Count, Date: p.Date}, accept: accept}
+	body := nextBody{Count: p.Count, Date: p.Date, Reference: p.Reference}
+	if p.ConfirmWithin != 0 {
+		body.ConfirmWithin = p.ConfirmWithin.String()
+	}
+	req := request{method: http.MethodPost, path: path, body: body, accept: accept}
 	if p.IdempotencyKey != "" {
 		req.header = http.Header{"Idempotency-Key": {p.IdempotencyKey}}
 	}
@@ -673,6 +753,24 @@ func (c *Client) ClaimRelease(ctx context.Context, id, idempotencyKey string) (*
 		return nil, err
 	}
 	return c.claimCall(ctx, request{method: http.MethodPost, path: path, body: struct{}{},
+		header: idempotencyHeader(idempotencyKey)})
+}
+
+// cancelBody is the body of a cancel request.
+type cancelBody struct {
+	Reason string `json:"reason"`
+}
+
+// ClaimCancel undoes a confirmed claim (a refund): its units come back and
+// it becomes cancelled with reason. Cancelling it again with the same
+// reason is a replay (Replayed true). With idempotencyKey set, a retry
+// returns the same claim.
+func (c *Client) ClaimCancel(ctx context.Context, id, reason, idempotencyKey string) (*allot.Claim, error) {
+	path, err := claimPath(id, "cancel")
+	if err != nil {
+		return nil, err
+	}
+	return c.claimCall(ctx, request{method: http.MethodPost, path: path, body: cancelBody{Reason: reason},
 		header: idempotencyHeader(idempotencyKey)})
 }
 
