@@ -378,9 +378,9 @@ type ClaimConfirmRequest struct {
 
 // ClaimTransitionStoreParams are the inputs of Store.ClaimTransition.
 type ClaimTransitionStoreParams struct {
-	ID          string
-	Action      ClaimAction
-	Now         time.Time
+	ID     string
+	Action ClaimAction
+	Now    time.Time
 	// Reference is a confirm's reference, or a cancel's reason.
 	Reference   string
 	TTL         time.Duration
@@ -392,4 +392,36 @@ type AuditCheck struct {
 	Name   string `json:"name"`
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail"`
+}
+
+// AdminStore is what `allot audit`, `allot backup` and `allot restore`
+// need of a store beyond Store. Both stores implement it.
+type AdminStore interface {
+	Store
+	// SchemaVersion returns the schema version the database is at and
+	// the one this binary's migrations reach.
+	SchemaVersion(ctx context.Context) (have, want int, err error)
+	// SequenceCounters returns every period's counter of a sequence.
+	SequenceCounters(ctx context.Context, name string) ([]SequenceCounter, error)
+	// SequenceActivity returns how many numbers of a sequence (all
+	// periods) ledger entries created in [from, to) took.
+	SequenceActivity(ctx context.Context, name string, from, to time.Time) (int64, error)
+	// LastActivity returns when the newest ledger entry or claim change
+	// was written (zero when there is none).
+	LastActivity(ctx context.Context) (time.Time, error)
+	// SequenceSkip moves a period's counter past Count numbers (fewer if
+	// max comes first) and voids them with Reason, in one transaction;
+	// a period never used gets its counter.
+	SequenceSkip(ctx context.Context, p SequenceSkipParams) (*SequenceCounter, error)
+	// ServersForget records that no server of the database is running
+	// (after a restore none is): their leases stay pending, read as held
+	// by servers that stopped without saying what they handed out.
+	ServersForget(ctx context.Context) error
+}
+
+// SequenceSkipParams are the inputs of AdminStore.SequenceSkip.
+type SequenceSkipParams struct {
+	Sequence, Period string
+	Count            int64
+	Reason, Owner    string
 }

@@ -18,12 +18,18 @@ const auditSynopsis = `allot audit [--store URL] [--json]
        allot audit --server URL [--key TOKEN] [--json]
 
 Checks every invariant allot promises against the database: no sequence number
-taken twice, no unexplained gap, voids within taken ranges, pool counters equal
-to their claims, held + confirmed <= capacity, no customer over the
-per-customer limit, no hold left past its expiry.
+taken twice, no unexplained gap, voids within taken ranges, counters equal to
+the ledger, no reservation left past its deadline, every gapless number
+answered (a server that died between its commit and its answer leaves numbers
+nobody knows the caller got: confirm them with "allot seq confirm" if a
+document has them, void them otherwise), pool counters equal to their claims,
+held + confirmed <= capacity, no customer over the per-customer limit, no hold
+left past its expiry.
 
 By default it opens the store directly (--store, env ALLOT_STORE, default
-` + storeDefault + `), applying any pending migrations first; no server is needed.
+` + storeDefault + `), read-only: it never writes to the database nor migrates it
+(so it works on a read-only copy), and refuses a database whose schema is
+not this allot's (run "allot migrate" first). No server is needed.
 A hold past its expiry is a violation only if a server swept after it expired
 and missed it; with every server stopped, holds wait for the next sweep (reads
 count them as expired meanwhile). With --server it asks a running
@@ -130,10 +136,17 @@ func auditDatabase(ctx context.Context, url string) ([]allot.AuditCheck, error) 
 			return nil, fmt.Errorf("--store: %w", err)
 		}
 	}
-	st, err := openStore(ctx, url)
+	st, err := openStoreReadOnly(ctx, url)
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
+	have, want, err := st.SchemaVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if have != want {
+		return nil, fmt.Errorf("the database's schema is version %d, this allot's is %d: run `allot migrate --store %s` first (audit only reads)", have, want, redactURL(url))
+	}
 	return st.Audit(ctx, time.Now())
 }

@@ -229,6 +229,7 @@ func printResults(w io.Writer, markdown bool, title string, results []bench.Resu
 }
 
 func benchCreate(ctx context.Context, base string, header http.Header, p allot.SequenceCreateParams) error {
+	p.AllowOverlap = true // benchmark sequences are throwaway and share the default format
 	body, _ := json.Marshal(p)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/sequences", strings.NewReader(string(body)))
 	if err != nil {

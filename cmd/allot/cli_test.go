@@ -121,14 +121,18 @@ func helpCommands() [][]string {
 // group's help.
 func TestSeqCommandHelp(t *testing.T) {
 	ownFlags := map[string][]string{
-		"create": {"--format TEMPLATE", "--start N", "--max N", "--mode MODE", "--block-size N", "--reset PERIOD", "--timezone ZONE", "--warn-at FRACTION"},
-		"get":    {},
-		"list":   {},
-		"patch":  {"--max N", "--warn-at FRACTION"},
-		"next":   {"--count N", "--date YYYY-MM-DD", "--idempotency-key KEY"},
-		"void":   {"--number N", "--id ID", "--date YYYY-MM-DD", "--reason REASON", "--force"},
-		"parse":  {},
-		"ledger": {"--after CURSOR", "--limit N"},
+		"create": {"--format TEMPLATE", "--start N", "--max N", "--mode MODE", "--block-size N", "--reset PERIOD", "--timezone ZONE", "--warn-at FRACTION",
+			"--periods-back N", "--periods-ahead N", "--confirm-within DURATION", "--allow-overlap"},
+		"get":           {"--date YYYY-MM-DD"},
+		"list":          {},
+		"patch":         {"--max N", "--warn-at FRACTION", "--periods-back N", "--periods-ahead N", "--confirm-within DURATION"},
+		"next":          {"--count N", "--date YYYY-MM-DD", "--idempotency-key KEY", "--reference REF", "--confirm-within DURATION"},
+		"confirm":       {"--first N", "--last N", "--period PERIOD", "--reference REF"},
+		"void":          {"--number N", "--id ID", "--date YYYY-MM-DD", "--reason REASON", "--force"},
+		"parse":         {},
+		"ledger":        {"--after CURSOR", "--limit N", "--format FORMAT"},
+		"close-period":  {},
+		"reopen-period": {},
 	}
 	if len(ownFlags) != len(seqCommands) {
 		t.Fatalf("the test knows %d seq commands, seqCommands has %d", len(ownFlags), len(seqCommands))
@@ -357,7 +361,7 @@ func TestRefuseZeroAndOutOfRange(t *testing.T) {
 		{[]string{"seq", "next", "lp", "--idempotency-key", ""}, "--idempotency-key is empty"},
 		{[]string{"seq", "ledger", "lp", "--limit", "0"}, "--limit must be between 1 and 1000, got 0"},
 		{[]string{"seq", "ledger", "lp", "--limit", "1001"}, "--limit must be between 1 and 1000, got 1001"},
-		{[]string{"seq", "patch", "lp"}, "seq patch needs --max and/or --warn-at"},
+		{[]string{"seq", "patch", "lp"}, "seq patch needs at least one of --max, --warn-at"},
 		{[]string{"claim", "list", "p", "--limit", "0"}, "--limit must be between 1 and 1000, got 0"},
 		{[]string{"claim", "create", "p", "--customer", "c", "--quantity", "0"}, "--quantity must be at least 1, got 0"},
 		{[]string{"claim", "create", "p", "--customer", "c", "--idempotency-key", ""}, "--idempotency-key is empty"},

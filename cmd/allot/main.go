@@ -38,8 +38,12 @@ Usage:
   allot migrate [flags]          apply database migrations and exit
   allot seq     <command> ...    manage and use sequences on a running server
   allot pool    <command> ...    manage pools of inventory on a running server
-  allot claim   <command> ...    claim, confirm, release and extend units of a pool
-  allot audit   [--store URL]    check every invariant against the database
+  allot claim   <command> ...    claim, confirm, release, extend and cancel units of a pool
+  allot audit   [--store URL]    check every invariant against the database (read-only)
+  allot backup  [--store URL] FILE
+                                 write a consistent snapshot of a SQLite store
+  allot restore [--store URL] [--from FILE]
+                                 make a restored backup safe to serve again
   allot bench   [claims|flash-sale] [flags]
                                  load-test a server against baselines
   allot version                  print the version
@@ -51,7 +55,7 @@ Environment:
   ALLOT_LISTEN   address serve listens on (default 127.0.0.1:7070)
   ALLOT_SERVER   server URL the client commands talk to (default http://127.0.0.1:7070)
   ALLOT_KEY      API key the client commands send
-  ALLOT_API_KEYS API keys serve accepts, "role:token,role:token" (roles: admin, client)
+  ALLOT_API_KEYS API keys serve accepts, "role:token,role:token" (roles: admin, client, metrics)
 `
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -107,6 +111,10 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		err = runClaim(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		err = runAudit(ctx, args[1:], getenv, stdout, stderr)
+	case "backup":
+		err = runBackup(ctx, args[1:], getenv, stdout, stderr)
+	case "restore":
+		err = runRestore(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		err = runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":

@@ -46,15 +46,18 @@ Commands:
   confirm ID [--reference REFERENCE] [--idempotency-key KEY]
   release ID [--idempotency-key KEY]
   extend ID --ttl DURATION [--idempotency-key KEY]
-  list POOL [--customer CUSTOMER] [--status held|confirmed|released|expired]
+  cancel ID --reason REASON [--idempotency-key KEY]
+  list POOL [--customer CUSTOMER] [--status held|confirmed|released|expired|cancelled]
             [--after CURSOR] [--limit N]
 
 Run "allot claim <command> --help" for what a command does and its flags.
 
 create holds units until the hold expires (--ttl, default the pool's hold_ttl);
 confirm sells them (a late confirm of an expired hold works only while units
-are free: otherwise refund), release gives them back, extend moves the expiry.
-With --idempotency-key a retry returns the same claim instead of a new one.
+are free: otherwise refund), release gives them back, extend moves the expiry,
+cancel undoes a confirmed claim (a refund) and gives its units back.
+With --idempotency-key a retry returns the same claim instead of a new one; a
+confirm, release or cancel that finds its change made already changes nothing.
 
 Every command takes --server URL (env ALLOT_SERVER, default http://127.0.0.1:7070),
 --key TOKEN (env ALLOT_KEY) and --json (print the API's JSON, and errors as JSON).
@@ -297,12 +300,16 @@ the customer should be refunded.`},
 	"extend": {"allot claim extend ID --ttl DURATION [--idempotency-key KEY]",
 		`Makes the held claim ID last --ttl from now, but never past the pool's
 max_hold_ttl from the claim's creation.`},
+	"cancel": {"allot claim cancel ID --reason REASON [--idempotency-key KEY]",
+		`Cancels the confirmed claim ID, a refund: its units go back to the pool,
+the customer's usage follows, and the claim keeps --reason. A held claim is
+released instead.`},
 	"list": {"allot claim list POOL [--customer CUSTOMER] [--status STATUS] [--after CURSOR] [--limit N]",
 		`Lists a page of the claims of the pool POOL, oldest first. When there is
 more, a last line "more: ..." gives the command for the next page.`},
 }
 
-// runClaim is "allot claim create|get|confirm|release|extend|list".
+// runClaim is "allot claim create|get|confirm|release|extend|cancel|list".
 func runClaim(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	if done, err := groupHelp(ctx, "claim", claimUsage, args, getenv, stdout, stderr, runClaim); done {
 		return err
@@ -317,10 +324,10 @@ func runClaim(ctx context.Context, args []string, getenv func(string) string, st
 	cf.register(fs, getenv)
 	defer func() { err = cf.finish(err, fs, args) }()
 	var (
-		customer, key, reference, status, after string
-		quantity                                int64Flag
-		ttl                                     durationFlag
-		limit                                   int
+		customer, key, reference, status, after, reason string
+		quantity                                        int64Flag
+		ttl                                             durationFlag
+		limit                                           int
 	)
 	switch cmd {
 	case "create":
@@ -331,14 +338,16 @@ func runClaim(ctx context.Context, args []string, getenv func(string) string, st
 		fs.StringVar(&reference, "reference", "", "an external `REFERENCE` to record, e.g. a payment id")
 	case "extend":
 		fs.Var(&ttl, "ttl", "hold the units for `DURATION` from now, e.g. 5m (required)")
+	case "cancel":
+		fs.StringVar(&reason, "reason", "", "why the purchase is undone, the `REASON` the claim keeps (required)")
 	case "list":
 		fs.StringVar(&customer, "customer", "", "only the claims of `CUSTOMER`")
-		fs.StringVar(&status, "status", "", "only the claims in `STATUS`: held, confirmed, released or expired")
+		fs.StringVar(&status, "status", "", "only the claims in `STATUS`: held, confirmed, released, expired or cancelled")
 		fs.StringVar(&after, "after", "", "start after `CURSOR`, from the previous page's \"more:\" line")
 		fs.IntVar(&limit, "limit", 100, fmt.Sprintf("show `N` claims per page, 1..%d", limitMax))
 	}
 	switch cmd {
-	case "create", "confirm", "release", "extend":
+	case "create", "confirm", "release", "extend", "cancel":
 		fs.StringVar(&key, "idempotency-key", "", "a retry with the same `KEY` returns the same outcome")
 	}
 	pos, err := parseFlags(fs, args)
@@ -359,6 +368,8 @@ func runClaim(ctx context.Context, args []string, getenv func(string) string, st
 		return usagef("--quantity must be at least 1, got %d", *quantity.v)
 	case cmd == "extend" && ttl.v == nil:
 		return usagef("claim extend needs --ttl: how long the hold lasts from now, e.g. 5m")
+	case cmd == "cancel" && reason == "":
+		return usagef("claim cancel needs --reason: why the purchase is undone")
 	case cmd == "list":
 		if err := checkLimit(limit); err != nil {
 			return err
@@ -388,6 +399,8 @@ func runClaim(ctx context.Context, args []string, getenv func(string) string, st
 		c, err = cl.ClaimRelease(ctx, pos[0], key)
 	case "extend":
 		c, err = cl.ClaimExtend(ctx, pos[0], time.Duration(*ttl.v), key)
+	case "cancel":
+		c, err = cl.ClaimCancel(ctx, pos[0], reason, key)
 	case "list":
 		return listClaims(ctx, cl, stdout, cf.json, allot.ClaimListParams{
 			Pool: pos[0], Customer: customer, Status: allot.ClaimStatus(status), After: after, Limit: limit,
@@ -450,6 +463,9 @@ func printClaim(w io.Writer, asJSON bool, c *allot.Claim) error {
 	}
 	if c.Reference != "" {
 		rows = append(rows, [2]string{"reference", c.Reference})
+	}
+	if c.Reason != "" {
+		rows = append(rows, [2]string{"reason", c.Reason})
 	}
 	rows = append(rows, [2]string{"created at", c.CreatedAt.Format(timeLayout)})
 	for _, r := range rows {

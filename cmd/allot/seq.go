@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/allot/allot"
 	"github.com/allot/allot/client"
@@ -22,14 +25,20 @@ const seqUsage = `Usage: allot seq <command> [flags]
 Commands:
   create NAME [--format TEMPLATE] [--start N] [--max N] [--mode cached|gapless]
               [--block-size N] [--reset never|yearly|monthly|daily]
-              [--timezone ZONE] [--warn-at FRACTION]
-  get NAME
+              [--timezone ZONE] [--warn-at FRACTION] [--periods-back N]
+              [--periods-ahead N] [--confirm-within DURATION] [--allow-overlap]
+  get NAME [--date YYYY-MM-DD]
   list
-  patch NAME [--max N] [--warn-at FRACTION]
-  next NAME [--count N] [--date YYYY-MM-DD] [--idempotency-key KEY]
+  patch NAME [--max N] [--warn-at FRACTION] [--periods-back N] [--periods-ahead N]
+             [--confirm-within DURATION]
+  next NAME [--count N] [--date YYYY-MM-DD] [--reference REF]
+            [--confirm-within DURATION] [--idempotency-key KEY]
+  confirm NAME --first N --last N [--period PERIOD] [--reference REF]
   void NAME (--number N [--date YYYY-MM-DD] | --id ID) --reason REASON [--force]
   parse NAME ID
-  ledger NAME [--after CURSOR] [--limit N]
+  ledger NAME [--after CURSOR] [--limit N] [--format table|csv]
+  close-period NAME PERIOD
+  reopen-period NAME PERIOD
 
 Run "allot seq <command> --help" for what a command does and its flags.
 
@@ -49,7 +58,8 @@ func (s subcommand) help() string { return s.synopsis + "\n\n" + s.description }
 var seqCommands = map[string]subcommand{
 	"create": {"allot seq create NAME [--format TEMPLATE] [--start N] [--max N] [--mode cached|gapless]\n" +
 		"                        [--block-size N] [--reset never|yearly|monthly|daily]\n" +
-		"                        [--timezone ZONE] [--warn-at FRACTION]",
+		"                        [--timezone ZONE] [--warn-at FRACTION] [--periods-back N]\n" +
+		"                        [--periods-ahead N] [--confirm-within DURATION] [--allow-overlap]",
 		`Creates the sequence NAME (admin key) and prints its settings.
 
 The template renders each number: {n} as it is, {n:6} zero-padded to 6
@@ -58,20 +68,47 @@ digits, {n:AA9} as a mixed-radix mask (A = A-Z, a = a-z, 9 = 0-9), {yyyy}
 A cached sequence leases blocks of numbers and serves them from memory; a
 gapless one commits every number before answering, so each number from
 --start on is issued or voided with a reason. With --reset every period
-counts from --start again.`},
-	"get": {"allot seq get NAME",
-		`Prints the sequence NAME's settings and its figures for the current period:
-the next number, how many were issued, voided and remain, and whether more
-than --warn-at of the range is used.`},
+counts from --start again, and a document date is accepted only from
+--periods-back periods before the current one to --periods-ahead after it.
+With --confirm-within every number is two-phase: next returns it reserved,
+and it is voided unless confirmed ("allot seq confirm") in time.
+A sequence that could issue the same IDs as another is refused unless
+--allow-overlap.`},
+	"get": {"allot seq get NAME [--date YYYY-MM-DD]",
+		`Prints the sequence NAME's settings and its figures for the current period
+(or the period --date falls in): the next number, how many were issued,
+are leased to servers that have not said what they handed out, are
+reserved awaiting confirmation, voided and remain, whether more than
+--warn-at of the range is used, and whether the period is closed. The
+figures come from the database, so every server shows the same.`},
 	"list": {"allot seq list",
 		`Lists every sequence with its figures for the current period, by name.`},
-	"patch": {"allot seq patch NAME [--max N] [--warn-at FRACTION]",
-		`Changes the max and/or the warning threshold of the sequence NAME (admin
-key) and prints its settings. Give at least one of --max and --warn-at.`},
-	"next": {"allot seq next NAME [--count N] [--date YYYY-MM-DD] [--idempotency-key KEY]",
+	"patch": {"allot seq patch NAME [--max N] [--warn-at FRACTION] [--periods-back N] [--periods-ahead N]\n" +
+		"                       [--confirm-within DURATION]",
+		`Changes settings of the sequence NAME (admin key) and prints them. Give at
+least one flag. --confirm-within 0s turns two-phase numbers off.`},
+	"next": {"allot seq next NAME [--count N] [--date YYYY-MM-DD] [--reference REF]\n" +
+		"                      [--confirm-within DURATION] [--idempotency-key KEY]",
 		`Takes the next --count numbers of the sequence NAME and prints their IDs,
 one per line, ready for a label printer (--json prints the API's answer).
-With --idempotency-key a retry returns the same IDs instead of new ones.`},
+With --idempotency-key a retry returns the same IDs instead of new ones.
+--reference keeps the document's id in the ledger with the numbers. With
+--confirm-within (or the sequence's setting) the numbers are reserved:
+confirm them with "allot seq confirm" before the deadline printed on
+stderr, or they are voided. A warning on stderr says when the range is
+nearly used up.`},
+	"confirm": {"allot seq confirm NAME --first N --last N [--period PERIOD] [--reference REF]",
+		`Confirms reserved (two-phase) numbers --first..--last of the sequence NAME:
+they become issued, with --reference. --period is required when the
+sequence resets (2026, 2026-11 or 2026-11-22). Confirming them again with
+the same reference changes nothing. An operator may also confirm issued
+numbers "allot audit" reports as unanswered, when a document has them.`},
+	"close-period": {"allot seq close-period NAME PERIOD",
+		`Closes PERIOD (2026, 2026-11 or 2026-11-22) of the resetting sequence NAME
+(admin key): it takes no new numbers; confirms and voids go on. Refused
+while a running server holds a lease in the period.`},
+	"reopen-period": {"allot seq reopen-period NAME PERIOD",
+		`Opens a closed PERIOD of the sequence NAME again (admin key).`},
 	"void": {"allot seq void NAME (--number N [--date YYYY-MM-DD] | --id ID) --reason REASON [--force]",
 		`Voids one issued number of the sequence NAME, with a reason the ledger
 keeps (admin key). Name the number by its --id, or by --number (with --date
@@ -80,12 +117,16 @@ another running server leased is refused, as that server may not have
 handed it out yet; --force voids it anyway, for a server that crashed.`},
 	"parse": {"allot seq parse NAME ID",
 		`Decodes ID, an ID of the sequence NAME: prints its number and period,
-whether its check character is valid, and whether the number was issued,
-voided or not issued yet.`},
-	"ledger": {"allot seq ledger NAME [--after CURSOR] [--limit N]",
-		`Prints a page of the ledger of the sequence NAME (admin key): every range
-issued, leased or voided, oldest first. When there is more, a last line
-"more: ..." gives the command for the next page.`},
+whether its check character is valid, and what the ledger says of it:
+issued, leased (to a server that has not said whether it handed it out),
+reserved, voided or unissued, with why, the document it went to, and the
+ID it was really issued as when this one shows another date.`},
+	"ledger": {"allot seq ledger NAME [--after CURSOR] [--limit N] [--format table|csv]",
+		`Prints the ledger of the sequence NAME (admin key): every range issued,
+leased, reserved, voided, handed back or confirmed, oldest first. As a
+table it prints a page; when there is more, a last line "more: ..." gives
+the command for the next page. --format csv exports the whole ledger (from
+--after on), with a header line.`},
 }
 
 // groupHelp handles a group's arguments before its command: with none it
@@ -326,12 +367,19 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		reset := fs.String("reset", "", "the `PERIOD` after which numbering restarts at --start: never (the default), yearly, monthly or daily")
 		fs.StringVar(&p.Timezone, "timezone", "", "the IANA time `ZONE` \"today\" is taken in (default UTC)")
 		fs.Var(&warn, "warn-at", "warn once this `FRACTION` of the range is used (default 0.9)")
+		var back, ahead intFlag
+		var within durationFlag
+		fs.Var(&back, "periods-back", "accept document dates from `N` periods before the current one (default 1)")
+		fs.Var(&ahead, "periods-ahead", "accept document dates up to `N` periods after the current one (default 0)")
+		fs.Var(&within, "confirm-within", "make every number two-phase, voided unless confirmed within `DURATION` (e.g. 30s; default off)")
+		fs.BoolVar(&p.AllowOverlap, "allow-overlap", false, "create it even if another sequence could issue the same IDs")
 		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
 			return err
 		}
 		p.Name, p.Mode, p.Reset = pos[0], allot.Mode(*mode), allot.Reset(*reset)
 		p.Start, p.Max, p.BlockSize, p.WarnAt = start.v, maxv.v, block.v, warn.v
+		p.PeriodsBack, p.PeriodsAhead, p.ConfirmWithin = back.v, ahead.v, within.v
 		st, err := cl.SequenceCreate(ctx, p)
 		if err != nil {
 			return err
@@ -339,11 +387,15 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		return printState(stdout, cf.json, st)
 
 	case "get":
+		date := fs.String("date", "", "show the period this `YYYY-MM-DD` falls in (default today)")
 		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
 			return err
 		}
-		st, err := cl.SequenceGet(ctx, pos[0])
+		if err := checkNotEmpty(fs, "date"); err != nil {
+			return err
+		}
+		st, err := cl.SequenceGetAt(ctx, pos[0], *date)
 		if err != nil {
 			return err
 		}
@@ -362,9 +414,10 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 			return printJSON(stdout, map[string]any{"sequences": list})
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tFORMAT\tMODE\tRESET\tNEXT\tISSUED\tREMAINING\tWARNING")
+		fmt.Fprintln(tw, "NAME\tFORMAT\tMODE\tRESET\tNEXT\tISSUED\tLEASED\tRESERVED\tVOIDED\tREMAINING\tWARNING")
 		for _, s := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%v\n", s.Name, s.Format, s.Mode, s.Reset, s.Next, s.Issued, s.Remaining, s.Warning)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%v\n", s.Name, s.Format, s.Mode, s.Reset, s.Next, s.Issued,
+				s.Leased, s.Reserved, s.Voided, s.Remaining, s.Warning)
 		}
 		return tw.Flush()
 
@@ -373,14 +426,20 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		var warn float64Flag
 		fs.Var(&maxv, "max", "the new max: issue no number past `N`")
 		fs.Var(&warn, "warn-at", "warn once this `FRACTION` of the range is used, in (0, 1]")
+		var back, ahead intFlag
+		var within durationFlag
+		fs.Var(&back, "periods-back", "accept document dates from `N` periods before the current one")
+		fs.Var(&ahead, "periods-ahead", "accept document dates up to `N` periods after the current one")
+		fs.Var(&within, "confirm-within", "make numbers two-phase within `DURATION` (0s: off)")
 		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
 			return err
 		}
-		if maxv.v == nil && warn.v == nil {
-			return usagef("seq patch needs --max and/or --warn-at: nothing to change")
+		p := allot.SequencePatchParams{Max: maxv.v, WarnAt: warn.v, PeriodsBack: back.v, PeriodsAhead: ahead.v, ConfirmWithin: within.v}
+		if p == (allot.SequencePatchParams{}) {
+			return usagef("seq patch needs at least one of --max, --warn-at, --periods-back, --periods-ahead, --confirm-within: nothing to change")
 		}
-		st, err := cl.SequencePatch(ctx, pos[0], allot.SequencePatchParams{Max: maxv.v, WarnAt: warn.v})
+		st, err := cl.SequencePatch(ctx, pos[0], p)
 		if err != nil {
 			return err
 		}
@@ -391,6 +450,9 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		fs.Int64Var(&p.Count, "count", 1, fmt.Sprintf("take `N` contiguous IDs, 1..%d", allot.CountMax))
 		fs.StringVar(&p.Date, "date", "", "the document's date, `YYYY-MM-DD` (default: today in the sequence's time zone)")
 		fs.StringVar(&p.IdempotencyKey, "idempotency-key", "", "a retry with the same `KEY` returns the same IDs")
+		fs.StringVar(&p.Reference, "reference", "", "the document `REF` the numbers are for (an invoice, an order), kept in the ledger")
+		var within durationFlag
+		fs.Var(&within, "confirm-within", "two-phase: the numbers are voided unless confirmed within `DURATION` (e.g. 30s)")
 		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
 			return err
@@ -398,8 +460,14 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		if p.Count < 1 || p.Count > allot.CountMax {
 			return usagef("--count must be between 1 and %d, got %d", allot.CountMax, p.Count)
 		}
-		if err := checkNotEmpty(fs, "date", "idempotency-key"); err != nil {
+		if err := checkNotEmpty(fs, "date", "idempotency-key", "reference"); err != nil {
 			return err
+		}
+		if within.v != nil {
+			if *within.v <= 0 {
+				return usagef("--confirm-within must be between 1s and %s, got %s", allot.ConfirmWithinMax, time.Duration(*within.v))
+			}
+			p.ConfirmWithin = time.Duration(*within.v)
 		}
 		p.Sequence = pos[0]
 		r, err := cl.Next(ctx, p)
@@ -409,8 +477,60 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		if cf.json {
 			return printJSON(stdout, r)
 		}
-		_, err = io.WriteString(stdout, strings.Join(r.IDs, "\n")+"\n")
-		return err
+		if _, err := io.WriteString(stdout, strings.Join(r.IDs, "\n")+"\n"); err != nil {
+			return err
+		}
+		// Notes go to stderr, so stdout stays one ID per line.
+		if r.Status == allot.StatusReserved && r.ConfirmBy != nil {
+			period := ""
+			if r.Period != "" {
+				period = " --period " + r.Period
+			}
+			fmt.Fprintf(stderr, "reserved until %s: confirm with `allot seq confirm %s --first %d --last %d%s`, or they are voided\n",
+				r.ConfirmBy.Format(time.RFC3339), r.Sequence, r.First, r.Last, period)
+		}
+		if r.Warning {
+			fmt.Fprintf(stderr, "warning: sequence %s has %d numbers left in %s\n", r.Sequence, r.Remaining, periodText(r.Period))
+		}
+		return nil
+
+	case "confirm":
+		var first, last int64Flag
+		fs.Var(&first, "first", "the first reserved number `N` (as next returned it)")
+		fs.Var(&last, "last", "the last reserved number `N`")
+		period := fs.String("period", "", "the numbers' `PERIOD` (2026, 2026-11 or 2026-11-22), for a resetting sequence")
+		reference := fs.String("reference", "", "the document `REF` the numbers went to")
+		pos, cl, err := cf.setup(fs, args, 1, "NAME")
+		if err != nil {
+			return err
+		}
+		if first.v == nil || last.v == nil {
+			return usagef("seq confirm needs --first and --last: the numbers next returned")
+		}
+		e, replayed, err := cl.SequenceConfirm(ctx, allot.ConfirmParams{Sequence: pos[0], Period: *period, First: *first.v, Last: *last.v, Reference: *reference})
+		if err != nil {
+			return err
+		}
+		if cf.json {
+			return printJSON(stdout, e)
+		}
+		again := ""
+		if replayed {
+			again = " (already confirmed)"
+		}
+		fmt.Fprintf(stdout, "confirmed %s in %s%s\n", allot.Span{First: e.First, Last: e.Last}, periodText(e.Period), again)
+		return nil
+
+	case "close-period", "reopen-period":
+		pos, cl, err := cf.setup(fs, args, 2, "NAME and PERIOD")
+		if err != nil {
+			return err
+		}
+		st, err := cl.SequencePeriodClose(ctx, pos[0], pos[1], cmd == "reopen-period")
+		if err != nil {
+			return err
+		}
+		return printState(stdout, cf.json, st)
 
 	case "void":
 		var p allot.VoidParams
@@ -452,17 +572,38 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 			valid = "INVALID check character"
 		}
 		fmt.Fprintf(stdout, "%s: number %d in %s, %s, %s\n", r.ID, r.Number, periodText(r.Period), valid, r.Status)
+		if r.Detail != "" {
+			fmt.Fprintf(stdout, "  %s\n", r.Detail)
+		}
+		if r.Reference != "" {
+			fmt.Fprintf(stdout, "  reference: %s\n", r.Reference)
+		}
+		if r.ConfirmBy != nil {
+			fmt.Fprintf(stdout, "  confirm by: %s\n", r.ConfirmBy.Format(time.RFC3339))
+		}
+		if r.IssuedAs != "" {
+			fmt.Fprintf(stdout, "  issued as: %s\n", r.IssuedAs)
+		}
 		return nil
 
 	case "ledger":
 		after := fs.String("after", "", "start after `CURSOR`, from the previous page's \"more:\" line")
 		limit := fs.Int("limit", 100, fmt.Sprintf("show `N` entries per page, 1..%d", limitMax))
+		outFormat := fs.String("format", "table", "print as `FORMAT`: table (a page) or csv (the whole ledger)")
 		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
 			return err
 		}
 		if err := checkLimit(*limit); err != nil {
 			return err
+		}
+		switch {
+		case *outFormat == "csv" && cf.json:
+			return usagef("give --format csv or --json, not both")
+		case *outFormat == "csv":
+			return exportLedger(ctx, cl, stdout, pos[0], *after)
+		case *outFormat != "table":
+			return usagef("--format %q: use table or csv", *outFormat)
 		}
 		page, err := cl.SequenceLedger(ctx, pos[0], *after, *limit)
 		if err != nil {
@@ -472,15 +613,23 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 			return printJSON(stdout, page)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tKIND\tPERIOD\tFIRST\tLAST\tCOUNT\tOWNER\tREASON\tAT")
+		fmt.Fprintln(tw, "ID\tKIND\tPERIOD\tFIRST\tLAST\tCOUNT\tREFERENCE\tOWNER\tREASON\tAT")
 		for _, e := range page.Entries {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", e.ID, e.Kind, e.Period, e.First, e.Last, e.Count, e.Owner, e.Reason, e.CreatedAt.Format("2006-01-02 15:04:05Z07:00"))
+			kind := string(e.Kind)
+			if e.Pending {
+				kind += "*"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", e.ID, kind, e.Period, e.First, e.Last, e.Count, e.Reference, e.Owner, e.Reason,
+				e.CreatedAt.Format("2006-01-02 15:04:05Z07:00"))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
 		if page.Next != "" {
 			fmt.Fprintf(stdout, "more: allot seq ledger %s --after %s\n", pos[0], page.Next)
+		}
+		if slices.ContainsFunc(page.Entries, func(e allot.LedgerEntry) bool { return e.Pending }) {
+			fmt.Fprintln(stdout, "* pending: not known yet what became of these numbers (a lease not settled, a reservation not confirmed, an answer not confirmed sent)")
 		}
 		return nil
 	}
@@ -504,11 +653,77 @@ func printState(w io.Writer, asJSON bool, s *allot.SequenceState) error {
 		{"range", fmt.Sprintf("%d..%d", s.Start, s.Max)}, {"block size", strconv.FormatInt(s.BlockSize, 10)},
 		{"reset", string(s.Reset)}, {"timezone", s.Timezone}, {"warn at", strconv.FormatFloat(s.WarnAt, 'g', -1, 64)},
 		{"period", periodText(s.Period)}, {"next", strconv.FormatInt(s.Next, 10)},
-		{"issued", strconv.FormatInt(s.Issued, 10)}, {"voided", strconv.FormatInt(s.Voided, 10)},
+		{"issued", strconv.FormatInt(s.Issued, 10)}, {"leased", strconv.FormatInt(s.Leased, 10)},
+		{"reserved", strconv.FormatInt(s.Reserved, 10)}, {"voided", strconv.FormatInt(s.Voided, 10)},
 		{"remaining", strconv.FormatInt(s.Remaining, 10)}, {"warning", strconv.FormatBool(s.Warning)},
+	}
+	if s.Reset != allot.ResetNever {
+		rows = append(rows, [2]string{"dates accepted", fmt.Sprintf("%d period(s) back, %d ahead", s.PeriodsBack, s.PeriodsAhead)})
+		closed := "open"
+		if s.Closed != nil {
+			closed = "closed at " + s.Closed.Format(time.RFC3339)
+		}
+		rows = append(rows, [2]string{"period state", closed})
+	}
+	if s.ConfirmWithin != 0 {
+		rows = append(rows, [2]string{"confirm within", time.Duration(s.ConfirmWithin).String()})
+	}
+	if s.AllowOverlap {
+		rows = append(rows, [2]string{"overlap", "allowed"})
 	}
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
 	}
 	return tw.Flush()
+}
+
+// exportLedger prints the whole ledger of a sequence (after the cursor
+// after) as CSV, page by page.
+func exportLedger(ctx context.Context, cl *client.Client, w io.Writer, name, after string) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write([]string{"id", "kind", "period", "first", "last", "count", "reference", "date", "confirm_by", "pending",
+		"owner", "reason", "created_at"}); err != nil {
+		return err
+	}
+	for {
+		page, err := cl.SequenceLedger(ctx, name, after, limitMax)
+		if err != nil {
+			return err
+		}
+		for _, e := range page.Entries {
+			confirmBy := ""
+			if e.ConfirmBy != nil {
+				confirmBy = e.ConfirmBy.Format(time.RFC3339Nano)
+			}
+			if err := cw.Write([]string{strconv.FormatInt(e.ID, 10), string(e.Kind), e.Period, strconv.FormatInt(e.First, 10),
+				strconv.FormatInt(e.Last, 10), strconv.FormatInt(e.Count, 10), e.Reference, e.Date, confirmBy, strconv.FormatBool(e.Pending),
+				e.Owner, e.Reason, e.CreatedAt.Format(time.RFC3339Nano)}); err != nil {
+				return err
+			}
+		}
+		if page.Next == "" {
+			cw.Flush()
+			return cw.Error()
+		}
+		after = page.Next
+	}
+}
+
+// intFlag is an optional int flag: nil unless given.
+type intFlag struct{ v *int }
+
+func (f *intFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return strconv.Itoa(*f.v)
+}
+
+func (f *intFlag) Set(s string) error {
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", s)
+	}
+	f.v = &v
+	return nil
 }

@@ -34,16 +34,26 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 Runs the HTTP API. With no flags it stores everything in ./allot.db (SQLite)
 and listens on 127.0.0.1:7070. With no API keys it only listens on loopback.
 
-API keys are "role:token" pairs; roles are admin (everything) and client
-(take numbers, read and parse sequences; claim, confirm, release, extend and
-read pools and claims). Pass them in ALLOT_API_KEYS or a --keys-file with
-one "role:token" per line (# starts a comment).`, stdout)
+API keys are "role:token" pairs, tokens at least 16 characters; roles are
+admin (everything), client (take, confirm and parse numbers, read
+sequences; claim, confirm, release, extend and cancel units of pools, read
+pools and claims) and metrics (read /metrics only). Pass them in
+ALLOT_API_KEYS or a --keys-file with one "role:token" per line (# starts a
+comment). With keys, /metrics needs an admin or metrics key; --metrics-listen
+serves it without one on a separate address.
+
+Every request has a deadline (--request-timeout) that also bounds the
+database calls made for it: a database that is down or frozen answers 503
+with Retry-After. SIGTERM or SIGINT stops the server gracefully: requests in
+flight finish, and the unused rest of every lease goes back to the counter.`, stdout)
 	listen := fs.String("listen", envOr(getenv, "ALLOT_LISTEN", listenDefault), "listen on `ADDRESS`, host:port (env ALLOT_LISTEN)")
 	storeURL := fs.String("store", envOr(getenv, "ALLOT_STORE", storeDefault), "the store's `URL`: sqlite:///path/file.db or postgres://… (env ALLOT_STORE)")
 	keysFile := fs.String("keys-file", getenv("ALLOT_KEYS_FILE"), "read API keys from `FILE`, one role:token per line (env ALLOT_KEYS_FILE)")
 	insecure := fs.Bool("insecure", false, "allow listening on a non-loopback address without API keys")
 	logLevel := fs.String("log-level", envOr(getenv, "ALLOT_LOG_LEVEL", "info"), "log at `LEVEL`: debug, info, warn or error (env ALLOT_LOG_LEVEL)")
 	logFormat := fs.String("log-format", envOr(getenv, "ALLOT_LOG_FORMAT", "json"), "log in `FORMAT`: json or text (env ALLOT_LOG_FORMAT)")
+	timeout := fs.Duration("request-timeout", httpapi.RequestTimeoutDefault, "give each request at most `DURATION`, database calls included")
+	metricsListen := fs.String("metrics-listen", getenv("ALLOT_METRICS_LISTEN"), "also serve /metrics, without a key, on `ADDRESS` (env ALLOT_METRICS_LISTEN)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -59,6 +69,9 @@ one "role:token" per line (# starts a comment).`, stdout)
 	if err != nil {
 		return err
 	}
+	if *timeout < 100*time.Millisecond {
+		return usagef("--request-timeout must be at least 100ms, got %s", *timeout)
+	}
 	if len(keys) == 0 && !isLoopback(*listen) && !*insecure {
 		return usagef("refusing to listen on %s without API keys: set ALLOT_API_KEYS or --keys-file, listen on 127.0.0.1, or pass --insecure", *listen)
 	}
@@ -72,7 +85,7 @@ one "role:token" per line (# starts a comment).`, stdout)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := httpapi.NewMetrics(reg)
-	cfg := allot.Config{Store: st, Logger: log, Metrics: metrics}
+	cfg := allot.Config{Store: st, Logger: log, Metrics: metrics, StoreTimeout: *timeout}
 	if fp := getenv("ALLOT_FAILPOINT"); fp != "" {
 		// For crash tests only: kill -9 this process at the named point.
 		log.Warn("failpoint armed: this process will kill itself", "failpoint", fp)
@@ -87,9 +100,21 @@ one "role:token" per line (# starts a comment).`, stdout)
 	if err != nil {
 		return err
 	}
-	api, err := httpapi.New(httpapi.Config{Service: svc, Keys: keys, Logger: log, Registry: reg, Metrics: metrics})
+	api, err := httpapi.New(httpapi.Config{Service: svc, Keys: keys, Logger: log, Registry: reg, Metrics: metrics, RequestTimeout: *timeout})
 	if err != nil {
+		_ = svc.Close(context.Background())
 		return err
+	}
+	if *metricsListen != "" {
+		mln, err := net.Listen("tcp", *metricsListen)
+		if err != nil {
+			_ = svc.Close(context.Background())
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		msrv := &http.Server{Handler: api.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = msrv.Serve(mln) }()
+		defer msrv.Close()
+		log.Info("metrics served without a key", "listen", mln.Addr().String())
 	}
 
 	if len(keys) == 0 {
@@ -171,8 +196,8 @@ func loadKeys(list, file string) (map[string]httpapi.Role, error) {
 			return usagef("%s: API key %q must be role:token", src, redactToken(entry))
 		}
 		r := httpapi.Role(role)
-		if r != httpapi.RoleAdmin && r != httpapi.RoleClient {
-			return usagef("%s: role %q must be admin or client", src, role)
+		if r != httpapi.RoleAdmin && r != httpapi.RoleClient && r != httpapi.RoleMetrics {
+			return usagef("%s: role %q must be admin, client or metrics", src, role)
 		}
 		if len(token) < 16 {
 			return usagef("%s: the %s token is too short: use at least 16 random characters", src, role)

@@ -41,3 +41,19 @@ func openStore(ctx context.Context, url string) (allot.Store, error) {
 	}
 	return st, nil
 }
+
+// openStoreReadOnly opens the store a URL names for reading only, without
+// migrating it.
+func openStoreReadOnly(ctx context.Context, url string) (allot.AdminStore, error) {
+	switch {
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return postgres.OpenReadOnly(ctx, url)
+	case strings.HasPrefix(url, "sqlite:"):
+		path, err := sqlite.PathFromURL(url)
+		if err != nil {
+			return nil, usagef("--store: %v", err)
+		}
+		return sqlite.OpenReadOnly(ctx, path)
+	}
+	return nil, usagef("--store %q: use sqlite:///path/to/file.db or postgres://user@host:5432/db", url)
+}
