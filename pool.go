@@ -294,8 +294,8 @@ type Claim struct {
 	// Reason is why a cancelled claim was cancelled.
 	Reason    string    `json:"reason,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time   `json:"expires_at"`
-	UpdatedAt time.Time   `json:"updated_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// Replayed is set when an Idempotency-Key returned this claim as the
 	// outcome of an earlier request.
 	Replayed bool `json:"-"`

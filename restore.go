@@ -17,18 +17,21 @@ import (
 const RestoreReason = "restored from backup"
 
 // RestoreMargin is how many numbers of one period a restore skips when
-// the operator gives no margin: twice what the sequence took per second in
-// the hour before the backup, times the backup's age, plus room for the
-// leases servers may have taken (two blocks for a cached sequence) or a
-// few requests (ten numbers for a gapless one). A restore may skip more
-// than needed (the skipped numbers are voided, not lost silently); it must
-// never skip fewer.
-func RestoreMargin(seq *Sequence, perSecond float64, age time.Duration) int64 {
+// the operator gives no margin. lastHour is how many numbers the sequence
+// took in the hour before the backup. The margin is the larger of that
+// hour's count (a burst right after the backup can't outrun it unless it
+// beats the busiest recent hour) and twice that rate over the backup's
+// age, plus room for what servers may have leased (two blocks of a cached
+// sequence) or a few more requests (ten numbers of a gapless one). A
+// restore may skip more than needed (the numbers are voided with a reason,
+// a gap explained); it must not skip fewer, so give --margin when you know
+// better.
+func RestoreMargin(seq *Sequence, lastHour int64, age time.Duration) int64 {
 	extra := int64(10)
 	if seq.Mode == ModeCached {
 		extra = 2 * seq.BlockSize
 	}
-	m := math.Ceil(2 * perSecond * max(age, 0).Seconds())
+	m := max(float64(lastHour), math.Ceil(2*float64(lastHour)/3600*max(age, 0).Seconds()))
 	if m > float64(math.MaxInt64/2) {
 		return math.MaxInt64 / 2
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/allot/allot"
 )
@@ -103,4 +104,34 @@ func spansText(spans []allot.Span) []string {
 		out[i] = fmt.Sprintf("{%d %d}", s.First, s.Last)
 	}
 	return out
+}
+
+func TestRestoreMargin(t *testing.T) {
+	gapless := &allot.Sequence{Mode: allot.ModeGapless, BlockSize: 1000}
+	cached := &allot.Sequence{Mode: allot.ModeCached, BlockSize: 1000}
+	for _, tc := range []struct {
+		seq      *allot.Sequence
+		lastHour int64
+		age      time.Duration
+		want     int64
+	}{
+		{gapless, 0, time.Hour, 10},
+		{gapless, 30, time.Second, 40},                // a fresh backup: at least the last hour again
+		{gapless, 3600, 24 * time.Hour, 2*86400 + 10}, // old: twice the rate over its age
+		{cached, 3600, time.Minute, 3600 + 2000},      // leases
+		{gapless, 100, -time.Hour, 110},               // a clock behind: no negative age
+	} {
+		if got := allot.RestoreMargin(tc.seq, tc.lastHour, tc.age); got != tc.want {
+			t.Errorf("RestoreMargin(%s, %d, %s) = %d, want %d", tc.seq.Mode, tc.lastHour, tc.age, got, tc.want)
+		}
+	}
+	daily := &allot.Sequence{Reset: allot.ResetDaily, Timezone: "UTC"}
+	from := time.Date(2026, 11, 29, 22, 0, 0, 0, time.UTC)
+	got := allot.PeriodsBetween(daily, from, from.Add(50*time.Hour))
+	if fmt.Sprint(got) != "[2026-11-29 2026-11-30 2026-12-01 2026-12-02]" {
+		t.Fatalf("PeriodsBetween: %v", got)
+	}
+	if got := allot.PeriodsBetween(&allot.Sequence{Reset: allot.ResetNever}, from, from.Add(time.Hour)); len(got) != 1 || got[0] != "" {
+		t.Fatalf("PeriodsBetween of a sequence that never resets: %v", got)
+	}
 }

@@ -44,7 +44,7 @@ func (s *Store) Backup(ctx context.Context, path string) (time.Time, error) {
 	if _, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
 		return time.Time{}, translate(err, "backup")
 	}
-	copyDB, err := sql.Open("sqlite", path+"?_txlock=immediate&_journal_mode=WAL&_synchronous=FULL")
+	copyDB, err := sql.Open("sqlite", path+"?_txlock=immediate&_journal_mode=DELETE&_synchronous=FULL")
 	if err != nil {
 		return time.Time{}, fmt.Errorf("sqlite: backup: %w", err)
 	}

@@ -47,9 +47,9 @@ store's path first; an existing database there is kept, renamed to
 (pg_restore) or recover to a point in time first, then run this.
 
 --margin N skips N numbers in every period. --margin auto (the default)
-skips, per period, twice what the sequence took per second in the hour
-before the backup times the backup's age, plus two blocks for a cached
-sequence (ten numbers for a gapless one). The backup's age comes from the
+skips, per period, what the sequence took in the hour before the backup, or
+twice that rate times the backup's age if that is more, plus two blocks for
+a cached sequence (ten numbers for a gapless one). The backup's age comes from the
 time "allot backup" recorded, else --backup-time, else the newest entry in
 the database. Stop every server first. Claims and idempotency keys made
 after the backup are not in it: reconcile pools with your payment records,
@@ -184,7 +184,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 			if err != nil {
 				return err
 			}
-			n = allot.RestoreMargin(seq, float64(taken)/3600, age)
+			n = allot.RestoreMargin(seq, taken, age)
 		}
 		for _, period := range sortedKeys(periods) {
 			before := periods[period]
