@@ -199,3 +199,27 @@ func TestAppendNextJSONMatches(t *testing.T) {
 		}
 	}
 }
+
+// TestControlCharactersRefused: customers, references and templates are
+// printed, logged and exported one per line: control characters (TAB,
+// DEL, C1 such as U+0085) are refused in bodies and in the claim list's
+// customer filter, the same on every store.
+func TestControlCharactersRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	e.pool(`{"name":"p","capacity":10,"per_customer":0}`)
+	e.create(`{"name":"g","mode":"gapless"}`)
+	for _, c := range []string{`a\u0001b`, `a\u007fb`, `a\tb`, `a\u0085b`, `a\u2028b`} {
+		pr := e.problem(e.do("POST", "/v1/pools/p/claims", `{"customer":"`+c+`"}`), 400, "invalid_request")
+		if pr.Field != "customer" {
+			t.Fatalf("customer %s: %+v", c, pr)
+		}
+		e.problem(e.do("POST", "/v1/sequences/g/next", `{"reference":"`+c+`"}`), 400, "invalid_request")
+	}
+	for _, q := range []string{"%00", "a%09b", "%C2%85"} {
+		pr := e.problem(e.do("GET", "/v1/pools/p/claims?customer="+q, ""), 400, "invalid_request")
+		if pr.Field != "customer" {
+			t.Fatalf("customer filter %s: %+v", q, pr)
+		}
+	}
+	e.wantFigures("p", 0, 0, 10)
+}

@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"io"
 	"net/http"
@@ -340,5 +341,27 @@ func TestMetricsBehindKeys(t *testing.T) {
 		if got := get(tc.url, tc.key); got != tc.want {
 			t.Errorf("GET %s with key %q: %d, want %d", tc.url, tc.key, got, tc.want)
 		}
+	}
+}
+
+// TestAuditNeverMigrates: an audit of a database at another schema
+// version refuses, naming `allot migrate`, and writes nothing.
+func TestAuditNeverMigrates(t *testing.T) {
+	path := testdb.SQLitePath(t)
+	if out, code := binCLI(t, "", "migrate", "--store", "sqlite://"+path); code != 0 {
+		t.Fatal(out)
+	}
+	st := openStoreT(t, "sqlite://"+path)
+	if _, err := st.(interface{ DB() *sql.DB }).DB().Exec(`DELETE FROM allot_schema_migrations WHERE version = (SELECT max(version) FROM allot_schema_migrations)`); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	sum := fileSum(t, path)
+	out, code := binCLI(t, "", "audit", "--store", "sqlite://"+path)
+	if code == 0 || !strings.Contains(out, "allot migrate") {
+		t.Fatalf("audit of an older schema: %d %s", code, out)
+	}
+	if fileSum(t, path) != sum {
+		t.Fatal("the audit changed the database")
 	}
 }

@@ -572,7 +572,7 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 			valid = "INVALID check character"
 		}
 		fmt.Fprintf(stdout, "%s: number %d in %s, %s, %s\n", r.ID, r.Number, periodText(r.Period), valid, r.Status)
-		if r.Detail != "" {
+		if r.Detail != "" && r.Detail != string(r.Status) {
 			fmt.Fprintf(stdout, "  %s\n", r.Detail)
 		}
 		if r.Reference != "" {
