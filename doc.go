@@ -18,10 +18,22 @@
 //
 //   - no sequence number is taken twice, and none outside [start, max];
 //   - a gapless sequence has no unexplained gap, even across crashes: every
-//     number up to the last one issued went to exactly one caller or was
-//     voided with a reason;
-//   - in a cached sequence every number taken is in a ledger range (issued
-//     or leased), so a crash's gap is explained by the ledger;
+//     number up to the last one taken went to exactly one request or was
+//     voided with a reason; a request answered with an error keeps none
+//     (its numbers are handed back to the counter, or voided with the
+//     reason); with two-phase numbers (confirm_within) every number is
+//     confirmed by its caller or voided;
+//   - in a cached sequence every number taken is in a ledger range (issued,
+//     leased or reserved), so a crash's gap is explained by the ledger; a
+//     lease takes at most 1/LeaseFraction of what its period has left, and
+//     its unused rest goes back to the counter when nothing was taken after
+//     it (at a graceful stop, after sitting idle);
+//   - what the figures and statuses say comes from the database alone, the
+//     same on every server: a number in a lease of a server that has not
+//     said what it handed out reads as leased, not issued;
+//   - the database itself refuses a counter that moves back over numbers the
+//     ledger holds, a ledger entry that is deleted or rewritten, a CHECK or
+//     trigger violated by any write;
 //   - held + confirmed never exceeds a pool's capacity, no customer passes
 //     the per-customer limit, and the counters always equal the claims;
 //   - an Idempotency-Key is stored in the same transaction as the outcome
@@ -40,6 +52,13 @@
 //
 // Cached sequences may leave gaps after a crash (explained by the ledger,
 // never reissued), and do not promise that numbers rise in request order
-// across servers. A Service trusts its Config.Now clock for holds and
-// dates; servers sharing a database should keep their clocks in sync.
+// across servers. Without an Idempotency-Key or two-phase numbers, a
+// gapless number whose answer is lost after it was written (a dropped
+// connection, a kill between commit and answer) is lost to its caller; the
+// audit reports those the server could not confirm as answered. What a
+// server owes the ledger after the fact (settles, give-backs, lost commits
+// to look up) is kept in memory: a crash leaves those entries pending,
+// which reads truthfully as leased or unanswered. A Service trusts its
+// Config.Now clock for holds, dates and deadlines; servers sharing a
+// database should keep their clocks in sync.
 package allot

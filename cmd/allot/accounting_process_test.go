@@ -365,3 +365,47 @@ func TestAuditNeverMigrates(t *testing.T) {
 		t.Fatal("the audit changed the database")
 	}
 }
+
+// TestManyDatesBounded: a cached daily sequence fed many distinct dates
+// keeps a bounded number of leases (the rest are given back as newer
+// dates push them out), and a SIGTERM still stops within its budget with
+// every lease given back.
+func TestManyDatesBounded(t *testing.T) {
+	db := "sqlite://" + testdb.SQLitePath(t)
+	p := startServer(t, db)
+	createSeq(t, p.url, allot.SequenceCreateParams{Name: "d", Format: "D{yyyy}{mm}{dd}-{n}", Reset: allot.ResetDaily,
+		BlockSize: ptr[int64](100), PeriodsBack: ptr(allot.PeriodsMax)})
+	day := time.Now().UTC().AddDate(0, 0, -999)
+	for i := 0; i < 1000; i++ {
+		body := map[string]any{"date": day.AddDate(0, 0, i).Format(time.DateOnly)}
+		if code, _, err := call("POST", p.url+"/v1/sequences/d/next", body, nil, nil); err != nil || code != 200 {
+			t.Fatalf("next %d: %d %v", i, code, err)
+		}
+	}
+	d, err := p.term()
+	if err != nil || d > 10*time.Second {
+		t.Fatalf("SIGTERM after 1,000 dates: %s, %v", d, err)
+	}
+	st := openStoreT(t, db)
+	entries, err := st.SequenceLedger(context.Background(), allot.SequenceLedgerParams{Sequence: "d", Limit: 1000})
+	for err == nil && len(entries) > 0 {
+		for _, e := range entries {
+			if e.Pending {
+				t.Fatalf("a lease still pending after a graceful stop: %+v", e)
+			}
+		}
+		entries, err = st.SequenceLedger(context.Background(), allot.SequenceLedgerParams{Sequence: "d", AfterID: entries[len(entries)-1].ID, Limit: 1000})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks, err := st.Audit(context.Background(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if !c.OK {
+			t.Fatalf("audit: %s: %s", c.Name, c.Detail)
+		}
+	}
+}
