@@ -51,10 +51,13 @@ func (s span) len() int64 { return s.last - s.first + 1 }
 
 type allocKey struct{ period, date string }
 
-// lease is a leased ledger entry not yet settled.
+// lease is a leased ledger entry. It is settled (the server tells the
+// ledger what it handed out) once every number of it was delivered.
 type lease struct {
 	id          int64
 	first, last int64
+	settling    bool // its last numbers were taken; settled once they are delivered
+	settled     bool
 }
 
 type allocator struct {
@@ -138,17 +141,19 @@ func (a *allocator) used() time.Time {
 // take hands out count contiguous numbers from memory, waiting for a lease
 // only when memory has none that fit. It returns errDirect when the
 // request can't be served from a lease and errRetired when the allocator
-// was given back.
-func (a *allocator) take(ctx context.Context, count int64) (first int64, err error) {
+// was given back. used lists the leases this take used up: the caller
+// settles them (delivered) once the numbers are delivered, or puts the
+// numbers back.
+func (a *allocator) take(ctx context.Context, count int64) (first int64, used []int64, err error) {
 	a.mu.Lock()
 	if a.capHint > 0 && count > a.capHint {
 		a.mu.Unlock()
-		return 0, errDirect
+		return 0, nil, errDirect
 	}
 	for {
 		if a.retired {
 			a.mu.Unlock()
-			return 0, errRetired
+			return 0, nil, errRetired
 		}
 		for i := range a.spans {
 			sp := &a.spans[i]
@@ -159,20 +164,20 @@ func (a *allocator) take(ctx context.Context, count int64) (first int64, err err
 					a.spans = slices.Delete(a.spans, i, i+1)
 				}
 				a.lastUsed = time.Now()
-				a.settleUsedLocked()
+				used := a.usedUpLocked()
 				a.maybeFetchLocked()
 				a.mu.Unlock()
-				return first, nil
+				return first, used, nil
 			}
 		}
 		if !a.exhaustedAt.IsZero() && time.Since(a.exhaustedAt) < exhaustedRecheck {
 			remaining := a.totalLocked()
 			a.mu.Unlock()
-			return 0, &ExhaustedError{Sequence: a.seq, Period: a.key.period, Requested: count, Remaining: remaining}
+			return 0, nil, &ExhaustedError{Sequence: a.seq, Period: a.key.period, Requested: count, Remaining: remaining}
 		}
 		if a.capHint > 0 && count > a.capHint {
 			a.mu.Unlock()
-			return 0, errDirect // the range got too small for leases this size
+			return 0, nil, errDirect // the range got too small for leases this size
 		}
 		if !a.fetching {
 			a.startFetchLocked()
@@ -182,31 +187,53 @@ func (a *allocator) take(ctx context.Context, count int64) (first int64, err err
 		select {
 		case <-done:
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return 0, nil, ctx.Err()
 		}
 		a.mu.Lock()
 		if a.fetchErr != nil && !a.fetching {
 			err := a.fetchErr
 			a.mu.Unlock()
-			return 0, err
+			return 0, nil, err
 		}
 	}
 }
 
-// putBack returns numbers taken from memory that could not be delivered.
-// Numbers of a lease still unsettled go back to memory; otherwise (the
-// lease was settled, or the allocator retired) they are given back to the
-// store.
-func (a *allocator) putBack(first, count int64) {
+// delivered settles the leases a take used up, now that its numbers were
+// delivered.
+func (a *allocator) delivered(used []int64) {
+	if len(used) == 0 {
+		return
+	}
 	a.mu.Lock()
-	sp := span{first, first + count - 1}
-	held := false
-	for _, l := range a.leases {
-		if sp.first >= l.first && sp.last <= l.last {
-			held = true
+	var ids []int64
+	for i := range a.leases {
+		if l := &a.leases[i]; l.settling && !l.settled && slices.Contains(used, l.id) {
+			l.settled, l.settling = true, false
+			ids = append(ids, l.id)
 		}
 	}
-	if held && !a.retired {
+	a.mu.Unlock()
+	a.svc.settle(ids...)
+}
+
+// putBack returns numbers taken from memory that could not be delivered:
+// back to memory while their lease is unsettled and the allocator runs,
+// otherwise to the store.
+func (a *allocator) putBack(first, count int64, used []int64) {
+	a.mu.Lock()
+	sp := span{first, first + count - 1}
+	var entry int64
+	settled := false
+	for i := range a.leases {
+		l := &a.leases[i]
+		if sp.first >= l.first && sp.last <= l.last {
+			entry, settled = l.id, l.settled
+			if slices.Contains(used, l.id) {
+				l.settling = false // in use again
+			}
+		}
+	}
+	if entry != 0 && !settled && !a.retired {
 		a.spans = append(a.spans, sp)
 		slices.SortFunc(a.spans, func(x, y span) int { return int(min(max(x.first-y.first, -1), 1)) })
 		a.spans = mergeAdjacent(a.spans)
@@ -214,7 +241,7 @@ func (a *allocator) putBack(first, count int64) {
 		return
 	}
 	a.mu.Unlock()
-	a.svc.giveBack(a.seq, a.key.period, []Span{{sp.first, sp.last}}, nil, "request cancelled before the answer")
+	a.svc.giveBack(a.seq, a.key.period, []ReturnSpan{{Span{sp.first, sp.last}, entry}}, nil, "request cancelled before the answer", nil)
 }
 
 func mergeAdjacent(spans []span) []span {
@@ -229,10 +256,15 @@ func mergeAdjacent(spans []span) []span {
 	return out
 }
 
-// settleUsedLocked settles the leases whose numbers are all handed out.
-func (a *allocator) settleUsedLocked() {
-	for i := 0; i < len(a.leases); {
-		l := a.leases[i]
+// usedUpLocked marks the leases no span of memory holds any more, and
+// returns them, for the taker to settle once it delivered their numbers.
+func (a *allocator) usedUpLocked() []int64 {
+	var out []int64
+	for i := range a.leases {
+		l := &a.leases[i]
+		if l.settled || l.settling {
+			continue
+		}
 		inUse := false
 		for _, sp := range a.spans {
 			if sp.first <= l.last && sp.last >= l.first {
@@ -240,13 +272,12 @@ func (a *allocator) settleUsedLocked() {
 				break
 			}
 		}
-		if inUse {
-			i++
-			continue
+		if !inUse {
+			l.settling = true
+			out = append(out, l.id)
 		}
-		a.svc.settle(l.id)
-		a.leases = slices.Delete(a.leases, i, i+1)
 	}
+	return out
 }
 
 func (a *allocator) totalLocked() int64 {
@@ -300,9 +331,7 @@ func (a *allocator) fetch(size int64, done chan struct{}) {
 	switch {
 	case err == nil:
 		got := span{res.First, res.Last}
-		if len(res.Rows) == 1 {
-			a.leases = append(a.leases, lease{id: res.Rows[0], first: got.first, last: got.last})
-		}
+		a.leases = append(a.leases, lease{id: res.Row, first: got.first, last: got.last})
 		a.spans = mergeAdjacent(append(a.spans, got))
 		a.counterLast, a.max = res.CounterLast, res.Max
 		a.capHint = max(LeaseCap(Remaining(res.CounterLast, res.Max)), 1)
@@ -321,8 +350,8 @@ func (a *allocator) fetch(size int64, done chan struct{}) {
 			a.svc.bg.Add(1)
 			go func(id int64) {
 				defer a.svc.bg.Done()
-				a.svc.giveBack(a.seq, a.key.period, []Span{{got.first, got.last}}, []int64{id}, "unused lease, given back at once")
-			}(res.Rows[0])
+				a.svc.giveBack(a.seq, a.key.period, []ReturnSpan{{Span{got.first, got.last}, id}}, []int64{id}, "unused lease, given back at once", nil)
+			}(res.Row)
 			a.spans, a.leases = nil, nil
 		}
 	case errors.Is(err, ErrExhausted):
@@ -360,21 +389,30 @@ func (a *allocator) clearExhausted() {
 	a.mu.Unlock()
 }
 
-// drain marks the allocator given back and returns what it holds:
-// the unused spans and the leases to settle once they are given back.
-func (a *allocator) drain() ([]Span, []int64) {
+// drain marks the allocator given back and returns what it holds: the
+// unused spans, cut at lease boundaries so each lies in its entry, and the
+// leases to settle once they are given back. Leases whose last numbers are
+// still being delivered (settling) are left to their takers.
+func (a *allocator) drain() ([]ReturnSpan, []int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.retired = true
-	spans := make([]Span, len(a.spans))
-	for i, sp := range a.spans {
-		spans[i] = Span{sp.first, sp.last}
+	var spans []ReturnSpan
+	var ids []int64
+	for _, l := range a.leases {
+		for _, sp := range a.spans {
+			part := intersect(Span{sp.first, sp.last}, Span{l.first, l.last})
+			if part.Len() > 0 {
+				spans = append(spans, ReturnSpan{part, l.id})
+			}
+		}
+		if !l.settled && !l.settling {
+			ids = append(ids, l.id)
+		}
 	}
-	ids := make([]int64, len(a.leases))
-	for i, l := range a.leases {
-		ids[i] = l.id
-	}
-	a.spans, a.leases = nil, nil
+	// Leases being delivered stay, so their takers can still settle them.
+	a.spans = nil
+	a.leases = slices.DeleteFunc(a.leases, func(l lease) bool { return !l.settling })
 	return spans, ids
 }
 
@@ -406,10 +444,8 @@ func (s *Service) retire(ctx context.Context, rt *seqRuntime, as []*allocator, r
 		p.Periods = append(p.Periods, *byPeriod[period])
 	}
 	err := s.store.SequenceReturn(ctx, p)
-	if err != nil {
-		s.ledger.mu.Lock()
-		s.ledger.returns = append(s.ledger.returns, p)
-		s.ledger.mu.Unlock()
+	if unavailable(err) {
+		s.queueReturn(p, nil) // retried; its leases stay pending meanwhile
 	}
 	return err
 }

@@ -224,45 +224,54 @@ func PlanVoid(l PeriodLedger, s Span, reason string, skipVoided bool) (LedgerPla
 	return plan, nil
 }
 
-// PlanReturn gives back spans a server took but did not hand out: the
+// PlanReturn gives back spans owner took but did not hand out: the
 // unused rest of its leases, or the numbers of requests that were not
 // answered. A span at the top of the counter is handed back (the counter
 // moves down over it, so the numbers are issued again and no gap is
-// left); the rest is voided with reason. A span must lie in taken
-// entries; its parts voided already stay as they are.
-func PlanReturn(l PeriodLedger, spans []Span, reason string) (LedgerPlan, error) {
+// left); the rest is voided with reason. Numbers voided or confirmed
+// already stay as they are. A span that does not lie in its entry, still
+// taken and owned by owner, is skipped: it was given back already (this is
+// a retry), and its numbers may belong to someone else by now.
+func PlanReturn(l PeriodLedger, spans []ReturnSpan, owner, reason string) (LedgerPlan, error) {
 	l.merged()
 	plan := LedgerPlan{NewLast: l.Last}
-	spans = MergeSpans(spans)
+	fixed := MergeSpans(append(slices.Clone(l.Voided), l.Confirmed...))
 	taken := slices.Clone(l.Taken)
-	for i := len(spans) - 1; i >= 0; i-- {
-		s := spans[i]
-		if err := l.checkTaken(s); err != nil {
-			return plan, err
+	spans = slices.Clone(spans)
+	slices.SortFunc(spans, func(a, b ReturnSpan) int {
+		switch {
+		case a.First > b.First:
+			return -1
+		case a.First < b.First:
+			return 1
 		}
-		// Voided numbers stay taken: hand back only what lies above the
-		// highest void in the span.
+		return 0
+	})
+	for _, rs := range spans {
+		s := rs.Span
+		if s.Len() == 0 {
+			continue
+		}
+		j := slices.IndexFunc(taken, func(t LedgerEntry) bool { return t.ID == rs.Entry })
+		if j < 0 || taken[j].Owner != owner || !taken[j].Kind.Taken() || s.First < taken[j].First || s.Last > taken[j].Last {
+			continue // given back already, or never this owner's
+		}
+		// Voided and confirmed numbers stay taken: hand back only what
+		// lies above the highest of them in the span.
 		floor := s.First
-		for _, v := range l.Voided {
+		for _, v := range fixed {
 			if v.First <= s.Last && v.Last >= s.First {
 				floor = max(floor, min(v.Last, s.Last)+1)
 			}
 		}
-		for s.Last >= floor && s.Last == plan.NewLast {
-			j := len(taken) - 1
-			for j >= 0 && taken[j].First > plan.NewLast {
-				j--
-			}
-			if j < 0 || taken[j].Last != plan.NewLast {
-				break // not the top entry: leave the rest to the void below
-			}
+		if s.Last >= floor && s.Last == plan.NewLast && taken[j].Last == plan.NewLast {
 			top := &taken[j]
 			from := max(floor, top.First)
 			part := Span{from, s.Last}
 			plan.ReservedDelta -= l.unconfirmedReserved(part)
 			if from == top.First {
 				plan.Changes = append(plan.Changes, RowChange{ID: top.ID, Returned: true, Reason: reason + ": handed back to the counter"})
-				taken = slices.Delete(taken, j, j+1)
+				top.Last = top.First - 1 // no longer holds anything
 			} else {
 				plan.Changes = append(plan.Changes, RowChange{ID: top.ID, NewLast: from - 1})
 				plan.Notes = append(plan.Notes, LedgerNote{Kind: LedgerReturned, Span: part, Reason: reason + ": handed back to the counter"})
@@ -274,10 +283,11 @@ func PlanReturn(l PeriodLedger, spans []Span, reason string) (LedgerPlan, error)
 		if s.Len() == 0 {
 			continue
 		}
-		for _, g := range Subtract(s, l.Voided) {
+		for _, g := range Subtract(s, fixed) {
 			plan.ReservedDelta -= l.unconfirmedReserved(g)
 			plan.Voided += g.Len()
 			plan.Notes = append(plan.Notes, LedgerNote{Kind: LedgerVoided, Span: g, Reason: reason})
+			fixed = MergeSpans(append(fixed, g))
 		}
 		plan.Settle = append(plan.Settle, l.settled(s, plan.Notes)...)
 	}

@@ -11,15 +11,17 @@ import (
 // What a server owes the ledger after the fact.
 //
 // Entries written by a group commit stay pending until the server knows
-// what became of their numbers: issued numbers once every answer of the
-// batch was delivered (or the undelivered ones given back), leases once
-// every number was handed out or given back. A commit whose outcome was
-// lost (the connection broke during it) is looked up again once the store
-// answers, and its numbers given back: every caller of that batch was told
-// it failed. A give-back the store could not take is retried. All of it is
-// kept in memory only; if the process dies first, the entries stay pending
-// in the ledger, where reads report them as leased and `allot audit`
-// reports unanswered gapless numbers.
+// what became of their numbers: an issued entry once every answer of the
+// requests it holds was delivered (or the undelivered numbers given back),
+// a lease once every number was delivered or given back. A commit whose
+// outcome was lost (the connection broke during it) is looked up again
+// once the store answers, and its numbers given back: every caller of that
+// batch was told it failed. A give-back the store could not take is
+// retried; every give-back names the entry its numbers were taken in, so a
+// retry of one that did go through changes nothing. All of it is kept in
+// memory only; if the process dies first, the entries stay pending in the
+// ledger, where reads report them as leased and `allot audit` reports
+// unanswered gapless numbers.
 
 // ledgerWorkMax bounds what is kept for retries; past it the oldest is
 // dropped (its entries stay pending, which the ledger reports truthfully).
@@ -29,7 +31,13 @@ type ledgerWork struct {
 	mu        sync.Mutex
 	settles   []int64
 	uncertain []uncertainBatch
-	returns   []SequenceReturnParams
+	returns   []pendingReturn
+}
+
+// pendingReturn is a give-back to retry, and what to do once it is done.
+type pendingReturn struct {
+	p      SequenceReturnParams
+	onDone func()
 }
 
 // uncertainBatch is a group commit whose outcome is unknown.
@@ -37,6 +45,7 @@ type uncertainBatch struct {
 	key   advanceKey
 	batch int64
 	reqs  []SequenceAdvanceRequest
+	empty int // lookups that found nothing yet
 }
 
 func (w *ledgerWork) unresolved() int {
@@ -45,18 +54,19 @@ func (w *ledgerWork) unresolved() int {
 	return len(w.uncertain) + len(w.returns)
 }
 
-// answerTracker counts the answers of a batch still to be delivered; the
-// batch's pending entries are settled when the last one is.
+// answerTracker counts the answers still to be delivered of the requests
+// whose numbers one pending issued entry holds; the entry is settled when
+// the last one is.
 type answerTracker struct {
 	svc  *Service
-	rows []int64
+	row  int64
 	left atomic.Int64
 }
 
-// done records one answer delivered (or given back).
+// done records one answer delivered, or its numbers given back.
 func (t *answerTracker) done() {
 	if t != nil && t.left.Add(-1) == 0 {
-		t.svc.settle(t.rows...)
+		t.svc.settle(t.row)
 	}
 }
 
@@ -82,10 +92,11 @@ func (s *Service) flushSettles(ctx context.Context) error {
 	w.settles, w.returns = nil, nil
 	w.mu.Unlock()
 	var errs []error
-	for i, p := range returns {
-		if err := s.store.SequenceReturn(ctx, p); err != nil {
+	for i, r := range returns {
+		if err := s.store.SequenceReturn(ctx, r.p); err != nil {
 			if !unavailable(err) {
-				s.log.Error("give back numbers: dropped after an error the store will not recover from", "sequence", p.Sequence, "err", err)
+				s.log.Error("give back numbers: dropped after an error the store will not recover from (the entries stay pending)",
+					"sequence", r.p.Sequence, "err", err)
 				continue
 			}
 			w.mu.Lock()
@@ -93,6 +104,9 @@ func (s *Service) flushSettles(ctx context.Context) error {
 			w.mu.Unlock()
 			errs = append(errs, err)
 			break
+		}
+		if r.onDone != nil {
+			r.onDone()
 		}
 	}
 	if len(ids) > 0 {
@@ -108,24 +122,37 @@ func (s *Service) flushSettles(ctx context.Context) error {
 
 // giveBack returns numbers this server took and did not deliver (handed
 // back to the counter where possible, voided with reason otherwise),
-// retrying in the background if the store can't take it now.
-func (s *Service) giveBack(seq, period string, spans []Span, settle []int64, reason string) {
-	p := SequenceReturnParams{Sequence: seq, Owner: s.cfg.Owner, Reason: reason,
-		Periods: []PeriodReturn{{Period: period, Spans: spans, Settle: settle}}}
+// retrying in the background if the store can't take it now; onDone (if
+// set) runs once it is done.
+func (s *Service) giveBack(seq, period string, spans []ReturnSpan, settle []int64, reason string, onDone func()) {
+	s.giveBackAll(SequenceReturnParams{Sequence: seq, Owner: s.cfg.Owner, Reason: reason,
+		Periods: []PeriodReturn{{Period: period, Spans: spans, Settle: settle}}}, onDone)
+}
+
+func (s *Service) giveBackAll(p SequenceReturnParams, onDone func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreTimeout)
 	defer cancel()
 	err := s.store.SequenceReturn(ctx, p)
 	s.observe("give back numbers", err)
-	if err == nil {
-		return
+	switch {
+	case err == nil:
+		if onDone != nil {
+			onDone()
+		}
+	case unavailable(err):
+		s.queueReturn(p, onDone)
+	default:
+		// The entries stay pending: the ledger says truthfully that it is
+		// not known what became of them.
+		s.log.Error("give back numbers", "sequence", p.Sequence, "err", err)
 	}
-	if !unavailable(err) {
-		s.log.Error("give back numbers", "sequence", seq, "period", period, "spans", spans, "err", err)
-		return
-	}
+}
+
+// queueReturn keeps a give-back for the background loop to retry.
+func (s *Service) queueReturn(p SequenceReturnParams, onDone func()) {
 	w := &s.ledger
 	w.mu.Lock()
-	w.returns = append(w.returns, p)
+	w.returns = append(w.returns, pendingReturn{p: p, onDone: onDone})
 	if n := len(w.returns) - ledgerWorkMax; n > 0 {
 		w.returns = w.returns[n:]
 	}
@@ -134,17 +161,38 @@ func (s *Service) giveBack(seq, period string, spans []Span, settle []int64, rea
 
 // abandonedAdvance handles the requests of a group commit whose callers
 // gave up while it committed: they were answered with an error, so their
-// numbers go back (a keyed request's retry replays them instead).
+// numbers go back (a keyed request's retry replays them instead), in one
+// give-back for the whole batch. It runs on the batch's writer, before the
+// next batch of the same sequence and period takes numbers: the numbers
+// are still the last ones taken, so they go back to the counter rather
+// than being voided (which for a gapless sequence would be a gap). If the
+// store can't take it now, it is retried in the background.
 func (s *Service) abandonedAdvance(k advanceKey, reqs []SequenceAdvanceRequest, res []SequenceAdvanceResult) {
+	var spans []ReturnSpan
+	var settle []int64
+	var answers []*answerTracker
 	for i, r := range res {
 		if r.Err != nil || r.Replayed != nil {
 			continue
 		}
-		if reqs[i].Idempotency == nil {
-			s.giveBack(k.seq, k.period, []Span{{r.First, r.Last}}, nil, "request cancelled before the answer")
+		if reqs[i].Idempotency != nil {
+			r.answer.done()
+			continue
 		}
-		r.answer.done()
+		spans = append(spans, ReturnSpan{Span{r.First, r.Last}, r.Row})
+		if k.kind == LedgerLeased {
+			settle = append(settle, r.Row)
+		}
+		answers = append(answers, r.answer)
 	}
+	if len(spans) == 0 {
+		return
+	}
+	s.giveBack(k.seq, k.period, spans, settle, "request cancelled before the answer", func() {
+		for _, a := range answers {
+			a.done()
+		}
+	})
 }
 
 // resolveLater remembers a group commit whose outcome was lost.
@@ -158,6 +206,11 @@ func (s *Service) resolveLater(k advanceKey, batch int64, reqs []SequenceAdvance
 	w.mu.Unlock()
 }
 
+// resolveLookups is how many times a lost commit is looked up and found
+// missing before it counts as never committed (a commit can become
+// visible late, e.g. after a synchronous standby's wait was cut short).
+const resolveLookups = 3
+
 // resolve looks up group commits whose outcome was lost. Those that did
 // commit gave every caller an error, so their numbers go back, except
 // those of keyed requests, whose retries replay them.
@@ -167,21 +220,32 @@ func (s *Service) resolve(ctx context.Context) error {
 	todo := w.uncertain
 	w.uncertain = nil
 	w.mu.Unlock()
-	for i, u := range todo {
-		if err := s.resolveOne(ctx, u); err != nil {
-			w.mu.Lock()
-			w.uncertain = append(w.uncertain, todo[i:]...)
-			w.mu.Unlock()
-			return err
+	var again []uncertainBatch
+	var err error
+	for i := range todo {
+		var done bool
+		if done, err = s.resolveOne(ctx, &todo[i]); err != nil {
+			again = append(again, todo[i:]...)
+			break
+		}
+		if !done {
+			again = append(again, todo[i])
 		}
 	}
-	return nil
+	w.mu.Lock()
+	w.uncertain = append(w.uncertain, again...)
+	w.mu.Unlock()
+	return err
 }
 
-func (s *Service) resolveOne(ctx context.Context, u uncertainBatch) error {
+func (s *Service) resolveOne(ctx context.Context, u *uncertainBatch) (done bool, err error) {
 	entries, err := s.store.SequenceBatchEntries(ctx, u.key.seq, u.key.period, u.batch)
-	if err != nil || len(entries) == 0 {
-		return err // nothing committed, or ask again later
+	if err != nil {
+		return false, err
+	}
+	if len(entries) == 0 {
+		u.empty++
+		return u.empty >= resolveLookups, nil
 	}
 	var keep []Span
 	for _, r := range u.reqs {
@@ -192,24 +256,26 @@ func (s *Service) resolveOne(ctx context.Context, u uncertainBatch) error {
 		switch {
 		case errors.Is(err, ErrNotFound):
 		case err != nil:
-			return err
+			return false, err
 		default:
 			keep = append(keep, Span{rec.First, rec.Last})
 		}
 	}
 	keep = MergeSpans(keep)
-	var spans []Span
+	var spans []ReturnSpan
 	var ids []int64
 	for _, e := range entries {
 		ids = append(ids, e.ID)
-		spans = append(spans, Subtract(Span{e.First, e.Last}, keep)...)
+		for _, g := range Subtract(Span{e.First, e.Last}, keep) {
+			spans = append(spans, ReturnSpan{g, e.ID})
+		}
 	}
 	s.log.Warn("a group commit whose answer was lost did commit: giving its numbers back", "sequence", u.key.seq,
-		"period", u.key.period, "entries", len(entries), "spans", spans)
+		"period", u.key.period, "entries", len(entries), "spans", len(spans))
 	if len(spans) == 0 {
-		return s.store.SequenceSettle(ctx, ids)
+		return true, s.store.SequenceSettle(ctx, ids)
 	}
-	return s.store.SequenceReturn(ctx, SequenceReturnParams{Sequence: u.key.seq, Owner: s.cfg.Owner,
+	return true, s.store.SequenceReturn(ctx, SequenceReturnParams{Sequence: u.key.seq, Owner: s.cfg.Owner,
 		Reason:  "request failed before the answer (the database's reply was lost)",
 		Periods: []PeriodReturn{{Period: u.key.period, Spans: spans, Settle: ids}}})
 }
@@ -220,8 +286,8 @@ func (s *Service) expireReserved(ctx context.Context) error {
 }
 
 // ExpireReservedNow voids the reserved numbers past their deadline at
-// once, as the background loop does every second, and returns how many it
-// voided. Tests with an injected clock use it.
+// once, as the background loop does every half second, and returns how
+// many it voided. Tests with an injected clock use it.
 func (s *Service) ExpireReservedNow(ctx context.Context) (int64, error) {
 	return s.store.SequenceExpireReserved(ctx, s.cfg.Now(), s.cfg.Owner)
 }

@@ -44,6 +44,9 @@ type AdvancePlan struct {
 	Keys []IdempotencyRecord
 	// Rows are the ledger entries to insert, in order.
 	Rows []LedgerRow
+	// RowOf gives, per request, the index in Rows of the entry holding
+	// its numbers (-1 when it took none).
+	RowOf []int
 }
 
 // Span is the range of numbers the batch takes (empty when it takes none).
@@ -129,7 +132,7 @@ func PlanAdvance(p SequenceAdvanceParams, c CounterState, existing map[string]*I
 			})
 		}
 	}
-	plan.Rows = PlanRows(p, plan.Results)
+	plan.Rows, plan.RowOf = PlanRows(p, plan.Results)
 	for i := range plan.Results {
 		plan.Results[i].CounterLast, plan.Results[i].Max = plan.NewLast, c.Max
 	}
@@ -138,13 +141,16 @@ func PlanAdvance(p SequenceAdvanceParams, c CounterState, existing map[string]*I
 
 // PlanRows groups the numbers a batch took into ledger entries: one per
 // run of consecutive requests of the same kind, document date and
-// deadline, and one of its own for every request with a reference, so
-// each reference names exactly its numbers. res holds the batch's
-// results (requests that took nothing are skipped).
-func PlanRows(p SequenceAdvanceParams, res []SequenceAdvanceResult) []LedgerRow {
-	var rows []LedgerRow
+// deadline, one of its own for every request with a reference, so each
+// reference names exactly its numbers, and one for every lease, so each
+// server's lease is an entry it can settle. res holds the batch's results
+// (requests that took nothing are skipped); rowOf gives each request's
+// entry (-1 for none).
+func PlanRows(p SequenceAdvanceParams, res []SequenceAdvanceResult) (rows []LedgerRow, rowOf []int) {
+	rowOf = make([]int, len(p.Requests))
 	n := 0 // requests in the last row
 	for i, r := range p.Requests {
+		rowOf[i] = -1
 		if res[i].Err != nil || res[i].Replayed != nil || res[i].Last < res[i].First {
 			continue
 		}
@@ -152,20 +158,33 @@ func PlanRows(p SequenceAdvanceParams, res []SequenceAdvanceResult) []LedgerRow 
 		if r.ConfirmBy != nil {
 			kind = LedgerReserved
 		}
-		if k := len(rows) - 1; k >= 0 && r.Reference == "" && rows[k].Reference == "" && rows[k].Kind == kind &&
+		if k := len(rows) - 1; k >= 0 && kind != LedgerLeased && r.Reference == "" && rows[k].Reference == "" && rows[k].Kind == kind &&
 			rows[k].DateKey == r.DateKey && sameTime(rows[k].ConfirmBy, r.ConfirmBy) && rows[k].Last+1 == res[i].First {
 			rows[k].Last = res[i].Last
 			n++
 			rows[k].Reason = rowReason(kind, n)
+			rowOf[i] = k
 			continue
 		}
 		n = 1
+		rowOf[i] = len(rows)
 		rows = append(rows, LedgerRow{
 			Kind: kind, Span: Span{res[i].First, res[i].Last}, DateKey: r.DateKey, Reference: r.Reference,
 			ConfirmBy: r.ConfirmBy, Pending: p.Pending || kind != LedgerIssued, Reason: rowReason(kind, 1),
 		})
 	}
-	return rows
+	return rows, rowOf
+}
+
+// SetRows fills each result's Row and Rows from the ids the store gave the
+// plan's rows (in order).
+func SetRows(res []SequenceAdvanceResult, rowOf []int, ids []int64) {
+	for i := range res {
+		res[i].Rows = ids
+		if k := rowOf[i]; k >= 0 && k < len(ids) {
+			res[i].Row = ids[k]
+		}
+	}
 }
 
 func sameTime(a, b *time.Time) bool {

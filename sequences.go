@@ -375,13 +375,23 @@ func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
 	}
 	// The in-memory path needs no shutdown bookkeeping here: a retired
 	// allocator refuses to hand out more (see allocator.drain).
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.running.Done()
 	if p.IdempotencyKey == "" && p.Reference == "" && np.confirmBy == nil && rt.seq.Mode == ModeCached && p.Count <= rt.seq.BlockSize {
 		for {
 			a := rt.allocatorFor(s, allocKey{np.period, np.dateKey})
-			first, err := a.take(ctx, p.Count)
+			first, used, err := a.take(ctx, p.Count)
 			if errors.Is(err, errRetired) {
+				// Given back meanwhile (idle, pushed out, shutting down):
+				// forget it and ask again.
+				rt.last.CompareAndSwap(a, nil)
 				if s.closed.Load() {
 					return nil, ErrClosed
+				}
+				if err := ctx.Err(); err != nil {
+					return nil, err
 				}
 				continue
 			}
@@ -399,16 +409,13 @@ func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
 				err = p.Deliver(res)
 			}
 			if err != nil {
-				a.putBack(first, p.Count)
+				a.putBack(first, p.Count, used)
 				return nil, err
 			}
+			a.delivered(used)
 			return res, nil
 		}
 	}
-	if err := s.enter(); err != nil {
-		return nil, err
-	}
-	defer s.running.Done()
 	req := SequenceAdvanceRequest{Count: p.Count, DateKey: np.dateKey, Reference: p.Reference, ConfirmBy: np.confirmBy}
 	var hash string
 	if p.IdempotencyKey != "" {
@@ -442,7 +449,6 @@ func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
 	if r.Err != nil {
 		return nil, r.Err
 	}
-	defer r.answer.done()
 	if s.cfg.Failpoint != nil {
 		s.cfg.Failpoint(FailpointAfterCommit)
 	}
@@ -450,10 +456,17 @@ func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
 	if err == nil && p.Deliver != nil {
 		err = p.Deliver(res)
 	}
+	switch {
+	case err == nil, p.IdempotencyKey != "":
+		// Delivered, or not but recoverable: a retry with the key gets
+		// the numbers back.
+		r.answer.done()
+	default:
+		// Not delivered: the numbers go back, and the entry counts as
+		// answered only once they are.
+		s.giveBack(rt.seq.Name, np.period, []ReturnSpan{{Span{r.First, r.Last}, r.Row}}, nil, "request cancelled before the answer", r.answer.done)
+	}
 	if err != nil {
-		if p.IdempotencyKey == "" {
-			s.giveBack(rt.seq.Name, np.period, []Span{{r.First, r.Last}}, nil, "request cancelled before the answer")
-		}
 		return nil, err
 	}
 	return res, nil
@@ -674,16 +687,23 @@ func (s *Service) flushAdvance(ctx context.Context, k advanceKey, reqs []Sequenc
 		}
 		return nil, err
 	}
-	if k.kind == LedgerIssued && len(res) > 0 && len(res[0].Rows) > 0 {
-		t := &answerTracker{svc: s, rows: res[0].Rows}
-		var n int64
+	if k.kind == LedgerIssued {
+		// One tracker per pending issued entry, counting the requests
+		// whose numbers it holds (reserved entries settle by confirm or
+		// expiry instead).
+		trackers := map[int64]*answerTracker{}
 		for i := range res {
-			if res[i].Err == nil && res[i].Replayed == nil {
-				res[i].answer = t
-				n++
+			if res[i].Err != nil || res[i].Replayed != nil || res[i].Row == 0 || reqs[i].ConfirmBy != nil {
+				continue
 			}
+			t := trackers[res[i].Row]
+			if t == nil {
+				t = &answerTracker{svc: s, row: res[i].Row}
+				trackers[res[i].Row] = t
+			}
+			t.left.Add(1)
+			res[i].answer = t
 		}
-		t.left.Store(n)
 	}
 	return res, nil
 }

@@ -200,6 +200,8 @@ type SequenceAdvanceResult struct {
 	Replayed *IdempotencyRecord
 	// CounterLast and Max are the period's counter and max after the batch.
 	CounterLast, Max int64
+	// Row is the id of the ledger entry holding this request's numbers.
+	Row int64
 	// Rows are the ids of the ledger entries the batch wrote (shared by
 	// every result of the batch).
 	Rows []int64
@@ -239,10 +241,19 @@ type SequenceReturnParams struct {
 // PeriodReturn is one period's share of a SequenceReturn.
 type PeriodReturn struct {
 	Period string
-	Spans  []Span
-	// Settle lists this owner's leases whose every number is now handed
-	// out or given back.
+	Spans  []ReturnSpan
+	// Settle lists this owner's entries whose every number is now
+	// accounted for (handed out, or given back here).
 	Settle []int64
+}
+
+// ReturnSpan is numbers to give back and the ledger entry they were taken
+// in. A span that no longer lies in that entry (it was given back
+// already: the give-back is a retry) is skipped, so a give-back can be
+// retried safely.
+type ReturnSpan struct {
+	Span
+	Entry int64
 }
 
 // SequenceConfirmParams are the inputs of Store.SequenceConfirm.

@@ -27,13 +27,20 @@ const takenNear = `SELECT ` + ledgerCols + ` FROM allot_sequence_ledger
 		AND kind IN ('issued', 'leased', 'reserved') AND first <= $3), $3)
 	ORDER BY first`
 
-// notesNear selects the entries of kind $5 (voided or confirmed, which
-// never overlap their own kind) overlapping $3..$4.
+// notesNear selects the entries of kind KIND (voided or confirmed, which
+// never overlap their own kind) overlapping $3..$4. The kind is written
+// into the statement, not passed, so the planner always sees which partial
+// index applies.
 const notesNear = `SELECT ` + ledgerCols + ` FROM allot_sequence_ledger
-	WHERE sequence = $1 AND period = $2 AND kind = $5 AND first <= $4 AND last >= $3
+	WHERE sequence = $1 AND period = $2 AND kind = 'KIND' AND first <= $4 AND last >= $3
 	AND first >= coalesce((SELECT max(first) FROM allot_sequence_ledger WHERE sequence = $1 AND period = $2
-		AND kind = $5 AND first <= $3), $3)
+		AND kind = 'KIND' AND first <= $3), $3)
 	ORDER BY first`
+
+var notesNearSQL = map[allot.LedgerKind]string{
+	allot.LedgerVoided:    strings.ReplaceAll(notesNear, "KIND", "voided"),
+	allot.LedgerConfirmed: strings.ReplaceAll(notesNear, "KIND", "confirmed"),
+}
 
 // periodLedger locks the counter of a period and reads the entries around
 // spans. exists is false when the period has no counter yet.
@@ -80,7 +87,7 @@ func periodLedger(ctx context.Context, tx pgx.Tx, seq, period string, spans []al
 	}
 	for _, sp := range allot.MergeSpans(around) {
 		for _, kind := range []allot.LedgerKind{allot.LedgerVoided, allot.LedgerConfirmed} {
-			if err := add(&l.Notes, notesNear, seq, period, sp.First, sp.Last, string(kind)); err != nil {
+			if err := add(&l.Notes, notesNearSQL[kind], seq, period, sp.First, sp.Last); err != nil {
 				return l, true, err
 			}
 		}
@@ -95,7 +102,7 @@ func apply(ctx context.Context, tx pgx.Tx, l allot.PeriodLedger, plan allot.Ledg
 	for _, c := range plan.Changes {
 		var err error
 		if c.Returned {
-			_, err = tx.Exec(ctx, `UPDATE allot_sequence_ledger SET kind = 'returned', reason = $2 WHERE id = $1`, c.ID, c.Reason)
+			_, err = tx.Exec(ctx, `UPDATE allot_sequence_ledger SET kind = 'returned', reason = $2, pending = false WHERE id = $1`, c.ID, c.Reason)
 		} else {
 			_, err = tx.Exec(ctx, `UPDATE allot_sequence_ledger SET last = $2 WHERE id = $1`, c.ID, c.NewLast)
 		}
@@ -193,11 +200,15 @@ func (s *Store) SequenceReturn(ctx context.Context, p allot.SequenceReturnParams
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		for _, pr := range p.Periods {
 			if len(pr.Spans) > 0 {
-				l, _, err := periodLedger(ctx, tx, p.Sequence, pr.Period, pr.Spans)
+				spans := make([]allot.Span, len(pr.Spans))
+				for i, rs := range pr.Spans {
+					spans[i] = rs.Span
+				}
+				l, _, err := periodLedger(ctx, tx, p.Sequence, pr.Period, spans)
 				if err != nil {
 					return err
 				}
-				plan, err := allot.PlanReturn(l, pr.Spans, p.Reason)
+				plan, err := allot.PlanReturn(l, pr.Spans, p.Owner, p.Reason)
 				if err != nil {
 					return err
 				}
@@ -279,18 +290,15 @@ func (s *Store) SequenceExpireReserved(ctx context.Context, now time.Time, owner
 			if err != nil {
 				return err
 			}
-			// Keep only the entries still pending and due (read under the
-			// counter lock: a confirm may have settled one meanwhile).
-			l.Taken = l.Taken[:0:0]
-			for _, e := range group {
-				var still bool
-				if err := tx.QueryRow(ctx, `SELECT pending FROM allot_sequence_ledger WHERE id = $1`, e.ID).Scan(&still); err != nil {
-					return err
-				}
-				if still {
-					l.Taken = append(l.Taken, e)
-				}
+			// Plan from the entries as they are now, read under the
+			// counter lock: a confirm may have settled one meanwhile, or a
+			// give-back handed one back.
+			due, err := list(ctx, tx, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+				WHERE id = ANY($1) AND kind = 'reserved' AND pending AND confirm_by <= $2 ORDER BY first`, entryIDs(group), now)
+			if err != nil {
+				return err
 			}
+			l.Taken = due
 			plan := allot.PlanExpire(l)
 			if _, err := apply(ctx, tx, l, plan, owner); err != nil {
 				return err
@@ -358,22 +366,24 @@ func (s *Store) SequenceNumberInfo(ctx context.Context, name, period string, n i
 		return nil, err
 	}
 	info := &allot.NumberInfo{}
-	find := func(kinds ...string) (*allot.LedgerEntry, error) {
+	// Each kind filter is written as its partial index's predicate, so
+	// every lookup is one backward index probe.
+	find := func(kinds string) (*allot.LedgerEntry, error) {
 		e, err := scanLedger(s.pool.QueryRow(ctx, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
-			WHERE sequence = $1 AND period = $2 AND kind = ANY($4) AND first <= $3 ORDER BY first DESC LIMIT 1`, name, period, n, kinds))
+			WHERE sequence = $1 AND period = $2 AND `+kinds+` AND first <= $3 ORDER BY first DESC LIMIT 1`, name, period, n))
 		if errors.Is(err, pgx.ErrNoRows) || err == nil && e.Last < n {
 			return nil, nil
 		}
 		return e, err
 	}
 	var err error
-	if info.Taken, err = find("issued", "leased", "reserved"); err != nil {
+	if info.Taken, err = find(`kind IN ('issued', 'leased', 'reserved')`); err != nil {
 		return nil, translate(err, "read ledger")
 	}
-	if info.Voided, err = find("voided"); err != nil {
+	if info.Voided, err = find(`kind = 'voided'`); err != nil {
 		return nil, translate(err, "read ledger")
 	}
-	if info.Confirmed, err = find("confirmed"); err != nil {
+	if info.Confirmed, err = find(`kind = 'confirmed'`); err != nil {
 		return nil, translate(err, "read ledger")
 	}
 	if t := info.Taken; t != nil && t.Kind == allot.LedgerLeased && t.Pending {
@@ -391,4 +401,12 @@ func (s *Store) SequenceBatchEntries(ctx context.Context, name, period string, b
 	return list(ctx, s.pool, "read ledger", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
 		WHERE sequence = $1 AND period = $2 AND pending AND batch = $3 AND kind IN ('issued', 'leased', 'reserved') ORDER BY first`,
 		name, period, batch)
+}
+
+func entryIDs(es []allot.LedgerEntry) []int64 {
+	out := make([]int64, len(es))
+	for i, e := range es {
+		out[i] = e.ID
+	}
+	return out
 }

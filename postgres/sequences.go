@@ -130,6 +130,11 @@ func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams
 			q.Max = *p.Max
 		}
 		applyUpdate(q, p)
+		// Lock the counters in period order, the order every
+		// multi-period transaction uses, before updating them.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM allot_sequence_counters WHERE sequence = $1 ORDER BY period FOR UPDATE`, p.Name); err != nil {
+			return translate(err, "lock counters")
+		}
 		if _, err := tx.Exec(ctx, `UPDATE allot_sequence_counters SET max = $2 WHERE sequence = $1`, p.Name, q.Max); err != nil {
 			return translate(err, "update counters")
 		}
@@ -161,10 +166,13 @@ func applyUpdate(q *allot.Sequence, p allot.SequenceUpdateParams) {
 }
 
 // leasedSQL is how many numbers of period $2 of sequence $1 sit in pending
-// leases, less those voided.
+// leases, less those voided (voids never overlap, so those inside a lease
+// start at the one holding its first number: an index range, not a scan).
 const leasedSQL = `SELECT coalesce(sum((l.last - l.first + 1) - coalesce((SELECT sum(least(v.last, l.last) - greatest(v.first, l.first) + 1)
 		FROM allot_sequence_ledger v WHERE v.sequence = l.sequence AND v.period = l.period AND v.kind = 'voided'
-		AND v.first <= l.last AND v.last >= l.first), 0)), 0)::bigint
+		AND v.first <= l.last AND v.last >= l.first
+		AND v.first >= coalesce((SELECT max(x.first) FROM allot_sequence_ledger x WHERE x.sequence = l.sequence AND x.period = l.period
+			AND x.kind = 'voided' AND x.first <= l.first), l.first)), 0)), 0)::bigint
 	FROM allot_sequence_ledger l WHERE l.sequence = $1 AND l.period = $2 AND l.kind = 'leased' AND l.pending`
 
 // SequenceCounterGet returns one period's counter with its figures.
@@ -274,7 +282,7 @@ func (s *Store) advanceFast(ctx context.Context, p allot.SequenceAdvanceParams) 
 		}
 		total += r.Count
 	}
-	rows := allot.PlanRows(p, rel)
+	rows, rowOf := allot.PlanRows(p, rel)
 	var reserved int64
 	n := len(rows)
 	kinds, reasons, rdates, refs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -302,8 +310,9 @@ func (s *Store) advanceFast(ctx context.Context, p allot.SequenceAdvanceParams) 
 	for i := range rel {
 		rel[i].First += prev
 		rel[i].Last += prev
-		rel[i].CounterLast, rel[i].Max, rel[i].Rows = prev+total, maxv, ids
+		rel[i].CounterLast, rel[i].Max = prev+total, maxv
 	}
+	allot.SetRows(rel, rowOf, ids)
 	return rel, true, nil
 }
 
@@ -374,9 +383,7 @@ func advanceTx(ctx context.Context, tx pgx.Tx, p allot.SequenceAdvanceParams) ([
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, err
 	}
-	for i := range plan.Results {
-		plan.Results[i].Rows = ids
-	}
+	allot.SetRows(plan.Results, plan.RowOf, ids)
 	return plan.Results, nil
 }
 

@@ -88,7 +88,7 @@ func apply(ctx context.Context, tx *sql.Tx, l allot.PeriodLedger, plan allot.Led
 	for _, c := range plan.Changes {
 		var err error
 		if c.Returned {
-			_, err = tx.ExecContext(ctx, `UPDATE allot_sequence_ledger SET kind = 'returned', reason = ? WHERE id = ?`, c.Reason, c.ID)
+			_, err = tx.ExecContext(ctx, `UPDATE allot_sequence_ledger SET kind = 'returned', reason = ?, pending = 0 WHERE id = ?`, c.Reason, c.ID)
 		} else {
 			_, err = tx.ExecContext(ctx, `UPDATE allot_sequence_ledger SET last = ? WHERE id = ?`, c.NewLast, c.ID)
 		}
@@ -190,11 +190,15 @@ func (s *Store) SequenceReturn(ctx context.Context, p allot.SequenceReturnParams
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		for _, pr := range p.Periods {
 			if len(pr.Spans) > 0 {
-				l, _, err := periodLedger(ctx, tx, p.Sequence, pr.Period, pr.Spans)
+				spans := make([]allot.Span, len(pr.Spans))
+				for i, rs := range pr.Spans {
+					spans[i] = rs.Span
+				}
+				l, _, err := periodLedger(ctx, tx, p.Sequence, pr.Period, spans)
 				if err != nil {
 					return err
 				}
-				plan, err := allot.PlanReturn(l, pr.Spans, p.Reason)
+				plan, err := allot.PlanReturn(l, pr.Spans, p.Owner, p.Reason)
 				if err != nil {
 					return err
 				}
@@ -351,20 +355,22 @@ func (s *Store) SequenceNumberInfo(ctx context.Context, name, period string, n i
 	info := &allot.NumberInfo{}
 	find := func(kinds string) (*allot.LedgerEntry, error) {
 		e, err := scanLedger(s.db.QueryRowContext(ctx, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
-			WHERE sequence = ? AND period = ? AND kind IN (`+kinds+`) AND first <= ? ORDER BY first DESC LIMIT 1`, name, period, n))
+			WHERE sequence = ? AND period = ? AND `+kinds+` AND first <= ? ORDER BY first DESC LIMIT 1`, name, period, n))
 		if errors.Is(err, sql.ErrNoRows) || err == nil && e.Last < n {
 			return nil, nil
 		}
 		return e, err
 	}
+	// Each kind filter is written as its partial index's predicate, so
+	// SQLite uses that index: one backward probe per lookup.
 	var err error
-	if info.Taken, err = find(`'issued', 'leased', 'reserved'`); err != nil {
+	if info.Taken, err = find(`kind IN ('issued', 'leased', 'reserved')`); err != nil {
 		return nil, translate(err, "read ledger")
 	}
-	if info.Voided, err = find(`'voided'`); err != nil {
+	if info.Voided, err = find(`kind = 'voided'`); err != nil {
 		return nil, translate(err, "read ledger")
 	}
-	if info.Confirmed, err = find(`'confirmed'`); err != nil {
+	if info.Confirmed, err = find(`kind = 'confirmed'`); err != nil {
 		return nil, translate(err, "read ledger")
 	}
 	if t := info.Taken; t != nil && t.Kind == allot.LedgerLeased && t.Pending {

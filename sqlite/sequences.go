@@ -159,10 +159,13 @@ func applyUpdate(q *allot.Sequence, p allot.SequenceUpdateParams) {
 }
 
 // leasedSQL is how many numbers of period ?2 of sequence ?1 sit in pending
-// leases, less those voided.
+// leases, less those voided (voids never overlap, so those inside a lease
+// start at the one holding its first number: an index range, not a scan).
 const leasedSQL = `SELECT coalesce(sum((l.last - l.first + 1) - coalesce((SELECT sum(min(v.last, l.last) - max(v.first, l.first) + 1)
 		FROM allot_sequence_ledger v WHERE v.sequence = l.sequence AND v.period = l.period AND v.kind = 'voided'
-		AND v.first <= l.last AND v.last >= l.first), 0)), 0)
+		AND v.first <= l.last AND v.last >= l.first
+		AND v.first >= coalesce((SELECT max(x.first) FROM allot_sequence_ledger x WHERE x.sequence = l.sequence AND x.period = l.period
+			AND x.kind = 'voided' AND x.first <= l.first), l.first)), 0)), 0)
 	FROM allot_sequence_ledger l WHERE l.sequence = ?1 AND l.period = ?2 AND l.kind = 'leased' AND l.pending`
 
 // SequenceCounterGet returns one period's counter with its figures.
@@ -232,9 +235,7 @@ func (s *Store) SequenceAdvance(ctx context.Context, p allot.SequenceAdvancePara
 				return err
 			}
 		}
-		for i := range out {
-			out[i].Rows = ids
-		}
+		allot.SetRows(out, plan.RowOf, ids)
 		return nil
 	})
 	if err != nil {

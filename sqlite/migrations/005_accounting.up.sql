@@ -34,6 +34,11 @@ INSERT INTO allot_sequence_ledger_new (id, sequence, period, kind, first, last, 
 SELECT l.id, l.sequence, l.period, l.kind, l.first, l.last, l.reason, l.owner, l.created_at,
        CASE WHEN l.kind = 'leased' AND EXISTS (SELECT 1 FROM allot_servers s WHERE s.owner = l.owner AND s.stopped_at IS NULL) THEN 1 ELSE 0 END
 FROM allot_sequence_ledger l;
+-- Keep AUTOINCREMENT's high-water mark, so ids are never reused.
+UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'allot_sequence_ledger'), 0))
+WHERE name = 'allot_sequence_ledger_new';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'allot_sequence_ledger_new', seq FROM sqlite_sequence
+WHERE name = 'allot_sequence_ledger' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'allot_sequence_ledger_new');
 DROP TABLE allot_sequence_ledger;
 ALTER TABLE allot_sequence_ledger_new RENAME TO allot_sequence_ledger;
 CREATE INDEX allot_sequence_ledger_seq_id ON allot_sequence_ledger (sequence, id);
@@ -80,7 +85,7 @@ END;
 
 -- Servers say they are alive every few seconds (seen_at).
 ALTER TABLE allot_servers ADD COLUMN seen_at INTEGER;
-UPDATE allot_servers SET seen_at = coalesce(stopped_at, started_at);
+UPDATE allot_servers SET seen_at = coalesce(stopped_at, CAST(unixepoch('subsec') * 1000000 AS INTEGER));
 
 ALTER TABLE allot_idempotency ADD COLUMN confirm_by INTEGER;
 
@@ -106,6 +111,10 @@ CREATE TABLE allot_claims_new (
 );
 INSERT INTO allot_claims_new (seq, id, pool, customer, quantity, status, reference, created_at, expires_at, updated_at)
 SELECT seq, id, pool, customer, quantity, status, reference, created_at, expires_at, updated_at FROM allot_claims;
+UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'allot_claims'), 0))
+WHERE name = 'allot_claims_new';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'allot_claims_new', seq FROM sqlite_sequence
+WHERE name = 'allot_claims' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'allot_claims_new');
 DROP TABLE allot_claims;
 ALTER TABLE allot_claims_new RENAME TO allot_claims;
 CREATE INDEX allot_claims_pool_seq ON allot_claims (pool, seq);
