@@ -129,7 +129,7 @@ func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams
 			}
 			q.Max = *p.Max
 		}
-		applyUpdate(q, p)
+		p.ApplyTo(q)
 		// Lock the counters in period order, the order every
 		// multi-period transaction uses, before updating them.
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM allot_sequence_counters WHERE sequence = $1 ORDER BY period FOR UPDATE`, p.Name); err != nil {
@@ -147,22 +147,6 @@ func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams
 		return nil, translate(err, "update sequence")
 	}
 	return out, nil
-}
-
-// applyUpdate copies the settings an update gives onto q (max aside).
-func applyUpdate(q *allot.Sequence, p allot.SequenceUpdateParams) {
-	if p.WarnAt != nil {
-		q.WarnAt = *p.WarnAt
-	}
-	if p.PeriodsBack != nil {
-		q.PeriodsBack = *p.PeriodsBack
-	}
-	if p.PeriodsAhead != nil {
-		q.PeriodsAhead = *p.PeriodsAhead
-	}
-	if p.ConfirmWithin != nil {
-		q.ConfirmWithin = *p.ConfirmWithin
-	}
 }
 
 // leasedSQL is how many numbers of period $2 of sequence $1 sit in pending

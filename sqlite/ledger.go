@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -44,42 +43,12 @@ func periodLedger(ctx context.Context, tx *sql.Tx, seq, period string, spans []a
 	if err != nil {
 		return l, false, translate(err, fmt.Sprintf("sequence %q", seq))
 	}
-	seen := map[int64]bool{}
-	add := func(dst *[]allot.LedgerEntry, q string, args ...any) error {
-		rows, err := list(ctx, tx, "read ledger", scanLedgerValue, q, args...)
-		if err != nil {
-			return err
-		}
-		for _, e := range rows {
-			if !seen[e.ID] {
-				seen[e.ID] = true
-				*dst = append(*dst, e)
-			}
-		}
-		return nil
-	}
-	for _, sp := range spans {
-		if err := add(&l.Taken, takenNear, seq, period, sp.First, sp.Last); err != nil {
-			return l, exists, err
-		}
-	}
-	// Notes around the spans, and around every pending entry they touch
-	// (an operation may settle one, which takes all of its notes).
-	around := append([]allot.Span(nil), spans...)
-	for _, t := range l.Taken {
-		if t.Pending && t.Kind != allot.LedgerLeased {
-			around = append(around, allot.Span{First: t.First, Last: t.Last})
-		}
-	}
-	for _, sp := range allot.MergeSpans(around) {
-		for _, kind := range []allot.LedgerKind{allot.LedgerVoided, allot.LedgerConfirmed} {
-			if err := add(&l.Notes, notesNear, seq, period, sp.First, sp.Last, string(kind)); err != nil {
-				return l, exists, err
-			}
-		}
-	}
-	sort.Slice(l.Taken, func(i, j int) bool { return l.Taken[i].First < l.Taken[j].First })
-	return l, exists, nil
+	err = allot.ReadNear(&l, spans, func(sp allot.Span) ([]allot.LedgerEntry, error) {
+		return list(ctx, tx, "read ledger", scanLedgerValue, takenNear, seq, period, sp.First, sp.Last)
+	}, func(kind allot.LedgerKind, sp allot.Span) ([]allot.LedgerEntry, error) {
+		return list(ctx, tx, "read ledger", scanLedgerValue, notesNear, seq, period, sp.First, sp.Last, string(kind))
+	})
+	return l, exists, err
 }
 
 // apply writes a plan: row changes, notes, the counter, settles. It
@@ -144,38 +113,31 @@ const liveOwnerSQL = `EXISTS (SELECT 1 FROM allot_servers sv WHERE sv.owner = ?1
 
 func silentCutoff() int64 { return micros(time.Now().Add(-allot.ServerSilentAfter)) }
 
+// ledgerTx lends a transaction to the root package's ledger operations.
+type ledgerTx struct{ tx *sql.Tx }
+
+func (t ledgerTx) Ledger(ctx context.Context, seq, period string, spans []allot.Span) (allot.PeriodLedger, bool, error) {
+	return periodLedger(ctx, t.tx, seq, period, spans)
+}
+
+func (t ledgerTx) Apply(ctx context.Context, l allot.PeriodLedger, plan allot.LedgerPlan, owner string) (*allot.LedgerEntry, error) {
+	return apply(ctx, t.tx, l, plan, owner)
+}
+
+func (t ledgerTx) Settle(ctx context.Context, ids []int64) error {
+	return settle(ctx, t.tx, ids, false)
+}
+
+func (t ledgerTx) OwnerLive(ctx context.Context, owner string) (live bool, err error) {
+	err = t.tx.QueryRowContext(ctx, `SELECT `+liveOwnerSQL, owner, silentCutoff()).Scan(&live)
+	return live, err
+}
+
 // SequenceVoid records a voided range, as allot.PlanVoid decides.
 func (s *Store) SequenceVoid(ctx context.Context, p allot.SequenceVoidParams) (*allot.LedgerEntry, error) {
 	var out *allot.LedgerEntry
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		sp := allot.Span{First: p.First, Last: p.Last}
-		l, exists, err := periodLedger(ctx, tx, p.Sequence, p.Period, []allot.Span{sp})
-		if err != nil {
-			return err
-		}
-		if !exists {
-			return allot.Invalidf("number", "%s was never issued", sp)
-		}
-		plan, err := allot.PlanVoid(l, sp, p.Reason, false)
-		if err != nil {
-			return err
-		}
-		if !p.Force {
-			for _, t := range l.Taken {
-				if t.Kind != allot.LedgerLeased || !t.Pending || t.Owner == p.Owner || t.Last < sp.First || t.First > sp.Last {
-					continue
-				}
-				var live bool
-				if err := tx.QueryRowContext(ctx, `SELECT `+liveOwnerSQL, t.Owner, silentCutoff()).Scan(&live); err != nil {
-					return err
-				}
-				if live {
-					return allot.Errorf(allot.ErrInvalidState, "%s is in a block leased to server %s, which is running and may not have handed it out yet: "+
-						"void it there, or once it has stopped, or with force if it crashed", sp, t.Owner)
-				}
-			}
-		}
-		out, err = apply(ctx, tx, l, plan, p.Owner)
+	err := s.withTx(ctx, func(tx *sql.Tx) (err error) {
+		out, err = allot.VoidTx(ctx, ledgerTx{tx}, p)
 		return err
 	})
 	if err != nil {
@@ -185,33 +147,10 @@ func (s *Store) SequenceVoid(ctx context.Context, p allot.SequenceVoidParams) (*
 }
 
 // SequenceReturn gives numbers back, as allot.PlanReturn decides, one
-// period after another in one transaction.
+// period after another (in period order, the one lock order) in one
+// transaction.
 func (s *Store) SequenceReturn(ctx context.Context, p allot.SequenceReturnParams) error {
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		for _, pr := range p.Periods {
-			if len(pr.Spans) > 0 {
-				spans := make([]allot.Span, len(pr.Spans))
-				for i, rs := range pr.Spans {
-					spans[i] = rs.Span
-				}
-				l, _, err := periodLedger(ctx, tx, p.Sequence, pr.Period, spans)
-				if err != nil {
-					return err
-				}
-				plan, err := allot.PlanReturn(l, pr.Spans, p.Owner, p.Reason)
-				if err != nil {
-					return err
-				}
-				if _, err := apply(ctx, tx, l, plan, p.Owner); err != nil {
-					return err
-				}
-			}
-			if err := settle(ctx, tx, pr.Settle, false); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.withTx(ctx, func(tx *sql.Tx) error { return allot.ReturnTx(ctx, ledgerTx{tx}, p) })
 	return translate(err, fmt.Sprintf("give back numbers of %q", p.Sequence))
 }
 
@@ -231,28 +170,8 @@ func (s *Store) SequenceSettle(ctx context.Context, ids []int64) error {
 func (s *Store) SequenceConfirm(ctx context.Context, p allot.SequenceConfirmParams) (*allot.LedgerEntry, bool, error) {
 	var out *allot.LedgerEntry
 	var replayed bool
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		l, exists, err := periodLedger(ctx, tx, p.Sequence, p.Period, []allot.Span{p.Span})
-		if err != nil {
-			return err
-		}
-		if !exists {
-			return allot.Invalidf("first", "%s were never issued", p.Span)
-		}
-		plan, replay, err := allot.PlanConfirm(l, p.Span, p.Reference, p.Now)
-		if err != nil {
-			return err
-		}
-		if replay {
-			replayed = true
-			for i := range l.Notes {
-				if l.Notes[i].Kind == allot.LedgerConfirmed {
-					out = &l.Notes[i]
-					return nil
-				}
-			}
-		}
-		out, err = apply(ctx, tx, l, plan, p.Owner)
+	err := s.withTx(ctx, func(tx *sql.Tx) (err error) {
+		out, replayed, err = allot.ConfirmTx(ctx, ledgerTx{tx}, p)
 		return err
 	})
 	if err != nil {

@@ -127,7 +127,7 @@ func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams
 			}
 			q.Max = *p.Max
 		}
-		applyUpdate(q, p)
+		p.ApplyTo(q)
 		if _, err := tx.ExecContext(ctx, `UPDATE allot_sequence_counters SET max = ? WHERE sequence = ?`, q.Max, p.Name); err != nil {
 			return err
 		}
@@ -140,22 +140,6 @@ func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams
 		return nil, translate(err, "update sequence")
 	}
 	return out, nil
-}
-
-// applyUpdate copies the settings an update gives onto q (max aside).
-func applyUpdate(q *allot.Sequence, p allot.SequenceUpdateParams) {
-	if p.WarnAt != nil {
-		q.WarnAt = *p.WarnAt
-	}
-	if p.PeriodsBack != nil {
-		q.PeriodsBack = *p.PeriodsBack
-	}
-	if p.PeriodsAhead != nil {
-		q.PeriodsAhead = *p.PeriodsAhead
-	}
-	if p.ConfirmWithin != nil {
-		q.ConfirmWithin = *p.ConfirmWithin
-	}
 }
 
 // leasedSQL is how many numbers of period ?2 of sequence ?1 sit in pending

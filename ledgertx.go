@@ -1,0 +1,175 @@
+package allot
+
+import (
+	"cmp"
+	"context"
+	"slices"
+)
+
+// LedgerTx is what a store lends the ledger operations inside one of its
+// write transactions. The operations below (void, give back, confirm) are
+// the same on every store: lock the period's counter, read the entries the
+// planner needs, let the planner decide, write the plan. Only the SQL
+// differs, and that is what a store implements here.
+type LedgerTx interface {
+	// Ledger locks the counter of a period and reads the entries around
+	// spans. exists is false when the period has no counter yet.
+	Ledger(ctx context.Context, seq, period string, spans []Span) (l PeriodLedger, exists bool, err error)
+	// Apply writes a plan made from l by owner, and returns the last note
+	// it wrote (nil if none).
+	Apply(ctx context.Context, l PeriodLedger, plan LedgerPlan, owner string) (*LedgerEntry, error)
+	// Settle marks issued and leased entries as no longer pending.
+	Settle(ctx context.Context, ids []int64) error
+	// OwnerLive says whether server owner is running: it has not stopped
+	// and was seen within ServerSilentAfter.
+	OwnerLive(ctx context.Context, owner string) (bool, error)
+}
+
+// VoidTx is Store.SequenceVoid, run in tx.
+func VoidTx(ctx context.Context, tx LedgerTx, p SequenceVoidParams) (*LedgerEntry, error) {
+	sp := Span{First: p.First, Last: p.Last}
+	l, exists, err := tx.Ledger(ctx, p.Sequence, p.Period, []Span{sp})
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, Invalidf("number", "%s was never issued", sp)
+	}
+	plan, err := PlanVoid(l, sp, p.Reason, false)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Force {
+		for _, t := range l.Taken {
+			if t.Kind != LedgerLeased || !t.Pending || t.Owner == p.Owner || t.Last < sp.First || t.First > sp.Last {
+				continue
+			}
+			live, err := tx.OwnerLive(ctx, t.Owner)
+			if err != nil {
+				return nil, err
+			}
+			if live {
+				return nil, Errorf(ErrInvalidState, "%s is in a block leased to server %s, which is running and may not have handed it out yet: "+
+					"void it there, or once it has stopped, or with force if it crashed", sp, t.Owner)
+			}
+		}
+	}
+	return tx.Apply(ctx, l, plan, p.Owner)
+}
+
+// ReturnTx is Store.SequenceReturn, run in tx: one period after another,
+// in the order given (callers give them in period order, the one lock
+// order).
+func ReturnTx(ctx context.Context, tx LedgerTx, p SequenceReturnParams) error {
+	for _, pr := range p.Periods {
+		if len(pr.Spans) > 0 {
+			spans := make([]Span, len(pr.Spans))
+			for i, rs := range pr.Spans {
+				spans[i] = rs.Span
+			}
+			l, _, err := tx.Ledger(ctx, p.Sequence, pr.Period, spans)
+			if err != nil {
+				return err
+			}
+			plan, err := PlanReturn(l, pr.Spans, p.Owner, p.Reason)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Apply(ctx, l, plan, p.Owner); err != nil {
+				return err
+			}
+		}
+		if err := tx.Settle(ctx, pr.Settle); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ConfirmTx is Store.SequenceConfirm, run in tx. replayed is true when the
+// numbers were confirmed already with the same reference; the entry
+// returned is then the confirmation recorded before.
+func ConfirmTx(ctx context.Context, tx LedgerTx, p SequenceConfirmParams) (e *LedgerEntry, replayed bool, err error) {
+	l, exists, err := tx.Ledger(ctx, p.Sequence, p.Period, []Span{p.Span})
+	if err != nil {
+		return nil, false, err
+	}
+	if !exists {
+		return nil, false, Invalidf("first", "%s were never issued", p.Span)
+	}
+	plan, replay, err := PlanConfirm(l, p.Span, p.Reference, p.Now)
+	if err != nil {
+		return nil, false, err
+	}
+	if replay {
+		for i := range l.Notes {
+			if l.Notes[i].Kind == LedgerConfirmed {
+				return &l.Notes[i], true, nil
+			}
+		}
+	}
+	e, err = tx.Apply(ctx, l, plan, p.Owner)
+	return e, replay, err
+}
+
+// ApplyTo copies the settings p changes onto q, max aside (a store checks
+// a new max against its counters and the other sequences first).
+func (p SequenceUpdateParams) ApplyTo(q *Sequence) {
+	if p.WarnAt != nil {
+		q.WarnAt = *p.WarnAt
+	}
+	if p.PeriodsBack != nil {
+		q.PeriodsBack = *p.PeriodsBack
+	}
+	if p.PeriodsAhead != nil {
+		q.PeriodsAhead = *p.PeriodsAhead
+	}
+	if p.ConfirmWithin != nil {
+		q.ConfirmWithin = *p.ConfirmWithin
+	}
+}
+
+// ReadNear fills l.Taken and l.Notes with the entries the planners need
+// around spans: the taken entries overlapping them (read by taken), and
+// the voided and confirmed notes (read by notes, a kind at a time) around
+// the spans and around every pending entry they touch, since an operation
+// may settle one, which takes all of its notes. An entry read twice is
+// kept once; Taken ends sorted by first number.
+func ReadNear(l *PeriodLedger, spans []Span, taken func(Span) ([]LedgerEntry, error),
+	notes func(LedgerKind, Span) ([]LedgerEntry, error)) error {
+	seen := map[int64]bool{}
+	add := func(dst *[]LedgerEntry, rows []LedgerEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		for _, e := range rows {
+			if !seen[e.ID] {
+				seen[e.ID] = true
+				*dst = append(*dst, e)
+			}
+		}
+		return nil
+	}
+	for _, sp := range spans {
+		rows, err := taken(sp)
+		if err := add(&l.Taken, rows, err); err != nil {
+			return err
+		}
+	}
+	around := slices.Clone(spans)
+	for _, t := range l.Taken {
+		if t.Pending && t.Kind != LedgerLeased {
+			around = append(around, Span{First: t.First, Last: t.Last})
+		}
+	}
+	for _, sp := range MergeSpans(around) {
+		for _, kind := range []LedgerKind{LedgerVoided, LedgerConfirmed} {
+			rows, err := notes(kind, sp)
+			if err := add(&l.Notes, rows, err); err != nil {
+				return err
+			}
+		}
+	}
+	slices.SortFunc(l.Taken, func(a, b LedgerEntry) int { return cmp.Compare(a.First, b.First) })
+	return nil
+}
