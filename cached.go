@@ -1,10 +1,12 @@
 package allot
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/allot/allot/batch"
@@ -21,9 +23,11 @@ import (
 // Config.LeaseBlocksMax) and shrinks back when demand falls.
 //
 // A lease never takes more than 1/LeaseFraction of what the period has left
-// (PlanAdvance caps it), so a crash, which loses what the server had leased
-// and not handed out, costs at most about two such leases per period (the
-// current one and the one fetched ahead). A graceful stop, a lease that sat
+// (PlanAdvance caps it), and the leases this server holds unsettled in one
+// period, over all its document dates, never more than twice that (see
+// periodBudget; past it, requests go to the store). So a crash, which loses
+// what the server had leased and not handed out, costs at most 2/32 of what
+// the period had left. A graceful stop, a lease that sat
 // idle for Config.LeaseIdle, and one pushed out by Config.LeasesMax give
 // back their unused rest: handed back to the counter when nothing was taken
 // after it (so those numbers are issued again and no gap remains), voided
@@ -51,13 +55,84 @@ func (s span) len() int64 { return s.last - s.first + 1 }
 
 type allocKey struct{ period, date string }
 
-// lease is a leased ledger entry. It is settled (the server tells the
-// ledger what it handed out) once every number of it was delivered.
+// lease is a leased ledger entry. Each of its numbers is in memory (an
+// allocator span), out for delivery (taken by a request not yet answered),
+// delivered, or given back. It is settled (the server tells the ledger
+// that it handed out what it did not give back) once none is in memory or
+// out: whoever brings it there first claims the settle.
 type lease struct {
 	id          int64
 	first, last int64
-	settling    bool // its last numbers were taken; settled once they are delivered
-	settled     bool
+	budget      *periodBudget
+	out         atomic.Int64 // numbers taken and not yet delivered or put back
+	drained     atomic.Bool  // no span holds any of its numbers (changed under the allocator's mutex)
+	settled     atomic.Bool
+}
+
+func (l *lease) span() Span { return Span{l.first, l.last} }
+
+// claimSettle reports whether the caller is the one to settle l. Once no
+// number of it is in memory or out, nothing can take or put back any, so
+// the state is final and exactly one caller wins.
+func (l *lease) claimSettle() bool {
+	if l.out.Load() != 0 || !l.drained.Load() || !l.settled.CompareAndSwap(false, true) {
+		return false
+	}
+	l.budget.release(l.last - l.first + 1)
+	return true
+}
+
+// periodBudget bounds what this server holds in unsettled leases of one
+// period, over all its allocators of the period (one per document date):
+// at most twice LeaseCap of what the period had left at its latest lease
+// (the lease in use and the one fetched ahead), so a crash costs at most
+// that much of the period.
+type periodBudget struct {
+	held atomic.Int64
+	cap  atomic.Int64 // LeaseCap at the period's latest lease; 0 before the first
+}
+
+// reserve takes up to want numbers of the budget for a lease about to be
+// fetched and returns how many it took (0: none left). fallback is the
+// cap to assume before the period's first lease.
+func (b *periodBudget) reserve(want, fallback int64) int64 {
+	limit := b.cap.Load()
+	if limit == 0 {
+		limit = fallback
+	}
+	limit *= 2
+	for {
+		h := b.held.Load()
+		n := min(want, limit-h)
+		if n <= 0 {
+			return 0
+		}
+		if b.held.CompareAndSwap(h, h+n) {
+			return n
+		}
+	}
+}
+
+func (b *periodBudget) release(n int64) { b.held.Add(-n) }
+
+// taken is what one take handed out: count numbers from first, lying in
+// the leases one and more (a take can cross from one lease into the next
+// when their numbers are adjacent).
+type taken struct {
+	first, count int64
+	one          *lease
+	more         []*lease
+}
+
+// each calls fn with every lease of t and the part of t in it.
+func (t *taken) each(fn func(l *lease, part Span)) {
+	sp := Span{t.first, t.first + t.count - 1}
+	if t.one != nil {
+		fn(t.one, intersect(sp, t.one.span()))
+	}
+	for _, l := range t.more {
+		fn(l, intersect(sp, l.span()))
+	}
 }
 
 type allocator struct {
@@ -70,11 +145,13 @@ type allocator struct {
 	mu          sync.Mutex
 	retired     bool // given back: nothing more may be handed out
 	spans       []span
-	leases      []lease
+	leases      []*lease // the leases with numbers in spans
+	budget      *periodBudget
 	fetching    bool
 	fetchDone   chan struct{}
 	fetchErr    error
-	exhaustedAt time.Time
+	exhaustedAt time.Time // when the store last refused a lease (range used up, or closedErr)
+	closedErr   error     // the period was closed at exhaustedAt
 	leaseBlocks int64
 	lastFetch   time.Time
 	lastUsed    time.Time
@@ -115,7 +192,7 @@ func (rt *seqRuntime) allocatorFor(s *Service, k allocKey) *allocator {
 		// Before the first lease, what is left is at most the whole
 		// range, so no lease can take more than its cap.
 		a = &allocator{svc: s, key: k, seq: rt.seq.Name, dateKey: k.date, block: rt.seq.BlockSize, leaseBlocks: 1, lastUsed: time.Now(),
-			capHint: LeaseCap(rt.seq.Size())}
+			capHint: LeaseCap(rt.seq.Size()), budget: rt.budgetLocked(k.period, s.cfg.LeasesMax)}
 		rt.allocs[k] = a
 	}
 	rt.allocMu.Unlock()
@@ -132,6 +209,29 @@ func (rt *seqRuntime) allocatorFor(s *Service, k allocKey) *allocator {
 	return a
 }
 
+// budgetLocked returns the lease budget of a period, creating it. Budgets
+// nothing holds are forgotten once there are many (a daily sequence fed
+// many dates), so memory stays bounded.
+func (rt *seqRuntime) budgetLocked(period string, keep int) *periodBudget {
+	if b := rt.budgets[period]; b != nil {
+		return b
+	}
+	if len(rt.budgets) >= 4*keep {
+		inUse := map[*periodBudget]bool{}
+		for _, a := range rt.allocs {
+			inUse[a.budget] = true
+		}
+		for p, b := range rt.budgets {
+			if !inUse[b] && b.held.Load() == 0 {
+				delete(rt.budgets, p)
+			}
+		}
+	}
+	b := &periodBudget{}
+	rt.budgets[period] = b
+	return b
+}
+
 func (a *allocator) used() time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -141,107 +241,157 @@ func (a *allocator) used() time.Time {
 // take hands out count contiguous numbers from memory, waiting for a lease
 // only when memory has none that fit. It returns errDirect when the
 // request can't be served from a lease and errRetired when the allocator
-// was given back. used lists the leases this take used up: the caller
-// settles them (delivered) once the numbers are delivered, or puts the
-// numbers back.
-func (a *allocator) take(ctx context.Context, count int64) (first int64, used []int64, err error) {
+// was given back. The caller must then call delivered or putBack with
+// what it got.
+func (a *allocator) take(ctx context.Context, count int64) (taken, error) {
 	a.mu.Lock()
 	if a.capHint > 0 && count > a.capHint {
 		a.mu.Unlock()
-		return 0, nil, errDirect
+		return taken{}, errDirect
 	}
 	for {
 		if a.retired {
 			a.mu.Unlock()
-			return 0, nil, errRetired
+			return taken{}, errRetired
 		}
 		for i := range a.spans {
 			sp := &a.spans[i]
 			if sp.len() >= count {
-				first := sp.first
+				t := taken{first: sp.first, count: count}
 				sp.first += count
 				if sp.first > sp.last {
 					a.spans = slices.Delete(a.spans, i, i+1)
 				}
 				a.lastUsed = time.Now()
-				used := a.usedUpLocked()
+				a.markTakenLocked(&t)
 				a.maybeFetchLocked()
 				a.mu.Unlock()
-				return first, used, nil
+				return t, nil
 			}
 		}
 		if !a.exhaustedAt.IsZero() && time.Since(a.exhaustedAt) < exhaustedRecheck {
-			remaining := a.totalLocked()
+			err := a.refusedLocked(count)
 			a.mu.Unlock()
-			return 0, nil, &ExhaustedError{Sequence: a.seq, Period: a.key.period, Requested: count, Remaining: remaining}
+			return taken{}, err
 		}
 		if a.capHint > 0 && count > a.capHint {
 			a.mu.Unlock()
-			return 0, nil, errDirect // the range got too small for leases this size
+			return taken{}, errDirect // the range got too small for leases this size
 		}
 		if !a.fetching {
-			a.startFetchLocked()
+			n := a.budget.reserve(a.leaseSizeLocked(), a.capHint)
+			if n < count {
+				// This server holds its share of the period in other
+				// leases: take these numbers from the store instead.
+				a.budget.release(n)
+				a.mu.Unlock()
+				return taken{}, errDirect
+			}
+			a.startFetchLocked(n)
 		}
 		done := a.fetchDone
 		a.mu.Unlock()
 		select {
 		case <-done:
 		case <-ctx.Done():
-			return 0, nil, ctx.Err()
+			return taken{}, ctx.Err()
 		}
 		a.mu.Lock()
 		if a.fetchErr != nil && !a.fetching {
 			err := a.fetchErr
 			a.mu.Unlock()
-			return 0, nil, err
+			return taken{}, err
 		}
 	}
 }
 
-// delivered settles the leases a take used up, now that its numbers were
-// delivered.
-func (a *allocator) delivered(used []int64) {
-	if len(used) == 0 {
-		return
+// refusedLocked is the answer while the store recently refused a lease:
+// the range is used up, or the period closed.
+func (a *allocator) refusedLocked(count int64) error {
+	if a.closedErr != nil {
+		return a.closedErr
 	}
-	a.mu.Lock()
-	var ids []int64
-	for i := range a.leases {
-		if l := &a.leases[i]; l.settling && !l.settled && slices.Contains(used, l.id) {
-			l.settled, l.settling = true, false
-			ids = append(ids, l.id)
+	return &ExhaustedError{Sequence: a.seq, Period: a.key.period, Requested: count, Remaining: a.totalLocked()}
+}
+
+// markTakenLocked counts t's numbers as out for delivery in their leases,
+// and drops from a.leases those no span holds any more.
+func (a *allocator) markTakenLocked(t *taken) {
+	sp := Span{t.first, t.first + t.count - 1}
+	for i := 0; i < len(a.leases); {
+		l := a.leases[i]
+		part := intersect(sp, l.span())
+		if part.Len() <= 0 {
+			i++
+			continue
+		}
+		l.out.Add(part.Len())
+		if t.one == nil {
+			t.one = l
+		} else {
+			t.more = append(t.more, l)
+		}
+		if a.spansHoldLocked(l) {
+			i++
+			continue
+		}
+		l.drained.Store(true)
+		a.leases = slices.Delete(a.leases, i, i+1)
+	}
+}
+
+func (a *allocator) spansHoldLocked(l *lease) bool {
+	for _, sp := range a.spans {
+		if sp.first <= l.last && sp.last >= l.first {
+			return true
 		}
 	}
-	a.mu.Unlock()
+	return false
+}
+
+// delivered records that t's numbers reached their caller, and settles
+// the leases that leaves with nothing in memory or out.
+func (a *allocator) delivered(t taken) {
+	var ids []int64
+	t.each(func(l *lease, part Span) {
+		l.out.Add(-part.Len())
+		if l.claimSettle() {
+			ids = append(ids, l.id)
+		}
+	})
 	a.svc.settle(ids...)
 }
 
 // putBack returns numbers taken from memory that could not be delivered:
-// back to memory while their lease is unsettled and the allocator runs,
-// otherwise to the store.
-func (a *allocator) putBack(first, count int64, used []int64) {
+// back to memory while the allocator runs, otherwise to the store (each
+// part naming its lease, settled with it when nothing else of it is out).
+func (a *allocator) putBack(t taken) {
 	a.mu.Lock()
-	sp := span{first, first + count - 1}
-	var entry int64
-	settled := false
-	for i := range a.leases {
-		l := &a.leases[i]
-		if sp.first >= l.first && sp.last <= l.last {
-			entry, settled = l.id, l.settled
-			if slices.Contains(used, l.id) {
-				l.settling = false // in use again
-			}
-		}
-	}
-	if entry != 0 && !settled && !a.retired {
-		a.spans = append(a.spans, sp)
-		slices.SortFunc(a.spans, func(x, y span) int { return int(min(max(x.first-y.first, -1), 1)) })
+	if !a.retired {
+		a.spans = append(a.spans, span{t.first, t.first + t.count - 1})
+		slices.SortFunc(a.spans, func(x, y span) int { return cmp.Compare(x.first, y.first) })
 		a.spans = mergeAdjacent(a.spans)
+		t.each(func(l *lease, part Span) {
+			if l.drained.Load() {
+				l.drained.Store(false) // before out drops, so no one settles it meanwhile
+				a.leases = append(a.leases, l)
+			}
+			l.out.Add(-part.Len())
+		})
 		a.mu.Unlock()
 		return
 	}
 	a.mu.Unlock()
-	a.svc.giveBack(a.seq, a.key.period, []ReturnSpan{{Span{sp.first, sp.last}, entry}}, nil, "request cancelled before the answer", nil)
+	var spans []ReturnSpan
+	var ids []int64
+	t.each(func(l *lease, part Span) {
+		spans = append(spans, ReturnSpan{part, l.id})
+		l.out.Add(-part.Len())
+		if l.claimSettle() {
+			ids = append(ids, l.id)
+		}
+	})
+	a.svc.giveBack(a.seq, a.key.period, spans, ids, "request cancelled before the answer", nil)
 }
 
 func mergeAdjacent(spans []span) []span {
@@ -252,30 +402,6 @@ func mergeAdjacent(spans []span) []span {
 			continue
 		}
 		out = append(out, s)
-	}
-	return out
-}
-
-// usedUpLocked marks the leases no span of memory holds any more, and
-// returns them, for the taker to settle once it delivered their numbers.
-func (a *allocator) usedUpLocked() []int64 {
-	var out []int64
-	for i := range a.leases {
-		l := &a.leases[i]
-		if l.settled || l.settling {
-			continue
-		}
-		inUse := false
-		for _, sp := range a.spans {
-			if sp.first <= l.last && sp.last >= l.first {
-				inUse = true
-				break
-			}
-		}
-		if !inUse {
-			l.settling = true
-			out = append(out, l.id)
-		}
 	}
 	return out
 }
@@ -300,22 +426,31 @@ func (a *allocator) maybeFetchLocked() {
 	if a.fetching || !a.exhaustedAt.IsZero() && time.Since(a.exhaustedAt) < exhaustedRecheck {
 		return
 	}
-	if a.totalLocked() < a.leaseSizeLocked()/2+1 {
-		a.startFetchLocked()
+	size := a.leaseSizeLocked()
+	if a.totalLocked() >= size/2+1 {
+		return
+	}
+	// Fetch ahead only a lease worth the round trip; a request that finds
+	// memory empty takes what the budget allows, or goes to the store.
+	if n := a.budget.reserve(size, a.capHint); n > size/4 {
+		a.startFetchLocked(n)
+	} else {
+		a.budget.release(n)
 	}
 }
 
-func (a *allocator) startFetchLocked() {
+// startFetchLocked fetches a lease of up to size numbers, reserved in the
+// period's budget already.
+func (a *allocator) startFetchLocked(size int64) {
 	a.fetching = true
 	a.fetchErr = nil
 	a.fetchDone = make(chan struct{})
-	size := a.block * a.leaseBlocks
 	a.svc.bg.Add(1)
 	go a.fetch(size, a.fetchDone)
 }
 
 // fetch leases up to size numbers (PlanAdvance may grant fewer) in the
-// background.
+// background; what it does not get goes back to the budget.
 func (a *allocator) fetch(size int64, done chan struct{}) {
 	defer a.svc.bg.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), a.svc.cfg.StoreTimeout)
@@ -331,10 +466,14 @@ func (a *allocator) fetch(size int64, done chan struct{}) {
 	switch {
 	case err == nil:
 		got := span{res.First, res.Last}
-		a.leases = append(a.leases, lease{id: res.Row, first: got.first, last: got.last})
+		a.budget.release(size - got.len())
+		l := &lease{id: res.Row, first: got.first, last: got.last, budget: a.budget}
+		a.leases = append(a.leases, l)
 		a.spans = mergeAdjacent(append(a.spans, got))
 		a.counterLast, a.max = res.CounterLast, res.Max
 		a.capHint = max(LeaseCap(Remaining(res.CounterLast, res.Max)), 1)
+		a.budget.cap.Store(a.capHint)
+		a.closedErr = nil
 		if !a.lastFetch.IsZero() {
 			switch since := now.Sub(a.lastFetch); {
 			case since < time.Second && a.leaseBlocks < a.svc.cfg.LeaseBlocksMax:
@@ -347,23 +486,33 @@ func (a *allocator) fetch(size int64, done chan struct{}) {
 		a.exhaustedAt = time.Time{}
 		if a.retired {
 			// Given back while the lease was on its way: give it back too.
+			l.drained.Store(true)
+			l.claimSettle()
 			a.svc.bg.Add(1)
-			go func(id int64) {
+			go func() {
 				defer a.svc.bg.Done()
-				a.svc.giveBack(a.seq, a.key.period, []ReturnSpan{{Span{got.first, got.last}, id}}, []int64{id}, "unused lease, given back at once", nil)
-			}(res.Row)
+				a.svc.giveBack(a.seq, a.key.period, []ReturnSpan{{l.span(), l.id}}, []int64{l.id}, "unused lease, given back at once", nil)
+			}()
 			a.spans, a.leases = nil, nil
 		}
 	case errors.Is(err, ErrExhausted):
+		a.budget.release(size)
 		a.exhaustedAt = now
 		var ex *ExhaustedError
 		if errors.As(err, &ex) {
 			a.capHint = max(LeaseCap(ex.Remaining), 1)
 		}
+	case errors.Is(err, ErrPeriodClosed):
+		// Refused for a second like exhaustion, without a store call
+		// (or a log line) per request.
+		a.budget.release(size)
+		a.exhaustedAt, a.closedErr = now, err
 	case errors.Is(err, batch.ErrClosed):
 		// Shutting down: nothing was leased.
+		a.budget.release(size)
 		a.fetchErr = ErrClosed
 	default:
+		a.budget.release(size)
 		a.fetchErr = err
 		a.svc.report("lease numbers", err)
 	}
@@ -385,14 +534,15 @@ func (a *allocator) holds(n int64) bool {
 
 func (a *allocator) clearExhausted() {
 	a.mu.Lock()
-	a.exhaustedAt = time.Time{}
+	a.exhaustedAt, a.closedErr = time.Time{}, nil
 	a.mu.Unlock()
 }
 
 // drain marks the allocator given back and returns what it holds: the
 // unused spans, cut at lease boundaries so each lies in its entry, and the
-// leases to settle once they are given back. Leases whose last numbers are
-// still being delivered (settling) are left to their takers.
+// leases to settle with them (those with no number out for delivery; the
+// takers of the others settle them, or give their numbers back, when they
+// are done).
 func (a *allocator) drain() ([]ReturnSpan, []int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -401,18 +551,16 @@ func (a *allocator) drain() ([]ReturnSpan, []int64) {
 	var ids []int64
 	for _, l := range a.leases {
 		for _, sp := range a.spans {
-			part := intersect(Span{sp.first, sp.last}, Span{l.first, l.last})
-			if part.Len() > 0 {
+			if part := intersect(Span{sp.first, sp.last}, l.span()); part.Len() > 0 {
 				spans = append(spans, ReturnSpan{part, l.id})
 			}
 		}
-		if !l.settled && !l.settling {
+		l.drained.Store(true)
+		if l.claimSettle() {
 			ids = append(ids, l.id)
 		}
 	}
-	// Leases being delivered stay, so their takers can still settle them.
-	a.spans = nil
-	a.leases = slices.DeleteFunc(a.leases, func(l lease) bool { return !l.settling })
+	a.spans, a.leases = nil, nil
 	return spans, ids
 }
 

@@ -25,7 +25,8 @@
 //     confirmed by its caller or voided;
 //   - in a cached sequence every number taken is in a ledger range (issued,
 //     leased or reserved), so a crash's gap is explained by the ledger; a
-//     lease takes at most 1/LeaseFraction of what its period has left, and
+//     lease takes at most 1/LeaseFraction of what its period has left (and
+//     a server holds at most two such in a period), and
 //     its unused rest goes back to the counter when nothing was taken after
 //     it (at a graceful stop, after sitting idle);
 //   - what the figures and statuses say comes from the database alone, the

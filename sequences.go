@@ -42,6 +42,7 @@ type seqRuntime struct {
 
 	allocMu sync.Mutex
 	allocs  map[allocKey]*allocator
+	budgets map[string]*periodBudget // per period: see periodBudget
 	// last is the allocator used most recently: almost every request is
 	// for the current period, so this skips the map.
 	last atomic.Pointer[allocator]
@@ -166,7 +167,7 @@ func (s *Service) addRuntime(seq *Sequence) (*seqRuntime, error) {
 	}
 	parts := tmpl.Parts()
 	rt := &seqRuntime{seq: seq, tmpl: tmpl, loc: loc, usesDate: seq.Reset != ResetNever || parts.Year || parts.Month || parts.Day,
-		tracksDate: tracksDate(parts, seq.Reset), allocs: map[allocKey]*allocator{}}
+		tracksDate: tracksDate(parts, seq.Reset), allocs: map[allocKey]*allocator{}, budgets: map[string]*periodBudget{}}
 	rt.settings.Store(settingsOf(seq))
 	s.seqsMu.Lock()
 	defer s.seqsMu.Unlock()
@@ -382,7 +383,7 @@ func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
 	if p.IdempotencyKey == "" && p.Reference == "" && np.confirmBy == nil && rt.seq.Mode == ModeCached && p.Count <= rt.seq.BlockSize {
 		for {
 			a := rt.allocatorFor(s, allocKey{np.period, np.dateKey})
-			first, used, err := a.take(ctx, p.Count)
+			t, err := a.take(ctx, p.Count)
 			if errors.Is(err, errRetired) {
 				// Given back meanwhile (idle, pushed out, shutting down):
 				// forget it and ask again.
@@ -404,15 +405,15 @@ func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
 			a.mu.Lock()
 			counterLast, maxv := a.counterLast, a.max
 			a.mu.Unlock()
-			res, err := s.result(rt, np, first, p.Count, counterLast, maxv, false)
+			res, err := s.result(rt, np, t.first, p.Count, counterLast, maxv, false)
 			if err == nil && p.Deliver != nil {
 				err = p.Deliver(res)
 			}
 			if err != nil {
-				a.putBack(first, p.Count, used)
+				a.putBack(t)
 				return nil, err
 			}
-			a.delivered(used)
+			a.delivered(t)
 			return res, nil
 		}
 	}
@@ -958,6 +959,17 @@ func (s *Service) SequencePeriodClose(ctx context.Context, name, period string, 
 	}
 	if _, err := s.store.SequencePeriodClose(ctx, SequencePeriodCloseParams{Sequence: name, Period: period, Reopen: reopen, Owner: s.cfg.Owner}); err != nil {
 		return nil, err
+	}
+	if reopen {
+		// This server's allocators take numbers again at once (other
+		// servers' ask the store again within a second).
+		rt.allocMu.Lock()
+		for k, a := range rt.allocs {
+			if k.period == period {
+				a.clearExhausted()
+			}
+		}
+		rt.allocMu.Unlock()
 	}
 	seq, err := s.store.SequenceGet(ctx, name)
 	if err != nil {

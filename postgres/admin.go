@@ -82,8 +82,7 @@ func (s *Store) LastActivity(ctx context.Context) (time.Time, error) {
 // SequenceSkip moves a counter past numbers and voids them.
 func (s *Store) SequenceSkip(ctx context.Context, p allot.SequenceSkipParams) (*allot.SequenceCounter, error) {
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO allot_sequence_counters (sequence, period, last, max)
-			SELECT name, $2, start - 1, max FROM allot_sequences WHERE name = $1 ON CONFLICT DO NOTHING`, p.Sequence, p.Period); err != nil {
+		if _, err := tx.Exec(ctx, newCounterSQL, p.Sequence, p.Period); err != nil {
 			return err
 		}
 		var last, maxv int64

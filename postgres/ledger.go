@@ -241,8 +241,7 @@ func (s *Store) SequenceExpireReserved(ctx context.Context, now time.Time, owner
 // SequencePeriodClose closes (or reopens) a period.
 func (s *Store) SequencePeriodClose(ctx context.Context, p allot.SequencePeriodCloseParams) (*allot.SequenceCounter, error) {
 	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO allot_sequence_counters (sequence, period, last, max)
-			SELECT name, $2, start - 1, max FROM allot_sequences WHERE name = $1 ON CONFLICT DO NOTHING`, p.Sequence, p.Period)
+		tag, err := tx.Exec(ctx, newCounterSQL, p.Sequence, p.Period)
 		if err != nil {
 			return err
 		}

@@ -149,6 +149,14 @@ func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams
 	return out, nil
 }
 
+// newCounterSQL creates the counter of period $2 of sequence $1 if it has
+// none. It reads the sequence's max FOR SHARE: an update of max holds the
+// sequence row while it moves every counter's max, so the new counter
+// waits for it and starts with the max it committed (a plain read would
+// take the old one, which the update never sees to correct).
+const newCounterSQL = `INSERT INTO allot_sequence_counters (sequence, period, last, max)
+	SELECT name, $2, start - 1, max FROM allot_sequences WHERE name = $1 FOR SHARE ON CONFLICT DO NOTHING`
+
 // leasedSQL is how many numbers of period $2 of sequence $1 sit in pending
 // leases, less those voided (voids never overlap, so those inside a lease
 // start at the one holding its first number: an index range, not a scan).
@@ -309,8 +317,7 @@ func advanceTx(ctx context.Context, tx pgx.Tx, p allot.SequenceAdvanceParams) ([
 	err := tx.QueryRow(ctx, lockCounterSQL, p.Sequence, p.Period).Scan(&c.Last, &c.Max, &c.Closed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// First use of the period: create its counter, then lock it.
-		if _, err := tx.Exec(ctx, `INSERT INTO allot_sequence_counters (sequence, period, last, max)
-			SELECT name, $2, start - 1, max FROM allot_sequences WHERE name = $1 ON CONFLICT DO NOTHING`, p.Sequence, p.Period); err != nil {
+		if _, err := tx.Exec(ctx, newCounterSQL, p.Sequence, p.Period); err != nil {
 			return nil, err
 		}
 		err = tx.QueryRow(ctx, lockCounterSQL, p.Sequence, p.Period).Scan(&c.Last, &c.Max, &c.Closed)

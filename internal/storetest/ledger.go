@@ -1,9 +1,11 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +36,10 @@ var ledgerTests = []struct {
 	{"AuditReportsPending", testAuditReportsPending},
 	{"StoreTimeout", testStoreTimeout},
 	{"IdleLeasesBounded", testIdleLeasesBounded},
+	{"TakeAcrossLeasesPutBack", testTakeAcrossLeasesPutBack},
+	{"EvictedWhileDelivering", testEvictedWhileDelivering},
+	{"LeaseBudgetAcrossDates", testLeaseBudgetAcrossDates},
+	{"ClosedPeriodCached", testClosedPeriodCached},
 }
 
 // seqService returns a service on s with cfg (Store set), closed at the end.
@@ -716,4 +722,199 @@ func testIdleLeasesBounded(t *testing.T, open func() allot.Store) {
 		t.Fatalf("close took %s", d)
 	}
 	auditOK(t, service(t, s))
+}
+
+var errClientGone = errors.New("client gone")
+
+// testTakeAcrossLeasesPutBack: two adjacent leases form one run in
+// memory, so a request can take numbers of both; if its answer is not
+// delivered they go back to memory, the next caller gets them, and a
+// graceful stop leaves nothing issued that nobody got.
+func testTakeAcrossLeasesPutBack(t *testing.T, open func() allot.Store) {
+	s := store(t, open)
+	svc, err := allot.New(allot.Config{Store: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, svc, allot.SequenceCreateParams{Name: "c", BlockSize: ptr[int64](100)})
+	for i := 0; i < 60; i++ {
+		next(t, svc, allot.NextParams{Sequence: "c"})
+	}
+	// Less than half a lease left: the next one is fetched ahead.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := s.SequenceCounterGet(ctx(t), "c", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Last >= 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("counter %+v: the second lease never came", c)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, err = svc.Next(ctx(t), allot.NextParams{Sequence: "c", Count: 60, Deliver: func(r *allot.NextResult) error {
+		if r.First != 61 || r.Last != 120 {
+			t.Errorf("took %d-%d, want 61-120 (across the two leases)", r.First, r.Last)
+		}
+		return errClientGone
+	}})
+	if !errors.Is(err, errClientGone) {
+		t.Fatalf("undelivered next: %v", err)
+	}
+	if r := next(t, svc, allot.NextParams{Sequence: "c"}); r.First != 61 {
+		t.Fatalf("the next caller got %d, want 61: undelivered numbers go back to memory", r.First)
+	}
+	if err := svc.Close(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	b := service(t, s)
+	st, err := b.SequenceGet(ctx(t), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Issued != 61 || st.Leased != 0 || st.Voided != 0 || st.Next != 62 {
+		t.Fatalf("after a graceful stop: issued %d leased %d voided %d next %d; want 61, 0, 0, 62", st.Issued, st.Leased, st.Voided, st.Next)
+	}
+	auditOK(t, b)
+}
+
+// testEvictedWhileDelivering: a lease pushed out (LeasesMax) while one of
+// its requests is still being answered gives back its unused rest at
+// once; the request's numbers, not delivered, go back too, and the lease
+// is settled with them rather than left pending.
+func testEvictedWhileDelivering(t *testing.T, open func() allot.Store) {
+	s := store(t, open)
+	svc := seqService(t, s, allot.Config{LeasesMax: 1})
+	create(t, svc, allot.SequenceCreateParams{Name: "d", Format: "D{yyyy}{mm}{dd}-{n}", Reset: allot.ResetDaily, BlockSize: ptr[int64](100),
+		PeriodsBack: ptr(allot.PeriodsMax)})
+	d1, d2 := "2026-01-01", "2026-01-02"
+	next(t, svc, allot.NextParams{Sequence: "d", Date: d1})
+	_, err := svc.Next(ctx(t), allot.NextParams{Sequence: "d", Date: d1, Deliver: func(r *allot.NextResult) error {
+		if r.First != 2 {
+			t.Errorf("took %d, want 2", r.First)
+		}
+		next(t, svc, allot.NextParams{Sequence: "d", Date: d2}) // pushes d1's lease out
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			c, err := s.SequenceCounterGet(ctx(t), "d", d1)
+			if err != nil {
+				t.Error(err)
+				return err
+			}
+			if c.Last == 2 {
+				break // the unused rest 3-100 went back; 2 is out for delivery
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("d1's counter %+v: its lease was not given back", c)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return errClientGone
+	}})
+	if !errors.Is(err, errClientGone) {
+		t.Fatalf("undelivered next: %v", err)
+	}
+	if err := svc.Sync(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := svc.SequenceGetAt(ctx(t), "d", d1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Issued != 1 || st.Leased != 0 || st.Voided != 0 || st.Next != 2 {
+		t.Fatalf("%s while running: issued %d leased %d voided %d next %d; want 1, 0, 0, 2 (number 2 handed back, the lease settled)",
+			d1, st.Issued, st.Leased, st.Voided, st.Next)
+	}
+	for _, e := range ledgerOf(t, s, "d") {
+		if e.Period == d1 && e.Pending {
+			t.Fatalf("entry still pending: %+v", e)
+		}
+	}
+}
+
+// testLeaseBudgetAcrossDates: a format that shows the date without a
+// reset leases per document date, all in one period; the leases one server
+// holds there stay within twice the cap of what the period has left, so a
+// crash can't burn a small range however many dates come in.
+func testLeaseBudgetAcrossDates(t *testing.T, open func() allot.Store) {
+	s := store(t, open)
+	svc := seqService(t, s, allot.Config{})
+	create(t, svc, allot.SequenceCreateParams{Name: "d", Format: "D{yyyy}{mm}{dd}-{n}", Max: ptr[int64](3200), BlockSize: ptr[int64](100)})
+	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	seen := map[int64]bool{}
+	for i := 0; i < 20; i++ {
+		r := next(t, svc, allot.NextParams{Sequence: "d", Date: day.AddDate(0, 0, i).Format(time.DateOnly)})
+		if seen[r.First] {
+			t.Fatalf("number %d issued twice", r.First)
+		}
+		seen[r.First] = true
+	}
+	c, err := s.SequenceCounterGet(ctx(t), "d", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit := 2 * allot.LeaseCap(3200); c.Leased > limit {
+		t.Fatalf("%d numbers leased to one server over 20 dates, more than twice the cap (%d)", c.Leased, limit)
+	}
+	if err := svc.Close(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	b := service(t, s)
+	st, err := b.SequenceGet(ctx(t), "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Issued != 20 || st.Leased != 0 {
+		t.Fatalf("after a graceful stop: issued %d leased %d; want 20 and 0", st.Issued, st.Leased)
+	}
+	auditOK(t, b)
+}
+
+// testClosedPeriodCached: requests for a closed period of a cached
+// sequence are refused with period_closed, without a store call and a
+// log line per request.
+func testClosedPeriodCached(t *testing.T, open func() allot.Store) {
+	s := store(t, open)
+	var logs syncBuffer
+	svc := seqService(t, s, allot.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	create(t, svc, allot.SequenceCreateParams{Name: "d", Format: "D{yyyy}{mm}{dd}-{n}", Reset: allot.ResetDaily, PeriodsBack: ptr(allot.PeriodsMax)})
+	if _, err := svc.SequencePeriodClose(ctx(t), "d", "2026-01-01", false); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := svc.Next(ctx(t), allot.NextParams{Sequence: "d", Date: "2026-01-01"}); !errors.Is(err, allot.ErrPeriodClosed) {
+			t.Fatalf("next in a closed period: %v", err)
+		}
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n > 0 {
+		t.Fatalf("%d WARN lines for 20 requests refused for a closed period:\n%s", n, logs.String())
+	}
+	if _, err := svc.SequencePeriodClose(ctx(t), "d", "2026-01-01", true); err != nil {
+		t.Fatal(err)
+	}
+	if r := next(t, svc, allot.NextParams{Sequence: "d", Date: "2026-01-01"}); r.First != 1 {
+		t.Fatalf("after reopening: %d, want 1", r.First)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
