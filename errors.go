@@ -28,7 +28,9 @@ var (
 	ErrClosed = errors.New("allot is shutting down")
 	// ErrUnavailable reports a store that can't be reached or can't take
 	// writes right now (down, restarting, failing over, read-only, timing
-	// out): the request did nothing and may be retried later.
+	// out). A write may or may not have taken effect (its commit's answer
+	// may be what was lost): retry it later, with the same Idempotency-Key
+	// to get the same outcome.
 	ErrUnavailable = errors.New("store unavailable")
 )
 

@@ -26,11 +26,27 @@ func (s Span) Len() int64 {
 	return s.Last - s.First + 1
 }
 
+// String names the span for messages: "number 5" or "numbers 5-9".
 func (s Span) String() string {
 	if s.First == s.Last {
 		return fmt.Sprintf("number %d", s.First)
 	}
 	return fmt.Sprintf("numbers %d-%d", s.First, s.Last)
+}
+
+// be is "is" for one number and "are" for several; was is "was" or "were".
+func (s Span) be() string {
+	if s.First == s.Last {
+		return "is"
+	}
+	return "are"
+}
+
+func (s Span) was() string {
+	if s.First == s.Last {
+		return "was"
+	}
+	return "were"
 }
 
 // MergeSpans returns the spans sorted, with overlapping and adjacent ones
@@ -197,7 +213,7 @@ func (l *PeriodLedger) settled(s Span, notes []LedgerNote) []int64 {
 
 func (l *PeriodLedger) checkTaken(s Span) error {
 	if s.First < l.Start || s.Last > l.Last || s.Len() == 0 {
-		return Invalidf("number", "%s was never issued", s)
+		return Invalidf("number", "%s %s never issued", s, s.was())
 	}
 	return nil
 }
@@ -213,7 +229,7 @@ func PlanVoid(l PeriodLedger, s Span, reason string, skipVoided bool) (LedgerPla
 	}
 	gaps := Subtract(s, l.Voided)
 	if !skipVoided && (len(gaps) != 1 || gaps[0] != s) {
-		return plan, Errorf(ErrAlreadyExists, "%s was already voided", s)
+		return plan, Errorf(ErrAlreadyExists, "%s %s already voided", s, s.was())
 	}
 	for _, g := range gaps {
 		plan.ReservedDelta -= l.unconfirmedReserved(g)
@@ -308,7 +324,7 @@ func PlanConfirm(l PeriodLedger, s Span, reference string, now time.Time) (plan 
 	if Covered(s, l.Confirmed) == s.Len() && Covered(s, l.Voided) == 0 {
 		for _, n := range l.Notes {
 			if n.Kind == LedgerConfirmed && intersect(s, Span{n.First, n.Last}).Len() > 0 && n.Reference != reference {
-				return plan, false, Errorf(ErrInvalidState, "%s were already confirmed with reference %q", s, n.Reference)
+				return plan, false, Errorf(ErrInvalidState, "%s %s already confirmed with reference %q", s, s.was(), n.Reference)
 			}
 		}
 		return plan, true, nil
@@ -335,11 +351,11 @@ func PlanConfirm(l PeriodLedger, s Span, reference string, now time.Time) (plan 
 		case t.Kind == LedgerIssued && t.Pending:
 		default:
 			st, _ := NumberStatusOf(NumberInfo{Taken: &t}, "")
-			return plan, false, Errorf(ErrInvalidState, "%s are %s, not reserved: there is nothing to confirm", part, st)
+			return plan, false, Errorf(ErrInvalidState, "%s %s %s, not reserved: there is nothing to confirm", part, part.be(), st)
 		}
 	}
 	if covered != s.Len() {
-		return plan, false, Invalidf("number", "%s were not all taken", s)
+		return plan, false, Invalidf("number", "%s %s not all taken", s, s.was())
 	}
 	plan.Notes = []LedgerNote{{Kind: LedgerConfirmed, Span: s, Reference: reference, Reason: "confirmed by the caller"}}
 	plan.Settle = l.settled(s, plan.Notes)

@@ -33,7 +33,7 @@ func VoidTx(ctx context.Context, tx LedgerTx, p SequenceVoidParams) (*LedgerEntr
 		return nil, err
 	}
 	if !exists {
-		return nil, Invalidf("number", "%s was never issued", sp)
+		return nil, Invalidf("number", "%s %s never issued", sp, sp.was())
 	}
 	plan, err := PlanVoid(l, sp, p.Reason, false)
 	if err != nil {
@@ -49,8 +49,8 @@ func VoidTx(ctx context.Context, tx LedgerTx, p SequenceVoidParams) (*LedgerEntr
 				return nil, err
 			}
 			if live {
-				return nil, Errorf(ErrInvalidState, "%s is in a block leased to server %s, which is running and may not have handed it out yet: "+
-					"void it there, or once it has stopped, or with force if it crashed", sp, t.Owner)
+				return nil, Errorf(ErrInvalidState, "%s %s in a block leased to server %s, which is running and may not have handed it out yet: "+
+					"void it there, or once it has stopped, or with force if it crashed", sp, sp.be(), t.Owner)
 			}
 		}
 	}
@@ -95,7 +95,7 @@ func ConfirmTx(ctx context.Context, tx LedgerTx, p SequenceConfirmParams) (e *Le
 		return nil, false, err
 	}
 	if !exists {
-		return nil, false, Invalidf("first", "%s were never issued", p.Span)
+		return nil, false, Invalidf("first", "%s %s never issued", p.Span, p.Span.was())
 	}
 	plan, replay, err := PlanConfirm(l, p.Span, p.Reference, p.Now)
 	if err != nil {

@@ -32,6 +32,10 @@ type ledgerWork struct {
 	settles   []int64
 	uncertain []uncertainBatch
 	returns   []pendingReturn
+	// dropped counts give-backs the store refused for good: their numbers
+	// stay pending, so this server must not record a clean stop (which
+	// would count them as issued).
+	dropped int
 }
 
 // pendingReturn is a give-back to retry, and what to do once it is done.
@@ -51,7 +55,16 @@ type uncertainBatch struct {
 func (w *ledgerWork) unresolved() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.uncertain) + len(w.returns)
+	return len(w.uncertain) + len(w.returns) + w.dropped
+}
+
+// dropReturn records a give-back the store refused for good.
+func (s *Service) dropReturn(p SequenceReturnParams, err error) {
+	s.ledger.mu.Lock()
+	s.ledger.dropped++
+	s.ledger.mu.Unlock()
+	s.log.Error("give back numbers: refused by the store (the entries stay pending, read as leased or unanswered)",
+		"sequence", p.Sequence, "err", err)
 }
 
 // answerTracker counts the answers still to be delivered of the requests
@@ -95,8 +108,7 @@ func (s *Service) flushSettles(ctx context.Context) error {
 	for i, r := range returns {
 		if err := s.store.SequenceReturn(ctx, r.p); err != nil {
 			if !unavailable(err) {
-				s.log.Error("give back numbers: dropped after an error the store will not recover from (the entries stay pending)",
-					"sequence", r.p.Sequence, "err", err)
+				s.dropReturn(r.p, err)
 				continue
 			}
 			w.mu.Lock()
@@ -142,9 +154,7 @@ func (s *Service) giveBackAll(p SequenceReturnParams, onDone func()) {
 	case unavailable(err):
 		s.queueReturn(p, onDone)
 	default:
-		// The entries stay pending: the ledger says truthfully that it is
-		// not known what became of them.
-		s.log.Error("give back numbers", "sequence", p.Sequence, "err", err)
+		s.dropReturn(p, err)
 	}
 }
 

@@ -308,7 +308,10 @@ func validateConfirmWithin(field string, d time.Duration, zeroOK bool) error {
 		return nil
 	}
 	if d < time.Second || d > ConfirmWithinMax {
-		return Invalidf(field, "must be between 1s and %s (or 0s for none), got %s", ConfirmWithinMax, d)
+		if zeroOK {
+			return Invalidf(field, "must be between 1s and %s (or 0s for none), got %s", ConfirmWithinMax, d)
+		}
+		return Invalidf(field, "must be between 1s and %s, got %s", ConfirmWithinMax, d)
 	}
 	return nil
 }

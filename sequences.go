@@ -367,19 +367,16 @@ type nextPlan struct {
 // With p.Deliver set, the result is handed to it before Next returns, and
 // numbers it could not deliver are given back (see NextParams.Deliver).
 func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	rt, np, err := s.prepareNext(ctx, &p)
-	if err != nil {
-		return nil, err
-	}
-	// The in-memory path needs no shutdown bookkeeping here: a retired
-	// allocator refuses to hand out more (see allocator.drain).
+	// Entered before anything else: preparing may start a settings
+	// reload, which must not begin once Close waits for the background.
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
 	defer s.running.Done()
+	rt, np, err := s.prepareNext(ctx, &p)
+	if err != nil {
+		return nil, err
+	}
 	if p.IdempotencyKey == "" && p.Reference == "" && np.confirmBy == nil && rt.seq.Mode == ModeCached && p.Count <= rt.seq.BlockSize {
 		for {
 			a := rt.allocatorFor(s, allocKey{np.period, np.dateKey})
@@ -906,6 +903,7 @@ func (s *Service) SequenceConfirm(ctx context.Context, p ConfirmParams) (entry *
 // checkPeriod checks a period named by a caller against the reset.
 func (s *Service) checkPeriod(rt *seqRuntime, period string) error {
 	want := map[Reset]string{ResetYearly: "2006", ResetMonthly: "2006-01", ResetDaily: "2006-01-02"}[rt.seq.Reset]
+	shown := map[Reset]string{ResetYearly: "YYYY, e.g. 2026", ResetMonthly: "YYYY-MM, e.g. 2026-01", ResetDaily: "YYYY-MM-DD, e.g. 2026-01-31"}[rt.seq.Reset]
 	if rt.seq.Reset == ResetNever {
 		if period != "" {
 			return Invalidf("period", "sequence %q never resets: leave period out", rt.seq.Name)
@@ -913,10 +911,10 @@ func (s *Service) checkPeriod(rt *seqRuntime, period string) error {
 		return nil
 	}
 	if period == "" {
-		return Invalidf("period", "is required: sequence %q resets %s (give it as %s)", rt.seq.Name, rt.seq.Reset, want)
+		return Invalidf("period", "is required: sequence %q resets %s (give it as %s)", rt.seq.Name, rt.seq.Reset, shown)
 	}
 	if t, err := time.Parse(want, period); err != nil || t.Format(want) != period {
-		return Invalidf("period", "%q is not a %s period: write it as %s", period, rt.seq.Reset, want)
+		return Invalidf("period", "%q is not a %s period: write it as %s", period, rt.seq.Reset, shown)
 	}
 	return nil
 }

@@ -239,7 +239,9 @@ func (s *Service) loop(name string, every time.Duration, fn func(ctx context.Con
 // an error that is not about the store's availability.
 func (s *Service) report(source string, err error) {
 	switch {
-	case err == nil, errors.Is(err, ErrClosed):
+	case err == nil:
+		s.health.ok()
+	case errors.Is(err, ErrClosed):
 	case unavailable(err):
 		s.health.fail(source, err)
 	default:

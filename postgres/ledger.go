@@ -183,8 +183,9 @@ func (s *Store) SequenceConfirm(ctx context.Context, p allot.SequenceConfirmPara
 }
 
 // SequenceExpireReserved voids the reservations past their deadline, a
-// period at a time in (sequence, period) order, skipping periods another
-// transaction is working on (they are retried on the next sweep).
+// period at a time in (sequence, period) order, one transaction per period
+// (each waits for the period's counter lock like any other writer, so the
+// sweep never holds more than one counter at a time).
 func (s *Store) SequenceExpireReserved(ctx context.Context, now time.Time, owner string) (int64, error) {
 	due, err := list(ctx, s.pool, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
 		WHERE pending AND kind = 'reserved' AND confirm_by <= $1 ORDER BY sequence, period, first LIMIT 5000`, now)
