@@ -539,7 +539,7 @@ func (s *Service) ClaimTransition(ctx context.Context, p ClaimTransitionParams) 
 		if p.Reason == "" {
 			return nil, false, Invalidf("reason", "is required: say why the purchase is cancelled (e.g. \"refunded: order 8812\")")
 		}
-		if err := ValidateText("reason", p.Reason, 1000); err != nil {
+		if err := ValidateLabel("reason", p.Reason, 1000); err != nil {
 			return nil, false, err
 		}
 		sp.Reference = p.Reason

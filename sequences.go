@@ -819,7 +819,7 @@ func (s *Service) SequenceVoid(ctx context.Context, p VoidParams) (*LedgerEntry,
 	if p.Reason == "" {
 		return nil, Invalidf("reason", "is required: say why the number is voided")
 	}
-	if err := ValidateText("reason", p.Reason, 1000); err != nil {
+	if err := ValidateLabel("reason", p.Reason, 1000); err != nil {
 		return nil, err
 	}
 	var n int64

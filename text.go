@@ -55,8 +55,8 @@ func validateNoControl(field, v string) error {
 	return nil
 }
 
-// ValidateLabel checks an identifier a caller sends (a reference, a
-// customer): valid UTF-8 of at most max bytes, without control characters.
+// ValidateLabel checks an identifier or one-line note a caller sends (a
+// reference, a customer, a reason): valid UTF-8 of at most max bytes, without control characters.
 func ValidateLabel(field, v string, max int) error {
 	if err := ValidateText(field, v, max); err != nil {
 		return err

@@ -215,11 +215,24 @@ func TestControlCharactersRefused(t *testing.T) {
 		}
 		e.problem(e.do("POST", "/v1/sequences/g/next", `{"reference":"`+c+`"}`), 400, "invalid_request")
 	}
+	// Reasons too: they are printed in an operator's terminal, where
+	// escape codes from a client key could do harm.
+	e.next("g", "")
+	sold := e.claim("p", `{"customer":"alice"}`)
+	e.ok(e.do("POST", "/v1/claims/"+sold.ID+"/confirm", ""), 200, nil)
+	for _, c := range []string{`line1\nline2`, `\u001b[2J`, `a\u0007`} {
+		if pr := e.problem(e.do("POST", "/v1/sequences/g/void", `{"number":1,"reason":"`+c+`"}`), 400, "invalid_request"); pr.Field != "reason" {
+			t.Fatalf("void reason %s: %+v", c, pr)
+		}
+		if pr := e.problem(e.do("POST", "/v1/claims/"+sold.ID+"/cancel", `{"reason":"`+c+`"}`), 400, "invalid_request"); pr.Field != "reason" {
+			t.Fatalf("cancel reason %s: %+v", c, pr)
+		}
+	}
 	for _, q := range []string{"%00", "a%09b", "%C2%85"} {
 		pr := e.problem(e.do("GET", "/v1/pools/p/claims?customer="+q, ""), 400, "invalid_request")
 		if pr.Field != "customer" {
 			t.Fatalf("customer filter %s: %+v", q, pr)
 		}
 	}
-	e.wantFigures("p", 0, 0, 10)
+	e.wantFigures("p", 0, 1, 9)
 }

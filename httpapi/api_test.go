@@ -345,6 +345,28 @@ func TestNextText(t *testing.T) {
 	if want := "A \"001\"\nA \"002\"\nA \"003\"\n"; string(r.body) != want {
 		t.Fatalf("body %q, want %q", r.body, want)
 	}
+	for h, want := range map[string]string{"Allot-First": "1", "Allot-Last": "3", "Allot-Status": "issued", "Allot-Period": "",
+		"Allot-Confirm-By": "", "Allot-Warning": ""} {
+		if got := r.header.Get(h); got != want {
+			t.Errorf("%s: %q, want %q", h, got, want)
+		}
+	}
+	if r.header.Get("Allot-Remaining") == "" {
+		t.Error("no Allot-Remaining")
+	}
+	// What the JSON answer says besides the IDs reaches a label printer
+	// too: reserved numbers and their deadline, a range nearly used up.
+	e.create(`{"name":"tp","mode":"gapless","max":10,"warn_at":0.1,"confirm_within":"1m"}`)
+	r = e.do("POST", "/v1/sequences/tp/next", "", "Accept", "text/plain")
+	if r.status != 200 || string(r.body) != "1\n" {
+		t.Fatalf("two-phase text: %d %q", r.status, r.body)
+	}
+	if r.header.Get("Allot-Status") != "reserved" || r.header.Get("Allot-Remaining") != "9" || r.header.Get("Allot-Warning") != "true" {
+		t.Fatalf("two-phase text headers: %v", r.header)
+	}
+	if by, err := time.Parse(time.RFC3339Nano, r.header.Get("Allot-Confirm-By")); err != nil || time.Until(by) < 30*time.Second {
+		t.Fatalf("Allot-Confirm-By %q: %v", r.header.Get("Allot-Confirm-By"), err)
+	}
 	r = e.do("POST", "/v1/sequences/txt/next", "", "Accept", "text/plain;q=0.9, application/json")
 	var res allot.NextResult
 	e.ok(r, 200, &res)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/allot/allot"
 )
@@ -111,8 +112,19 @@ func decodeBody(r *http.Request, v any) error {
 // (with DisallowUnknownFields), it refuses what the schemas refuse and
 // encoding/json would let through: see checkMembers.
 func decodeJSON(b []byte, v any) error {
-	if len(trimSpace(b)) == 0 {
+	t := trimSpace(b)
+	if len(t) == 0 {
 		return errBodyEmpty
+	}
+	if !utf8.Valid(b) {
+		return &allot.InvalidError{Reason: "the body is not valid UTF-8: send JSON text in UTF-8"}
+	}
+	if err := checkSurrogates(b); err != nil {
+		return err
+	}
+	if string(t) == "null" {
+		// encoding/json reads it as {}; other non-objects it refuses.
+		return &allot.InvalidError{Reason: "body must be a JSON object, got null: send {} for the defaults"}
 	}
 	if err := checkMembers(b, v); err != nil {
 		return err
@@ -125,6 +137,55 @@ func decodeJSON(b []byte, v any) error {
 	if off := dec.InputOffset(); len(trimSpace(b[off:])) != 0 {
 		return &allot.InvalidError{Reason: fmt.Sprintf(
 			"unexpected data after the JSON object at byte %d: send exactly one JSON object", off)}
+	}
+	return nil
+}
+
+// checkSurrogates refuses a \u escape of a UTF-16 surrogate that is not
+// half of a pair: encoding/json would silently read it as U+FFFD, so two
+// different customers or references could become one. Backslashes occur
+// only inside JSON strings, so a scan of the raw bytes finds every escape.
+func checkSurrogates(b []byte) error {
+	hex := func(i int) (rune, bool) {
+		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+			return 0, false
+		}
+		var r rune
+		for _, c := range b[i+2 : i+6] {
+			switch {
+			case c >= '0' && c <= '9':
+				r = r<<4 | rune(c-'0')
+			case c >= 'a' && c <= 'f':
+				r = r<<4 | rune(c-'a'+10)
+			case c >= 'A' && c <= 'F':
+				r = r<<4 | rune(c-'A'+10)
+			default:
+				return 0, false
+			}
+		}
+		return r, true
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		r, ok := hex(i)
+		if !ok {
+			i++ // another escape: skip the escaped character
+			continue
+		}
+		switch {
+		case r >= 0xD800 && r <= 0xDBFF:
+			if lo, ok := hex(i + 6); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+				i += 11
+				continue
+			}
+		case r >= 0xDC00 && r <= 0xDFFF:
+		default:
+			i += 5
+			continue
+		}
+		return &allot.InvalidError{Reason: fmt.Sprintf("the escape %s at byte %d is half of a UTF-16 surrogate pair: send the whole character", b[i:i+6], i)}
 	}
 	return nil
 }
@@ -263,7 +324,10 @@ func jsonError(err error, v any) error {
 		if typ.Field == "" {
 			return &allot.InvalidError{Reason: fmt.Sprintf("body must be a JSON object, got %s", typ.Value)}
 		}
-		return &allot.InvalidError{Field: typ.Field, Reason: fmt.Sprintf("must be %s, got %s", describeType(typ.Type), typ.Value)}
+		// Bodies are flat; the path names embedded structs by their Go
+		// type ("SequencePatchParams.max"), which the caller never sent.
+		field := typ.Field[strings.LastIndexByte(typ.Field, '.')+1:]
+		return &allot.InvalidError{Field: field, Reason: fmt.Sprintf("must be %s, got %s", describeType(typ.Type), typ.Value)}
 	}
 	if name, ok := strings.CutPrefix(err.Error(), `json: unknown field "`); ok {
 		name = strings.TrimSuffix(name, `"`)
@@ -332,7 +396,9 @@ func structFields(t reflect.Type, names []string) []string {
 		if name == "" {
 			name = f.Name
 		}
-		names = append(names, name)
+		if !slices.Contains(names, name) { // a field shadowing an embedded one
+			names = append(names, name)
+		}
 	}
 	return names
 }

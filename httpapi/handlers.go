@@ -18,10 +18,28 @@ const readyTimeout = 2 * time.Second
 
 var bodyHealthy = []byte(`{"status":"ok"}` + "\n")
 
+// sequenceCreateBody is the body of POST /v1/sequences: the parameters,
+// with the duration read as text so a bad one names its field.
+type sequenceCreateBody struct {
+	ConfirmWithin *durationText `json:"confirm_within"`
+	allot.SequenceCreateParams
+}
+
+// sequencePatchBody is the body of PATCH /v1/sequences/{name}.
+type sequencePatchBody struct {
+	ConfirmWithin *durationText `json:"confirm_within"`
+	allot.SequencePatchParams
+}
+
 // sequenceCreate serves POST /v1/sequences.
 func (s *Server) sequenceCreate(w http.ResponseWriter, r *http.Request) outcome {
-	var p allot.SequenceCreateParams
-	if err := decodeBody(r, &p); err != nil {
+	var b sequenceCreateBody
+	if err := decodeBody(r, &b); err != nil {
+		return s.problem(w, r, err)
+	}
+	p := b.SequenceCreateParams
+	var err error
+	if p.ConfirmWithin, err = parseDuration("confirm_within", b.ConfirmWithin); err != nil {
 		return s.problem(w, r, err)
 	}
 	st, err := s.svc.SequenceCreate(r.Context(), p)
@@ -62,8 +80,13 @@ func (s *Server) sequenceGet(w http.ResponseWriter, r *http.Request) outcome {
 
 // sequencePatch serves PATCH /v1/sequences/{name}.
 func (s *Server) sequencePatch(w http.ResponseWriter, r *http.Request) outcome {
-	var p allot.SequencePatchParams
-	if err := decodeBody(r, &p); err != nil {
+	var b sequencePatchBody
+	if err := decodeBody(r, &b); err != nil {
+		return s.problem(w, r, err)
+	}
+	p := b.SequencePatchParams
+	var err error
+	if p.ConfirmWithin, err = parseDuration("confirm_within", b.ConfirmWithin); err != nil {
 		return s.problem(w, r, err)
 	}
 	st, err := s.svc.SequencePatch(r.Context(), r.PathValue("name"), p)
@@ -98,6 +121,11 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) outcome {
 	var undelivered error
 	p.Deliver = func(res *allot.NextResult) error {
 		if err := r.Context().Err(); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				// The server's own deadline, not a caller that left: the
+				// numbers go back and the caller gets a 503 below.
+				return err
+			}
 			undelivered = err
 			return err
 		}
@@ -108,6 +136,7 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) outcome {
 		defer putBuf(bp)
 		ct := hdrJSON
 		if text {
+			setNextHeaders(w.Header(), res)
 			*bp, ct = appendNextText((*bp)[:0], res), hdrText
 		} else {
 			*bp = appendNextJSON((*bp)[:0], res)
@@ -128,6 +157,25 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) outcome {
 		return s.problem(w, r, err)
 	}
 	return out
+}
+
+// setNextHeaders gives a text/plain answer of next what the JSON one says
+// besides the IDs: a label printer must see that numbers are reserved
+// (and until when), and that the range is nearly used up.
+func setNextHeaders(h http.Header, res *allot.NextResult) {
+	h["Allot-First"] = []string{strconv.FormatInt(res.First, 10)}
+	h["Allot-Last"] = []string{strconv.FormatInt(res.Last, 10)}
+	if res.Period != "" {
+		h["Allot-Period"] = []string{res.Period}
+	}
+	h["Allot-Status"] = []string{string(res.Status)}
+	if res.ConfirmBy != nil {
+		h["Allot-Confirm-By"] = []string{res.ConfirmBy.UTC().Format(time.RFC3339Nano)}
+	}
+	h["Allot-Remaining"] = []string{strconv.FormatInt(res.Remaining, 10)}
+	if res.Warning {
+		h["Allot-Warning"] = hdrTrue
+	}
 }
 
 // sequenceConfirm serves POST /v1/sequences/{name}/confirm.
@@ -322,7 +370,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) outcome {
 		if !errors.Is(err, allot.ErrClosed) {
 			// The Service's store health report logs the outage once; a
 			// probe every second must not add a line each.
+			// /readyz needs no key: say why without the driver's
+			// details (user, database, host), which go to the log.
 			why := err.Error()
+			if i := strings.LastIndex(why, ": "); i >= 0 {
+				why = "the store is unavailable: " + why[i+2:] + " (the server log has the details)"
+			}
 			if errors.Is(err, context.DeadlineExceeded) {
 				why = fmt.Sprintf("the store did not answer within %s", readyTimeout)
 			}

@@ -247,7 +247,7 @@ func (c *sequenceCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	list, err := c.svc.SequenceList(ctx)
 	if err != nil {
-		if !errors.Is(err, allot.ErrUnavailable) { // the service reports outages itself
+		if !outage(err) { // the service reports outages itself
 			c.log.Warn("metrics: list sequences", "err", err)
 		}
 		return
@@ -274,6 +274,13 @@ var (
 		"Units sold (confirmed claims).", []string{"pool"}, nil)
 )
 
+// outage reports a collect error the service's outage report covers: a
+// store down, or one too slow to answer within collectTimeout. Logging
+// those per scrape would print a line per scrape during an outage.
+func outage(err error) bool {
+	return errors.Is(err, allot.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+}
+
 // poolCollector computes the pool gauges when scraped.
 type poolCollector struct {
 	svc *allot.Service
@@ -294,7 +301,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	list, err := c.svc.PoolList(ctx)
 	if err != nil {
-		if !errors.Is(err, allot.ErrUnavailable) {
+		if !outage(err) {
 			c.log.Warn("metrics: list pools", "err", err)
 		}
 		return

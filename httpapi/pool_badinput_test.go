@@ -82,7 +82,7 @@ func TestPoolBadInput(t *testing.T) {
 		{"malformed json", "POST", claims, `{"customer":`, nil, 400, "invalid_request", "", "ends in the middle"},
 		{"trailing data", "POST", claims, `{"customer":"dan"}{"customer":"dan"}`, nil, 400, "invalid_request", "", "unexpected data"},
 		{"not an object", "POST", claims, `[1]`, nil, 400, "invalid_request", "", "must be a JSON object"},
-		{"null body", "POST", claims, `null`, nil, 400, "invalid_request", "customer", "required"},
+		{"null body", "POST", claims, `null`, nil, 400, "invalid_request", "", "must be a JSON object, got null"},
 		{"content type", "POST", claims, `{"customer":"dan"}`, []string{"Content-Type", "text/plain"}, 415, "invalid_request", "Content-Type", ""},
 		{"body over 1 MiB", "POST", claims, `{"customer":"` + strings.Repeat("c", maxBody) + `"}`, nil, 413, "invalid_request", "", "1 MiB"},
 		{"idempotency key too long", "POST", claims, `{"customer":"dan"}`, []string{"Idempotency-Key", strings.Repeat("k", 256)}, 400, "invalid_request", "Idempotency-Key", "255"},

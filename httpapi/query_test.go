@@ -72,6 +72,16 @@ func TestUnknownQueryParameters(t *testing.T) {
 				if p.Field != q || p.Detail != fmt.Sprintf("query parameter %q is given more than once: give it once", q) {
 					t.Errorf("%s twice: field %q, detail %q", q, p.Field, p.Detail)
 				}
+				// Empty, with or without "=": not the same as absent.
+				for _, empty := range []string{q + "=", q} {
+					if q == "after" {
+						continue // an empty cursor is the first page
+					}
+					p := e.problem(e.do(rt.method, path+"?"+empty, body, admin...), 400, "invalid_request")
+					if p.Field != q || p.Detail != fmt.Sprintf("query parameter %q is empty: give a value, or leave it out", q) {
+						t.Errorf("?%s: field %q, detail %q", empty, p.Field, p.Detail)
+					}
+				}
 			}
 			if after := before(); after != state {
 				t.Fatalf("a refused request changed state:\n%s\n%s", state, after)

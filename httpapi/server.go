@@ -29,10 +29,11 @@ type Role string
 const (
 	// RoleAdmin may call every route.
 	RoleAdmin Role = "admin"
-	// RoleClient may take numbers, read sequences and IDs, claim,
-	// confirm, release and extend units of pools, and read pools and
-	// claims. Creating and changing sequences and pools, voids, ledgers
-	// and the audit need RoleAdmin.
+	// RoleClient may take numbers and confirm reserved ones, read
+	// sequences and IDs, claim, confirm, release, extend and cancel
+	// (refund) claims, and read pools and claims. Creating and changing
+	// sequences and pools, voids, closing periods and ledgers need
+	// RoleAdmin.
 	RoleClient Role = "client"
 	// RoleMetrics may only read /metrics: every other route that needs a
 	// key answers 403 forbidden to it.
@@ -291,7 +292,7 @@ var errQuerySemicolon = &apiError{
 }
 
 // checkQueryParams refuses a query parameter the route does not take, one
-// given twice, and a query string url.ParseQuery would not parse whole
+// given twice or empty (but for the cursor after), and a query string url.ParseQuery would not parse whole
 // (so the handler sees exactly what was sent). It costs nothing for a
 // request without a query string, which the caller skips.
 func (e *endpoint) checkQueryParams(raw string) error {
@@ -328,6 +329,12 @@ func (e *endpoint) checkQueryParams(raw string) error {
 		if _, err := url.QueryUnescape(rawValue); err != nil {
 			return &apiError{status: http.StatusBadRequest, code: codeInvalid, field: key, detail: fmt.Sprintf(
 				"the value of query parameter %q is not valid URL encoding: write a '%%' in it as %%25", key)}
+		}
+		if rawValue == "" && key != "after" {
+			// "?customer=" would otherwise read as no filter at all. An
+			// empty cursor is the first page, as a paging loop sends it.
+			return &apiError{status: http.StatusBadRequest, code: codeInvalid, field: key, detail: fmt.Sprintf(
+				"query parameter %q is empty: give a value, or leave it out", key)}
 		}
 	}
 	return nil

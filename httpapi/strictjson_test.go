@@ -165,3 +165,42 @@ func TestFastPathsDeclineRepeats(t *testing.T) {
 		t.Errorf("parseFlat: %+v", fields)
 	}
 }
+
+// TestBodiesTextAndShape: a body must be a JSON object of valid UTF-8
+// text; encoding/json alone reads a null body as {} and replaces invalid
+// bytes and unpaired surrogate escapes with U+FFFD, which would merge
+// different customers or references into one.
+func TestBodiesTextAndShape(t *testing.T) {
+	e := newEnv(t, nil)
+	e.create(`{"name":"g","mode":"gapless"}`)
+	e.pool(`{"name":"p","capacity":10,"per_customer":0}`)
+	before := e.snapshot() + e.poolSnapshot()
+	for _, c := range []struct{ name, path, body, detail string }{
+		{"null body", "/v1/sequences/g/next", `null`, "must be a JSON object, got null"},
+		{"array body", "/v1/sequences/g/next", `[]`, "must be a JSON object, got array"},
+		{"string body", "/v1/pools/p/claims", `"alice"`, "must be a JSON object, got string"},
+		{"invalid UTF-8", "/v1/pools/p/claims", "{\"customer\":\"a\xffb\"}", "not valid UTF-8"},
+		{"lone high surrogate", "/v1/pools/p/claims", `{"customer":"a\ud800b"}`, `\ud800`},
+		{"lone low surrogate", "/v1/pools/p/claims", `{"customer":"\udc00"}`, `\udc00`},
+		{"high then not low", "/v1/sequences/g/next", `{"reference":"\ud83d\u0041"}`, `\ud83d`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := *e
+			e.t = t
+			p := e.problem(e.do("POST", c.path, c.body), 400, "invalid_request")
+			if !strings.Contains(p.Detail, c.detail) {
+				t.Errorf("detail %q does not contain %q", p.Detail, c.detail)
+			}
+		})
+	}
+	if after := e.snapshot() + e.poolSnapshot(); after != before {
+		t.Fatalf("state changed:\nbefore %s\nafter  %s", before, after)
+	}
+	// A whole pair, and an escaped backslash before "u", are fine.
+	if c := e.claim("p", `{"customer":"\ud83d\ude00"}`); c.Customer != "\U0001F600" {
+		t.Errorf("customer %q, want the emoji", c.Customer)
+	}
+	if c := e.claim("p", `{"customer":"a\\ud800"}`); c.Customer != `a\ud800` {
+		t.Errorf("customer %q, want the text a\\ud800", c.Customer)
+	}
+}

@@ -388,7 +388,7 @@ func TestRefuseZeroAndOutOfRange(t *testing.T) {
 // TestHelpTopic: "allot help CMD" is CMD's help; "allot version --help"
 // is the version's usage.
 func TestHelpTopic(t *testing.T) {
-	for _, args := range [][]string{{"seq"}, {"seq", "next"}, {"pool"}, {"claim", "create"}, {"serve"}, {"bench", "claims"}, {"audit"}, {"version"}} {
+	for _, args := range [][]string{{"seq"}, {"seq", "next"}, {"pool"}, {"claim", "create"}, {"serve"}, {"bench", "claims"}, {"audit"}, {"backup"}, {"restore"}, {"version"}} {
 		help := runCLI(t, nil, append([]string{"help"}, args...)...).want(t, 0, "help")
 		direct := runCLI(t, nil, append(slices.Clone(args), "--help")...).want(t, 0, args...)
 		if help.stdout != direct.stdout || help.stdout == usage || help.stderr != "" {

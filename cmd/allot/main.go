@@ -142,7 +142,7 @@ func runHelp(ctx context.Context, args []string, getenv func(string) string, std
 		return nil
 	}
 	switch args[0] {
-	case "serve", "migrate", "seq", "sequence", "pool", "claim", "audit", "bench", "version":
+	case "serve", "migrate", "seq", "sequence", "pool", "claim", "audit", "backup", "restore", "bench", "version":
 	default:
 		return &usageError{msg: fmt.Sprintf("no help for %q: it is not a command", args[0]), help: "allot"}
 	}

@@ -302,8 +302,8 @@ the customer should be refunded.`},
 max_hold_ttl from the claim's creation.`},
 	"cancel": {"allot claim cancel ID --reason REASON [--idempotency-key KEY]",
 		`Cancels the confirmed claim ID, a refund: its units go back to the pool,
-the customer's usage follows, and the claim keeps --reason. A held claim is
-released instead.`},
+the customer's usage follows, and the claim keeps --reason. A held claim
+can't be cancelled (409 invalid_state): release it instead.`},
 	"list": {"allot claim list POOL [--customer CUSTOMER] [--status STATUS] [--after CURSOR] [--limit N]",
 		`Lists a page of the claims of the pool POOL, oldest first. When there is
 more, a last line "more: ..." gives the command for the next page.`},
