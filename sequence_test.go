@@ -110,28 +110,48 @@ func TestRestoreMargin(t *testing.T) {
 	gapless := &allot.Sequence{Mode: allot.ModeGapless, BlockSize: 1000}
 	cached := &allot.Sequence{Mode: allot.ModeCached, BlockSize: 1000}
 	for _, tc := range []struct {
-		seq      *allot.Sequence
-		lastHour int64
-		age      time.Duration
-		want     int64
+		seq       *allot.Sequence
+		lastHour  int64
+		age       time.Duration
+		remaining int64
+		servers   int
+		want      int64
 	}{
-		{gapless, 0, time.Hour, 10},
-		{gapless, 30, time.Second, 40},                // a fresh backup: at least the last hour again
-		{gapless, 3600, 24 * time.Hour, 2*86400 + 10}, // old: twice the rate over its age
-		{cached, 3600, time.Minute, 3600 + 2000},      // leases
-		{gapless, 100, -time.Hour, 110},               // a clock behind: no negative age
+		{gapless, 0, time.Hour, 1e9, 1, 10},
+		{gapless, 30, time.Second, 1e9, 1, 40},                // a fresh backup: at least the last hour again
+		{gapless, 3600, 24 * time.Hour, 1e9, 1, 2*86400 + 10}, // old: twice the rate over its age
+		{cached, 3600, time.Minute, 1e9, 1, 3600 + 2000},      // two leases of a block
+		{cached, 3600, time.Minute, 1e9, 3, 3600 + 6000},      // per server
+		{cached, 1014, 0, 5746, 1, 1014 + 2*180},              // a small range: leases capped at 1/32 of it
+		{cached, 0, 0, 5746, 0, 2 * 180},                      // no server seen: still one
+		{gapless, 100, -time.Hour, 1e9, 1, 110},               // a clock behind: no negative age
 	} {
-		if got := allot.RestoreMargin(tc.seq, tc.lastHour, tc.age); got != tc.want {
-			t.Errorf("RestoreMargin(%s, %d, %s) = %d, want %d", tc.seq.Mode, tc.lastHour, tc.age, got, tc.want)
+		if got := allot.RestoreMargin(tc.seq, tc.lastHour, tc.age, tc.remaining, tc.servers); got != tc.want {
+			t.Errorf("RestoreMargin(%s, %d, %s, %d, %d) = %d, want %d", tc.seq.Mode, tc.lastHour, tc.age, tc.remaining, tc.servers, got, tc.want)
 		}
 	}
-	daily := &allot.Sequence{Reset: allot.ResetDaily, Timezone: "UTC"}
-	from := time.Date(2026, 11, 29, 22, 0, 0, 0, time.UTC)
-	got := allot.PeriodsBetween(daily, from, from.Add(50*time.Hour))
-	if fmt.Sprint(got) != "[2026-11-29 2026-11-30 2026-12-01 2026-12-02]" {
-		t.Fatalf("PeriodsBetween: %v", got)
-	}
-	if got := allot.PeriodsBetween(&allot.Sequence{Reset: allot.ResetNever}, from, from.Add(time.Hour)); len(got) != 1 || got[0] != "" {
-		t.Fatalf("PeriodsBetween of a sequence that never resets: %v", got)
+}
+
+func TestRestorePeriods(t *testing.T) {
+	at := time.Date(2026, 11, 29, 22, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		seq  *allot.Sequence
+		now  time.Time
+		want string
+	}{
+		// From periods_back before the backup's period to periods_ahead
+		// after today's: a date in any of them may have taken numbers.
+		{&allot.Sequence{Reset: allot.ResetDaily, Timezone: "UTC", PeriodsBack: 1}, at.Add(50 * time.Hour),
+			"[2026-11-28 2026-11-29 2026-11-30 2026-12-01 2026-12-02]"},
+		{&allot.Sequence{Reset: allot.ResetYearly, Timezone: "UTC", PeriodsBack: 1, PeriodsAhead: 1}, at.Add(time.Hour),
+			"[2025 2026 2027]"},
+		{&allot.Sequence{Reset: allot.ResetMonthly, Timezone: "UTC"}, at.AddDate(0, 2, 0), "[2026-11 2026-12 2027-01]"},
+		// In the sequence's zone: 22:00 UTC is already the 30th in Tokyo.
+		{&allot.Sequence{Reset: allot.ResetDaily, Timezone: "Asia/Tokyo"}, at, "[2026-11-30]"},
+		{&allot.Sequence{Reset: allot.ResetNever}, at.Add(time.Hour), "[]"},
+	} {
+		if got := fmt.Sprint(allot.RestorePeriods(tc.seq, at, tc.now)); got != tc.want {
+			t.Errorf("%s, %s back %d ahead %d: %s, want %s", tc.seq.Reset, tc.seq.Timezone, tc.seq.PeriodsBack, tc.seq.PeriodsAhead, got, tc.want)
+		}
 	}
 }

@@ -547,6 +547,21 @@ func periodIndex(r Reset, d format.Date) int64 {
 	return 0
 }
 
+// stepPeriods returns a date n periods of reset after d (before, for n
+// negative): the same day of the year or the first of the month.
+func stepPeriods(r Reset, d format.Date, n int) format.Date {
+	t := time.Date(d.Year, time.Month(d.Month), d.Day, 12, 0, 0, 0, time.UTC)
+	switch r {
+	case ResetYearly:
+		t = t.AddDate(n, 0, 0)
+	case ResetMonthly:
+		t = time.Date(d.Year, time.Month(d.Month)+time.Month(n), 1, 12, 0, 0, 0, time.UTC)
+	default:
+		t = t.AddDate(0, 0, n)
+	}
+	return format.Date{Year: t.Year(), Month: int(t.Month()), Day: t.Day()}
+}
+
 // checkWindow refuses a document date outside the periods a resetting
 // sequence accepts.
 func checkWindow(seq *Sequence, set *seqSettings, date, today format.Date) error {
@@ -554,20 +569,7 @@ func checkWindow(seq *Sequence, set *seqSettings, date, today format.Date) error
 	if di >= ti-int64(set.periodsBack) && di <= ti+int64(set.periodsAhead) {
 		return nil
 	}
-	lo, hi := today, today
-	step := func(d format.Date, n int) format.Date {
-		t := time.Date(d.Year, time.Month(d.Month), d.Day, 12, 0, 0, 0, time.UTC)
-		switch seq.Reset {
-		case ResetYearly:
-			t = t.AddDate(n, 0, 0)
-		case ResetMonthly:
-			t = time.Date(d.Year, time.Month(d.Month)+time.Month(n), 1, 12, 0, 0, 0, time.UTC)
-		default:
-			t = t.AddDate(0, 0, n)
-		}
-		return format.Date{Year: t.Year(), Month: int(t.Month()), Day: t.Day()}
-	}
-	lo, hi = step(lo, -set.periodsBack), step(hi, set.periodsAhead)
+	lo, hi := stepPeriods(seq.Reset, today, -set.periodsBack), stepPeriods(seq.Reset, today, set.periodsAhead)
 	return Invalidf("date", "%s falls in period %s, outside the periods sequence %q accepts (%s to %s, set by periods_back and periods_ahead): check the document date",
 		DateString(date), seq.Period(date), seq.Name, seq.Period(lo), seq.Period(hi))
 }

@@ -428,6 +428,15 @@ type AdminStore interface {
 	// (after a restore none is): their leases stay pending, read as held
 	// by servers that stopped without saying what they handed out.
 	ServersForget(ctx context.Context) error
+	// ServersRunning lists the servers that were running as of asOf: not
+	// stopped, and seen within ServerSilentAfter before it.
+	ServersRunning(ctx context.Context, asOf time.Time) ([]ServerSeen, error)
+}
+
+// ServerSeen is a server and when it last said it was alive.
+type ServerSeen struct {
+	Owner  string
+	SeenAt time.Time
 }
 
 // SequenceSkipParams are the inputs of AdminStore.SequenceSkip.

@@ -117,3 +117,12 @@ func (s *Store) ServersForget(ctx context.Context) error {
 	_, err := s.pool.Exec(ctx, `UPDATE allot_servers SET seen_at = 'epoch' WHERE stopped_at IS NULL`)
 	return translate(err, "forget servers")
 }
+
+// ServersRunning lists the servers that were running as of asOf: not
+// stopped, and seen within allot.ServerSilentAfter before it.
+func (s *Store) ServersRunning(ctx context.Context, asOf time.Time) ([]allot.ServerSeen, error) {
+	return list(ctx, s.pool, "read servers", func(r pgx.Row) (allot.ServerSeen, error) {
+		var v allot.ServerSeen
+		return v, r.Scan(&v.Owner, &v.SeenAt)
+	}, `SELECT owner, seen_at FROM allot_servers WHERE stopped_at IS NULL AND seen_at >= $1 ORDER BY owner`, asOf.Add(-allot.ServerSilentAfter))
+}

@@ -49,26 +49,29 @@ func (s *Store) Backup(ctx context.Context, path string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("sqlite: backup: %w", err)
 	}
 	defer copyDB.Close()
-	if _, err := copyDB.ExecContext(ctx, `CREATE TABLE allot_backup (taken_at INTEGER NOT NULL);
-		INSERT INTO allot_backup (taken_at) VALUES (?)`, micros(taken)); err != nil {
+	// taken_at is before the snapshot (so a backup's age is never
+	// underestimated), done_at after it (so a restore knows that what the
+	// copy says of servers is older than that).
+	if _, err := copyDB.ExecContext(ctx, `CREATE TABLE allot_backup (taken_at INTEGER NOT NULL, done_at INTEGER NOT NULL);
+		INSERT INTO allot_backup (taken_at, done_at) VALUES (?, ?)`, micros(taken), micros(time.Now())); err != nil {
 		return time.Time{}, fmt.Errorf("sqlite: backup: record its time: %w", err)
 	}
 	return taken, nil
 }
 
 // BackupTime returns when the database was backed up, if it is a backup
-// written by Backup (ok false otherwise), and forgets it.
-func (s *Store) BackupTime(ctx context.Context) (t time.Time, ok bool, err error) {
+// written by Backup (ok false otherwise): the snapshot was taken between
+// taken and done. It only reads (see ForgetBackupTime).
+func (s *Store) BackupTime(ctx context.Context) (taken, done time.Time, ok bool, err error) {
 	var exists int
 	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'allot_backup'`).Scan(&exists); err != nil || exists == 0 {
-		return time.Time{}, false, translate(err, "read the backup time")
+		return time.Time{}, time.Time{}, false, translate(err, "read the backup time")
 	}
-	var v int64
-	if err := s.db.QueryRowContext(ctx, `SELECT taken_at FROM allot_backup`).Scan(&v); err != nil {
-		return time.Time{}, false, translate(err, "read the backup time")
+	var t, d int64
+	if err := s.db.QueryRowContext(ctx, `SELECT taken_at, done_at FROM allot_backup`).Scan(&t, &d); err != nil {
+		return time.Time{}, time.Time{}, false, translate(err, "read the backup time")
 	}
-	_, err = s.db.ExecContext(ctx, `DROP TABLE allot_backup`)
-	return fromMicros(v), true, translate(err, "forget the backup time")
+	return fromMicros(t), fromMicros(d), true, nil
 }
 
 // SequenceCounters returns every period's counter of a sequence.
@@ -135,4 +138,23 @@ func (s *Store) SequenceSkip(ctx context.Context, p allot.SequenceSkipParams) (*
 func (s *Store) ServersForget(ctx context.Context) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE allot_servers SET seen_at = 0 WHERE stopped_at IS NULL`)
 	return translate(err, "forget servers")
+}
+
+// ServersRunning lists the servers that were running as of asOf: not
+// stopped, and seen within allot.ServerSilentAfter before it.
+func (s *Store) ServersRunning(ctx context.Context, asOf time.Time) ([]allot.ServerSeen, error) {
+	return list(ctx, s.db, "read servers", func(r scanner) (allot.ServerSeen, error) {
+		var v allot.ServerSeen
+		var seen int64
+		err := r.Scan(&v.Owner, &seen)
+		v.SeenAt = fromMicros(seen)
+		return v, err
+	}, `SELECT owner, seen_at FROM allot_servers WHERE stopped_at IS NULL AND seen_at >= ? ORDER BY owner`, micros(asOf.Add(-allot.ServerSilentAfter)))
+}
+
+// ForgetBackupTime drops the record BackupTime reads, once a restore is
+// done with it.
+func (s *Store) ForgetBackupTime(ctx context.Context) error {
+	_, err := s.db.ExecContext(ctx, `DROP TABLE IF EXISTS allot_backup`)
+	return translate(err, "forget the backup time")
 }

@@ -10,6 +10,8 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -247,15 +249,72 @@ func TestBackupRestore(t *testing.T) {
 			}
 		}
 	}
+	createSeq(t, p.url, allot.SequenceCreateParams{Name: "fy", Format: "FY-{yyyy}-{n}", Mode: allot.ModeGapless, Reset: allot.ResetYearly,
+		PeriodsAhead: ptr(1)})
+	nextYear := fmt.Sprintf("%d-01-15", time.Now().Year()+1)
+	takeNextYear := func(n int) {
+		for i := 0; i < n; i++ {
+			var r allot.NextResult
+			if _, _, err := call("POST", p.url+"/v1/sequences/fy/next", map[string]any{"date": nextYear}, nil, &r); err != nil {
+				t.Fatal(err)
+			}
+			if issued[r.IDs[0]] {
+				t.Fatalf("%s issued a second time", r.IDs[0])
+			}
+			issued[r.IDs[0]] = true
+		}
+	}
 	take(30)
 	backup := filepath.Join(dir, "backup.db")
 	if out, code := binCLI(t, p.url, "backup", "--store", db, backup); code != 0 || !strings.Contains(out, "backed up") {
 		t.Fatalf("backup: %s", out)
 	}
 	take(25) // issued after the backup: a restore must not issue these again
+	// Dated in next year's period, which the backup has no counter for.
+	takeNextYear(5)
+	// A restore refuses a database a server runs on.
+	if out, code := binCLI(t, "", "restore", "--store", db, "--from", backup, "--force"); code == 0 || !strings.Contains(out, "seem to run") {
+		t.Fatalf("restore under a running server: %d %s", code, out)
+	}
 	if _, err := p.term(); err != nil {
 		t.Fatal(err)
 	}
+	liveSum := fileSum(t, dbPath)
+	noLeftovers := func() {
+		t.Helper()
+		if m, _ := filepath.Glob(dbPath + ".restoring-*"); len(m) > 0 {
+			t.Fatalf("a failed restore left %v", m)
+		}
+	}
+	// A file that is not a backup changes nothing at the path.
+	junk := filepath.Join(dir, "junk.db")
+	if err := os.WriteFile(junk, []byte("not a database at all, not even close, longer than a header........................................................"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := binCLI(t, "", "restore", "--store", db, "--from", junk, "--force"); code == 0 || fileSum(t, dbPath) != liveSum {
+		t.Fatalf("restore from a file that is not a backup: %d %s (database changed: %v)", code, out, fileSum(t, dbPath) != liveSum)
+	}
+	noLeftovers()
+	// A mistyped path is refused, not created.
+	typo := filepath.Join(dir, "typo.db")
+	if out, code := binCLI(t, "", "restore", "--store", "sqlite://"+typo); code == 0 || !strings.Contains(out, "no database") {
+		t.Fatalf("restore of a mistyped path: %d %s", code, out)
+	}
+	if _, err := os.Stat(typo); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("restore created %s: %v", typo, err)
+	}
+	// A dry run writes nothing, in place or from a copy.
+	backupSum := fileSum(t, backup)
+	if out, code := binCLI(t, "", "restore", "--store", "sqlite://"+backup, "--dry-run"); code != 0 || !strings.Contains(out, "nothing was changed") {
+		t.Fatalf("dry run in place: %d %s", code, out)
+	}
+	if out, code := binCLI(t, "", "restore", "--store", db, "--from", backup, "--dry-run"); code != 0 || !strings.Contains(out, "was not changed") {
+		t.Fatalf("dry run from a copy: %d %s", code, out)
+	}
+	if fileSum(t, backup) != backupSum || fileSum(t, dbPath) != liveSum {
+		t.Fatal("a dry run changed a file")
+	}
+	noLeftovers()
 
 	// The audit of the backup copy reads it without changing a byte.
 	sum := fileSum(t, backup)
@@ -276,7 +335,9 @@ func TestBackupRestore(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "restored") {
 		t.Fatalf("restore: %s", out)
 	}
+	noLeftovers()
 	p = startServerAt(t, addr, db)
+	takeNextYear(10)
 	for i := 0; i < 40; i++ {
 		for _, name := range []string{"inv", "lp"} {
 			var r allot.NextResult

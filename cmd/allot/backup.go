@@ -29,31 +29,38 @@ For PostgreSQL use its own tools: pg_dump --format=custom (a consistent
 snapshot of one database) or continuous archiving with point-in-time
 recovery. After restoring one, run "allot restore --store postgres://…".`
 
-const restoreSynopsis = `allot restore [--store URL] [--from FILE] [--force] [--margin N|auto]
+const restoreSynopsis = `allot restore [--store URL] [--from FILE [--force]] [--margin N|auto]
               [--backup-time RFC3339] [--dry-run]
 
 Makes a restored backup safe to serve again. A backup knows every number
 issued until it was taken, not those issued after: served as it is, it would
 hand those numbers out a second time. So restore moves every counter of
 every sequence past what may have been issued since the backup (the margin)
-and voids the numbers it skips, with the reason "restored from backup". For
-a resetting sequence it also does so for the periods that began after the
-backup. It records that no server of the database is running (their leases
-read as held by servers that stopped without saying what they handed out).
+and voids the numbers it skips, with the reason "restored from backup": for
+every period a document date could fall in since the backup (periods_back
+before the backup's period to periods_ahead after today's). It records that
+no server of the database is running (their leases read as held by servers
+that stopped without saying what they handed out).
 
-With --from (SQLite), FILE (a backup from "allot backup") is copied to the
-store's path first; an existing database there is kept, renamed to
-<path>.replaced-<time>, only with --force. For PostgreSQL, restore the dump
-(pg_restore) or recover to a point in time first, then run this.
+Stop every server first: restore refuses a database a server was seen on in
+the last minute. It also refuses a path with no allot database (a typo).
+
+With --from (SQLite), FILE (a backup from "allot backup") is copied next to
+the store's path and made safe there; only then is it put at the path, so a
+failure changes nothing. An existing database at the path is kept, renamed
+to <path>.replaced-<time>, only with --force. For PostgreSQL, restore the
+dump (pg_restore) or recover to a point in time first, then run this.
 
 --margin N skips N numbers in every period. --margin auto (the default)
 skips, per period, what the sequence took in the hour before the backup, or
-twice that rate times the backup's age if that is more, plus two blocks for
-a cached sequence (ten numbers for a gapless one). The backup's age comes from the
-time "allot backup" recorded, else --backup-time, else the newest entry in
-the database. Stop every server first. Claims and idempotency keys made
-after the backup are not in it: reconcile pools with your payment records,
-and run "allot audit" afterwards.`
+twice that rate times the backup's age if that is more, plus, per server
+running at the backup, two leases of a cached sequence (a block each, at most
+1/32 of what the period had left) or ten numbers of a gapless one. The
+backup's age comes from the time "allot backup" recorded, else
+--backup-time, else the newest entry in the database. --dry-run says what
+would be skipped and writes nothing (with --from it works on a copy it then
+discards). Claims and idempotency keys made after the backup are not in it:
+reconcile pools with your payment records, and run "allot audit" afterwards.`
 
 // runBackup is "allot backup".
 func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -94,8 +101,8 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 func runRestore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("allot restore", restoreSynopsis, stdout)
 	storeURL := fs.String("store", envOr(getenv, "ALLOT_STORE", storeDefault), "the store's `URL` (env ALLOT_STORE)")
-	from := fs.String("from", "", "copy the SQLite backup `FILE` to the store's path first")
-	force := fs.Bool("force", false, "with --from: keep an existing database aside (renamed) instead of refusing")
+	from := fs.String("from", "", "make a copy of the SQLite backup `FILE` safe, then put it at the store's path")
+	force := fs.Bool("force", false, "with --from: replace an existing database (kept aside, renamed) instead of refusing")
 	margin := fs.String("margin", "auto", "skip `N` numbers per period, or auto")
 	backupTime := fs.String("backup-time", "", "when the backup was taken, `RFC3339` (default: recorded by allot backup, else the newest entry)")
 	dryRun := fs.Bool("dry-run", false, "print what would be skipped, change nothing")
@@ -106,45 +113,215 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	if err := checkArgs(fs, pos, 0, ""); err != nil {
 		return withHelp(err, "allot restore")
 	}
-	fixed := int64(-1)
+	o := restoreOpts{fixed: -1, dryRun: *dryRun, force: *force}
 	if *margin != "auto" {
 		n, err := strconv.ParseInt(*margin, 10, 64)
 		if err != nil || n < 0 {
 			return withHelp(usagef("--margin %q: give a whole number of 0 or more, or auto", *margin), "allot restore")
 		}
-		fixed = n
+		o.fixed = n
 	}
-	var at time.Time
 	if *backupTime != "" {
-		if at, err = time.Parse(time.RFC3339, *backupTime); err != nil {
+		if o.at, err = time.Parse(time.RFC3339, *backupTime); err != nil {
 			return withHelp(usagef("--backup-time %q is not an RFC 3339 time, e.g. 2026-11-27T09:00:00Z", *backupTime), "allot restore")
 		}
 	}
 	if *from != "" {
-		if *dryRun {
-			return withHelp(usagef("--dry-run reads the store as it is: copy the backup with --from first, or leave --dry-run out"), "allot restore")
-		}
-		if err := copyBackup(*storeURL, *from, *force, stdout); err != nil {
+		return restoreFrom(ctx, *storeURL, *from, o, stdout)
+	}
+	if *force {
+		return withHelp(usagef("--force only goes with --from (it lets a restored copy replace an existing database)"), "allot restore")
+	}
+	return restoreInPlace(ctx, *storeURL, o, stdout)
+}
+
+// restoreOpts are the choices of "allot restore".
+type restoreOpts struct {
+	fixed  int64     // the margin per period, -1 for auto
+	at     time.Time // when the backup was taken, zero if not given
+	dryRun bool
+	force  bool
+}
+
+// restoreFrom makes a copy of a SQLite backup safe next to the store's
+// path, then puts it in place. Nothing at the path changes until the copy
+// is migrated and moved past the margin: a failure leaves the database
+// there as it was.
+func restoreFrom(ctx context.Context, storeURL, from string, o restoreOpts, stdout io.Writer) error {
+	if !strings.HasPrefix(storeURL, "sqlite:") {
+		return usagef("--from restores SQLite backups; for PostgreSQL restore the dump with pg_restore, then run restore without --from")
+	}
+	path, err := sqlite.PathFromURL(storeURL)
+	if err != nil {
+		return usagef("--store: %v", err)
+	}
+	if _, err := os.Stat(from); err != nil {
+		return usagef("--from: %v", unwrapPath(err))
+	}
+	_, err = os.Stat(path)
+	live := err == nil
+	if live && !o.force && !o.dryRun {
+		return usagef("a database exists at %s: stop its servers and pass --force to keep it aside and restore over it", path)
+	}
+	if live {
+		if err := refuseRunning(ctx, "sqlite://"+path, path, time.Time{}); err != nil {
 			return err
 		}
 	}
-	st, err := openStore(ctx, *storeURL) // a backup of an older allot gets its migrations
+	tmp := fmt.Sprintf("%s.restoring-%s", path, time.Now().UTC().Format("20060102T150405.000Z"))
+	defer removeDB(tmp) // a no-op once it is in place
+	if err := copyFile(from, tmp); err != nil {
+		return err
+	}
+	if err := checkAllotDB(ctx, "sqlite://"+tmp, from); err != nil {
+		return err
+	}
+	st, err := openStore(ctx, "sqlite://"+tmp) // a backup of an older allot gets its migrations
+	if err != nil {
+		return err
+	}
+	err = restoreStore(ctx, st.(allot.AdminStore), o, true, stdout)
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if o.dryRun {
+		fmt.Fprintf(stdout, "dry run: the copy of %s was discarded; %s was not changed\n", from, path)
+		return nil
+	}
+	aside := fmt.Sprintf("%s.replaced-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+	if live {
+		if err := moveDB(path, aside); err != nil {
+			return fmt.Errorf("keep the old database aside: %w", err)
+		}
+		fmt.Fprintf(stdout, "kept the old database as %s\n", aside)
+	}
+	if err := moveDB(tmp, path); err != nil {
+		if live {
+			if berr := moveDB(aside, path); berr != nil {
+				return fmt.Errorf("put the restored database at %s: %w; the old one stays at %s (%v)", path, err, aside, berr)
+			}
+		}
+		return fmt.Errorf("put the restored database at %s: %w (nothing at %s changed)", path, err, path)
+	}
+	fmt.Fprintf(stdout, "restored %s to %s; run `allot audit --store %s` to check it\n", from, path, redactURL(storeURL))
+	return nil
+}
+
+// restoreInPlace makes the database at the store (a backup put there by
+// hand, or a PostgreSQL dump restored with pg_restore) safe to serve.
+func restoreInPlace(ctx context.Context, storeURL string, o restoreOpts, stdout io.Writer) error {
+	if strings.HasPrefix(storeURL, "sqlite:") {
+		path, err := sqlite.PathFromURL(storeURL)
+		if err != nil {
+			return usagef("--store: %v", err)
+		}
+		if _, err := os.Stat(path); err != nil {
+			return usagef("--store: no database at %s: give the path of the restored backup, or use --from FILE", path)
+		}
+	}
+	if err := checkAllotDB(ctx, storeURL, redactURL(storeURL)); err != nil {
+		return err
+	}
+	if err := refuseRunning(ctx, storeURL, redactURL(storeURL), o.at); err != nil {
+		return err
+	}
+	if o.dryRun {
+		// Read only: no migration, nothing written.
+		st, err := openStoreReadOnly(ctx, storeURL)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		have, want, err := st.SchemaVersion(ctx)
+		if err != nil {
+			return err
+		}
+		if have != want {
+			return fmt.Errorf("the database's schema is version %d, this allot's is %d: a dry run only reads; "+
+				"run `allot migrate --store %s` first, or leave --dry-run out", have, want, redactURL(storeURL))
+		}
+		return restoreStore(ctx, st, o, false, stdout)
+	}
+	st, err := openStore(ctx, storeURL) // a backup of an older allot gets its migrations
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	as, ok := st.(allot.AdminStore)
-	if !ok {
-		return errors.New("this store can't be restored")
+	return restoreStore(ctx, st.(allot.AdminStore), o, true, stdout)
+}
+
+// checkAllotDB refuses a database with no allot schema (a mistyped path,
+// a file that is not a backup), which a restore would otherwise create
+// and report as restored.
+func checkAllotDB(ctx context.Context, url, name string) error {
+	st, err := openStoreReadOnly(ctx, url)
+	if err != nil {
+		return err
 	}
-	if sq, ok := st.(*sqlite.Store); ok && at.IsZero() {
-		if t, found, err := sq.BackupTime(ctx); err != nil {
+	defer st.Close()
+	have, _, err := st.SchemaVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("%s is not an allot database: %w", name, err)
+	}
+	if have == 0 {
+		return fmt.Errorf("%s holds no allot database (no schema): give the restored backup", name)
+	}
+	return nil
+}
+
+// refuseRunning refuses to restore over a database servers are using:
+// moving counters under them, and marking them stopped, would let them
+// hand out numbers the ledger then gets wrong. A server counts as running
+// if it was seen within allot.ServerSilentAfter; with since set (the
+// backup's time, known for sure), only if seen after it: a backup's own
+// record of the servers running when it was taken is frozen before.
+func refuseRunning(ctx context.Context, url, name string, since time.Time) error {
+	st, err := openStoreReadOnly(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if since.IsZero() {
+		if sq, ok := st.(*sqlite.Store); ok {
+			if _, done, found, err := sq.BackupTime(ctx); err == nil && found {
+				since = done
+			}
+		}
+	}
+	seen, err := st.ServersRunning(ctx, time.Now())
+	if err != nil {
+		return fmt.Errorf("check that no server runs on %s: %w", name, err)
+	}
+	var running []string
+	for _, sv := range seen {
+		if since.IsZero() || sv.SeenAt.After(since) {
+			running = append(running, sv.Owner)
+		}
+	}
+	if len(running) > 0 {
+		return fmt.Errorf("servers seem to run on %s (%s: seen within the last %s): stop them first; "+
+			"a server that crashed counts as stopped once it has not been seen for %[3]s", name, strings.Join(running, ", "), allot.ServerSilentAfter)
+	}
+	return nil
+}
+
+// restoreStore moves every counter of st past the margin (or, with apply
+// false, only says what it would skip).
+func restoreStore(ctx context.Context, as allot.AdminStore, o restoreOpts, apply bool, stdout io.Writer) error {
+	sq, isSQLite := as.(*sqlite.Store)
+	at := o.at
+	if isSQLite && at.IsZero() {
+		if t, _, found, err := sq.BackupTime(ctx); err != nil {
 			return err
 		} else if found {
 			at = t
 		}
 	}
 	if at.IsZero() {
+		var err error
 		if at, err = as.LastActivity(ctx); err != nil {
 			return err
 		}
@@ -154,7 +331,15 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	if at.IsZero() {
 		age = 0
 	}
-	fmt.Fprintf(stdout, "backup taken at %s (%s ago)\n", at.UTC().Format(time.RFC3339), age.Round(time.Second))
+	servers := 0
+	if !at.IsZero() {
+		running, err := as.ServersRunning(ctx, at)
+		if err != nil {
+			return err
+		}
+		servers = len(running)
+	}
+	fmt.Fprintf(stdout, "backup taken at %s (%s ago), %d server(s) running then\n", at.UTC().Format(time.RFC3339), age.Round(time.Second), servers)
 	seqs, err := as.SequenceList(ctx)
 	if err != nil {
 		return err
@@ -172,28 +357,31 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 			periods[c.Period] = c.Last
 		}
 		if !at.IsZero() {
-			for _, p := range allot.PeriodsBetween(seq, at, now) {
+			for _, p := range allot.RestorePeriods(seq, at, now) {
 				if _, ok := periods[p]; !ok {
 					periods[p] = seq.Start - 1
 				}
 			}
 		}
-		n := fixed
-		if n < 0 {
-			taken, err := as.SequenceActivity(ctx, seq.Name, at.Add(-time.Hour), at.Add(time.Second))
-			if err != nil {
+		var lastHour int64
+		if o.fixed < 0 {
+			if lastHour, err = as.SequenceActivity(ctx, seq.Name, at.Add(-time.Hour), at.Add(time.Second)); err != nil {
 				return err
 			}
-			n = allot.RestoreMargin(seq, taken, age)
 		}
 		for _, period := range sortedKeys(periods) {
 			before := periods[period]
-			skip := min(n, allot.Remaining(before, seq.Max))
+			left := allot.Remaining(before, seq.Max)
+			n := o.fixed
+			if n < 0 {
+				n = allot.RestoreMargin(seq, lastHour, age, left, servers)
+			}
+			skip := min(n, left)
 			if skip == 0 {
 				continue
 			}
 			after := before + skip
-			if !*dryRun {
+			if apply {
 				c, err := as.SequenceSkip(ctx, allot.SequenceSkipParams{Sequence: seq.Name, Period: period, Count: skip,
 					Reason: allot.RestoreReason, Owner: "allot restore"})
 				if err != nil {
@@ -208,56 +396,72 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if *dryRun {
+	if !apply {
 		fmt.Fprintf(stdout, "dry run: would skip and void %d numbers; nothing was changed\n", total)
 		return nil
 	}
 	if err := as.ServersForget(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "restored: %d numbers skipped and voided (%q); run `allot audit` to check the database\n", total, allot.RestoreReason)
+	if isSQLite {
+		if err := sq.ForgetBackupTime(ctx); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "skipped and voided %d numbers (%q)\n", total, allot.RestoreReason)
 	return nil
 }
 
-// copyBackup puts a SQLite backup at the store's path.
-func copyBackup(storeURL, from string, force bool, stdout io.Writer) error {
-	if !strings.HasPrefix(storeURL, "sqlite:") {
-		return usagef("--from restores SQLite backups; for PostgreSQL restore the dump with pg_restore, then run restore without --from")
-	}
-	path, err := sqlite.PathFromURL(storeURL)
-	if err != nil {
-		return usagef("--store: %v", err)
-	}
+// copyFile copies from to a new file to, synced to disk.
+func copyFile(from, to string) error {
 	src, err := os.Open(from)
 	if err != nil {
-		return usagef("--from: %v", err)
+		return usagef("--from: %v", unwrapPath(err))
 	}
 	defer src.Close()
-	if _, err := os.Stat(path); err == nil {
-		if !force {
-			return usagef("a database exists at %s: stop the servers and pass --force to keep it aside and restore over it", path)
-		}
-		aside := fmt.Sprintf("%s.replaced-%s", path, time.Now().UTC().Format("20060102T150405Z"))
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			if err := os.Rename(path+suffix, aside+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("keep the old database aside: %w", err)
-			}
-		}
-		fmt.Fprintf(stdout, "kept the old database as %s\n", aside)
-	}
-	dst, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("restore to %s: %w", path, err)
+		return fmt.Errorf("copy the backup: %w", err)
 	}
 	if _, err := io.Copy(dst, src); err != nil {
 		dst.Close()
-		return fmt.Errorf("restore to %s: %w", path, err)
+		return fmt.Errorf("copy the backup to %s: %w", to, err)
 	}
 	if err := dst.Sync(); err != nil {
 		dst.Close()
-		return fmt.Errorf("restore to %s: %w", path, err)
+		return fmt.Errorf("copy the backup to %s: %w", to, err)
 	}
 	return dst.Close()
+}
+
+// sqliteFiles are the files of a SQLite database at a path.
+var sqliteFiles = []string{"", "-wal", "-shm", "-journal"}
+
+// moveDB renames the SQLite database at from, with its side files, to to.
+func moveDB(from, to string) error {
+	for _, suffix := range sqliteFiles {
+		if err := os.Rename(from+suffix, to+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeDB removes the SQLite database at path, with its side files.
+func removeDB(path string) {
+	for _, suffix := range sqliteFiles {
+		_ = os.Remove(path + suffix)
+	}
+}
+
+// unwrapPath drops the operation from a *fs.PathError ("open x: no such
+// file" reads better than "stat x: no such file" for a flag).
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
+	}
+	return err
 }
 
 func sortedKeys(m map[string]int64) []string { return slices.Sorted(maps.Keys(m)) }
