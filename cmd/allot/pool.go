@@ -423,7 +423,7 @@ func listClaims(ctx context.Context, cl *client.Client, w io.Writer, asJSON bool
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCUSTOMER\tQUANTITY\tSTATUS\tEXPIRES AT\tREFERENCE")
 	for _, c := range page.Claims {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", c.ID, c.Customer, c.Quantity, c.Status, c.ExpiresAt.Format(timeLayout), c.Reference)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", c.ID, shown(c.Customer), c.Quantity, c.Status, c.ExpiresAt.Format(timeLayout), shown(c.Reference))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -458,14 +458,14 @@ func printClaim(w io.Writer, asJSON bool, c *allot.Claim) error {
 		expires += " (no longer held)"
 	}
 	rows := [][2]string{
-		{"id", c.ID}, {"pool", c.Pool}, {"customer", c.Customer}, {"quantity", strconv.FormatInt(c.Quantity, 10)},
+		{"id", c.ID}, {"pool", c.Pool}, {"customer", shown(c.Customer)}, {"quantity", strconv.FormatInt(c.Quantity, 10)},
 		{"status", status}, {"expires at", expires},
 	}
 	if c.Reference != "" {
-		rows = append(rows, [2]string{"reference", c.Reference})
+		rows = append(rows, [2]string{"reference", shown(c.Reference)})
 	}
 	if c.Reason != "" {
-		rows = append(rows, [2]string{"reason", c.Reason})
+		rows = append(rows, [2]string{"reason", shown(c.Reason)})
 	}
 	rows = append(rows, [2]string{"created at", c.CreatedAt.Format(timeLayout)})
 	for _, r := range rows {

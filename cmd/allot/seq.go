@@ -552,7 +552,7 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		if cf.json {
 			return printJSON(stdout, e)
 		}
-		fmt.Fprintf(stdout, "voided %d in %s (%s)\n", e.First, periodText(e.Period), e.Reason)
+		fmt.Fprintf(stdout, "voided %d in %s (%s)\n", e.First, periodText(e.Period), shown(e.Reason))
 		return nil
 
 	case "parse":
@@ -573,10 +573,10 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		fmt.Fprintf(stdout, "%s: number %d in %s, %s, %s\n", r.ID, r.Number, periodText(r.Period), valid, r.Status)
 		if r.Detail != "" && r.Detail != string(r.Status) {
-			fmt.Fprintf(stdout, "  %s\n", r.Detail)
+			fmt.Fprintf(stdout, "  %s\n", shown(r.Detail))
 		}
 		if r.Reference != "" {
-			fmt.Fprintf(stdout, "  reference: %s\n", r.Reference)
+			fmt.Fprintf(stdout, "  reference: %s\n", shown(r.Reference))
 		}
 		if r.ConfirmBy != nil {
 			fmt.Fprintf(stdout, "  confirm by: %s\n", r.ConfirmBy.Format(time.RFC3339))
@@ -619,7 +619,7 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 			if e.Pending {
 				kind += "*"
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", e.ID, kind, e.Period, e.First, e.Last, e.Count, e.Reference, e.Owner, e.Reason,
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", e.ID, kind, e.Period, e.First, e.Last, e.Count, shown(e.Reference), shown(e.Owner), shown(e.Reason),
 				e.CreatedAt.Format("2006-01-02 15:04:05Z07:00"))
 		}
 		if err := tw.Flush(); err != nil {
