@@ -16,28 +16,42 @@ import (
 // RestoreReason is the reason of the numbers a restore skips.
 const RestoreReason = "restored from backup"
 
+// RestoreActivity is how many numbers a sequence took (all periods) in
+// the hour, the day and the week before a backup.
+type RestoreActivity struct {
+	Hour, Day, Week int64
+}
+
 // RestoreMargin is how many numbers of one period a restore skips when
-// the operator gives no margin. lastHour is how many numbers the sequence
-// took in the hour before the backup, remaining how many the period had
-// left, servers how many servers were running at the backup. The margin is
-// the larger of that hour's count (a burst right after the backup can't
-// outrun it unless it beats the busiest recent hour) and twice that rate
-// over the backup's age, plus room for what each server may have taken at
-// once right after the backup: two leases of a cached sequence (each a
-// block at first, and never more than LeaseCap of what remained), ten
-// numbers of a gapless one. A restore may skip more than needed (the
+// the operator gives no margin. remaining is how many the period had left,
+// servers how many servers were running at the backup. The rate is the
+// highest of the last hour's, the last day's and the last week's (so a
+// quiet hour before a nightly backup does not hide the day's traffic); the
+// margin is the larger of an hour at that rate (and at least the last
+// hour's count) and twice that rate over the backup's age, plus room for
+// what each server may have taken at once right after the backup: two
+// leases of a cached sequence (each a block at first, and never more than
+// LeaseCap of what remained), ten numbers of a gapless one.
+//
+// ok is false when the sequence took nothing in the week before the
+// backup: nothing tells how fast it may have taken numbers since, so the
+// operator must give the margin. A restore may skip more than needed (the
 // numbers are voided with a reason, a gap explained); it must not skip
 // fewer, so give --margin when you know better.
-func RestoreMargin(seq *Sequence, lastHour int64, age time.Duration, remaining int64, servers int) int64 {
+func RestoreMargin(seq *Sequence, act RestoreActivity, age time.Duration, remaining int64, servers int) (margin int64, ok bool) {
+	if act.Week <= 0 {
+		return 0, false
+	}
 	perServer := int64(10)
 	if seq.Mode == ModeCached {
 		perServer = 2 * min(seq.BlockSize, max(LeaseCap(remaining), 1))
 	}
-	m := max(float64(lastHour), math.Ceil(2*float64(lastHour)/3600*max(age, 0).Seconds()))
+	perSecond := max(float64(act.Hour)/3600, float64(act.Day)/86400, float64(act.Week)/(7*86400))
+	m := max(float64(act.Hour), math.Ceil(perSecond*3600), math.Ceil(2*perSecond*max(age, 0).Seconds()))
 	if m > float64(math.MaxInt64/2) {
-		return math.MaxInt64 / 2
+		return math.MaxInt64 / 2, true
 	}
-	return int64(m) + perServer*int64(max(servers, 1))
+	return int64(m) + perServer*int64(max(servers, 1)), true
 }
 
 // restorePeriodsMax bounds the periods RestorePeriods lists.

@@ -109,26 +109,33 @@ func spansText(spans []allot.Span) []string {
 func TestRestoreMargin(t *testing.T) {
 	gapless := &allot.Sequence{Mode: allot.ModeGapless, BlockSize: 1000}
 	cached := &allot.Sequence{Mode: allot.ModeCached, BlockSize: 1000}
+	type act = allot.RestoreActivity
 	for _, tc := range []struct {
 		seq       *allot.Sequence
-		lastHour  int64
+		act       act
 		age       time.Duration
 		remaining int64
 		servers   int
 		want      int64
 	}{
-		{gapless, 0, time.Hour, 1e9, 1, 10},
-		{gapless, 30, time.Second, 1e9, 1, 40},                // a fresh backup: at least the last hour again
-		{gapless, 3600, 24 * time.Hour, 1e9, 1, 2*86400 + 10}, // old: twice the rate over its age
-		{cached, 3600, time.Minute, 1e9, 1, 3600 + 2000},      // two leases of a block
-		{cached, 3600, time.Minute, 1e9, 3, 3600 + 6000},      // per server
-		{cached, 1014, 0, 5746, 1, 1014 + 2*180},              // a small range: leases capped at 1/32 of it
-		{cached, 0, 0, 5746, 0, 2 * 180},                      // no server seen: still one
-		{gapless, 100, -time.Hour, 1e9, 1, 110},               // a clock behind: no negative age
+		{gapless, act{30, 30, 30}, time.Second, 1e9, 1, 40},                    // a fresh backup: at least the last hour again
+		{gapless, act{3600, 3600, 3600}, 24 * time.Hour, 1e9, 1, 2*86400 + 10}, // old: twice the rate over its age
+		{gapless, act{0, 2400, 2400}, time.Minute, 1e9, 1, 100 + 10},           // a quiet hour: the day's rate
+		{gapless, act{0, 0, 7 * 2400}, 2 * time.Hour, 1e9, 1, 400 + 10},        // a quiet day: the week's
+		{cached, act{3600, 3600, 3600}, time.Minute, 1e9, 1, 3600 + 2000},      // two leases of a block
+		{cached, act{3600, 3600, 3600}, time.Minute, 1e9, 3, 3600 + 6000},      // per server
+		{cached, act{1014, 1014, 1014}, 0, 5746, 1, 1014 + 2*180},              // a small range: leases capped at 1/32 of it
+		{cached, act{1, 1, 1}, 0, 5746, 0, 1 + 2*180},                          // no server seen: still one
+		{gapless, act{100, 100, 100}, -time.Hour, 1e9, 1, 110},                 // a clock behind: no negative age
 	} {
-		if got := allot.RestoreMargin(tc.seq, tc.lastHour, tc.age, tc.remaining, tc.servers); got != tc.want {
-			t.Errorf("RestoreMargin(%s, %d, %s, %d, %d) = %d, want %d", tc.seq.Mode, tc.lastHour, tc.age, tc.remaining, tc.servers, got, tc.want)
+		got, ok := allot.RestoreMargin(tc.seq, tc.act, tc.age, tc.remaining, tc.servers)
+		if !ok || got != tc.want {
+			t.Errorf("RestoreMargin(%s, %+v, %s, %d, %d) = %d %v, want %d", tc.seq.Mode, tc.act, tc.age, tc.remaining, tc.servers, got, ok, tc.want)
 		}
+	}
+	// Nothing in the week before the backup: no rate to go by.
+	if _, ok := allot.RestoreMargin(gapless, act{}, time.Hour, 1e9, 1); ok {
+		t.Error("a margin for a sequence with no history")
 	}
 }
 

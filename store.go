@@ -417,8 +417,9 @@ type AdminStore interface {
 	// SequenceActivity returns how many numbers of a sequence (all
 	// periods) ledger entries created in [from, to) took.
 	SequenceActivity(ctx context.Context, name string, from, to time.Time) (int64, error)
-	// LastActivity returns when the newest ledger entry or claim change
-	// was written (zero when there is none).
+	// LastActivity returns when the database was last written to (the
+	// newest ledger entry, claim, sequence or pool change, or server
+	// heartbeat; zero for an empty database).
 	LastActivity(ctx context.Context) (time.Time, error)
 	// SequenceSkip moves a period's counter past Count numbers (fewer if
 	// max comes first) and voids them with Reason, in one transaction;

@@ -72,7 +72,8 @@ func (s *Store) SequenceActivity(ctx context.Context, name string, from, to time
 // LastActivity returns when the newest ledger entry or claim was written.
 func (s *Store) LastActivity(ctx context.Context) (time.Time, error) {
 	var t *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT greatest((SELECT max(created_at) FROM allot_sequence_ledger), (SELECT max(updated_at) FROM allot_claims))`).Scan(&t)
+	err := s.pool.QueryRow(ctx, `SELECT greatest((SELECT max(created_at) FROM allot_sequence_ledger), (SELECT max(updated_at) FROM allot_claims),
+		(SELECT max(updated_at) FROM allot_sequences), (SELECT max(updated_at) FROM allot_pools), (SELECT max(seen_at) FROM allot_servers))`).Scan(&t)
 	if err != nil || t == nil {
 		return time.Time{}, translate(err, "read activity")
 	}

@@ -95,7 +95,8 @@ func (s *Store) SequenceActivity(ctx context.Context, name string, from, to time
 func (s *Store) LastActivity(ctx context.Context) (time.Time, error) {
 	var v sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT max(t) FROM (SELECT max(created_at) AS t FROM allot_sequence_ledger
-		UNION ALL SELECT max(updated_at) FROM allot_claims)`).Scan(&v)
+		UNION ALL SELECT max(updated_at) FROM allot_claims UNION ALL SELECT max(updated_at) FROM allot_sequences
+		UNION ALL SELECT max(updated_at) FROM allot_pools UNION ALL SELECT max(seen_at) FROM allot_servers)`).Scan(&v)
 	if err != nil || !v.Valid {
 		return time.Time{}, translate(err, "read activity")
 	}

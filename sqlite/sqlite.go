@@ -105,6 +105,13 @@ func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
 	}
 	if err != nil && readOnly {
 		db.Close()
+		// Immutable reads the main file alone: committed transactions
+		// still in the -wal would be missed, so refuse rather than read
+		// an older (or half checkpointed) state.
+		if fi, werr := os.Stat(path + "-wal"); werr == nil && fi.Size() > 0 {
+			return nil, fmt.Errorf("sqlite: can't read %s: its -wal file holds transactions that a read-only open of this directory can't use; "+
+				"copy the database with its -wal and -shm files to a directory you can write, or stop the server so it checkpoints, and try again", path)
+		}
 		if db, err = sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1&_pragma=query_only(1)"); err != nil {
 			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 		}

@@ -264,7 +264,9 @@ func TestBackupRestore(t *testing.T) {
 			issued[r.IDs[0]] = true
 		}
 	}
+	createPool(t, p.url, allot.PoolCreateParams{Name: "gig", Capacity: ptr[int64](10), PerCustomer: ptr[int64](0)})
 	take(30)
+	takeNextYear(2)
 	backup := filepath.Join(dir, "backup.db")
 	if out, code := binCLI(t, p.url, "backup", "--store", db, backup); code != 0 || !strings.Contains(out, "backed up") {
 		t.Fatalf("backup: %s", out)
@@ -303,6 +305,14 @@ func TestBackupRestore(t *testing.T) {
 	if _, err := os.Stat(typo); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("restore created %s: %v", typo, err)
 	}
+	// A backup served as it is would issue again what was issued after it.
+	served := filepath.Join(dir, "served.db")
+	if err := copyFile(backup, served); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := binCLI(t, "", "migrate", "--store", "sqlite://"+served); code == 0 || !strings.Contains(out, "was not restored") {
+		t.Fatalf("migrate of a backup not restored: %d %s", code, out)
+	}
 	// A dry run writes nothing, in place or from a copy.
 	backupSum := fileSum(t, backup)
 	if out, code := binCLI(t, "", "restore", "--store", "sqlite://"+backup, "--dry-run"); code != 0 || !strings.Contains(out, "nothing was changed") {
@@ -332,7 +342,7 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("restore over an existing database without --force: %d %s", code, out)
 	}
 	out, code := binCLI(t, "", "restore", "--store", db, "--from", backup, "--force")
-	if code != 0 || !strings.Contains(out, "restored") {
+	if code != 0 || !strings.Contains(out, "restored") || !strings.Contains(out, "paused pool(s) gig") {
 		t.Fatalf("restore: %s", out)
 	}
 	noLeftovers()
@@ -362,6 +372,25 @@ func TestBackupRestore(t *testing.T) {
 	}
 	if out, code := binCLI(t, p.url, "audit", "--store", db); code != 0 {
 		t.Fatalf("audit after the restore: %s", out)
+	}
+	// Pools stay paused until reopened: what was sold after the backup is
+	// not in it.
+	var pl allot.PoolState
+	if _, _, err := call("GET", p.url+"/v1/pools/gig", nil, nil, &pl); err != nil || pl.State != allot.PoolPaused {
+		t.Fatalf("pool after the restore: %+v %v", pl, err)
+	}
+	// A sequence with no numbers in the week before a backup gives no
+	// rate: auto refuses, and a margin given does it.
+	createSeq(t, p.url, allot.SequenceCreateParams{Name: "idle", Mode: allot.ModeGapless})
+	backup2 := filepath.Join(dir, "backup2.db")
+	if out, code := binCLI(t, "", "backup", "--store", db, backup2); code != 0 {
+		t.Fatalf("second backup: %s", out)
+	}
+	if out, code := binCLI(t, "", "restore", "--store", "sqlite://"+backup2, "--dry-run"); code == 0 || !strings.Contains(out, "idle") || !strings.Contains(out, "--margin") {
+		t.Fatalf("auto margin for a sequence with no history: %d %s", code, out)
+	}
+	if out, code := binCLI(t, "", "restore", "--store", "sqlite://"+backup2, "--margin", "50"); code != 0 || !strings.Contains(out, "idle") {
+		t.Fatalf("restore with a margin: %d %s", code, out)
 	}
 	if out, code := binCLI(t, "", "backup", "--store", testdb.Postgres(t), filepath.Join(dir, "x")); code != 2 || !strings.Contains(out, "pg_dump") {
 		t.Fatalf("backup of PostgreSQL: %d %s", code, out)

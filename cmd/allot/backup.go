@@ -52,15 +52,23 @@ to <path>.replaced-<time>, only with --force. For PostgreSQL, restore the
 dump (pg_restore) or recover to a point in time first, then run this.
 
 --margin N skips N numbers in every period. --margin auto (the default)
-skips, per period, what the sequence took in the hour before the backup, or
-twice that rate times the backup's age if that is more, plus, per server
-running at the backup, two leases of a cached sequence (a block each, at most
-1/32 of what the period had left) or ten numbers of a gapless one. The
+takes the sequence's rate as the highest of its last hour's, day's and
+week's before the backup, and skips, per period, an hour at that rate (at
+least the last hour's count) or twice that rate times the backup's age if
+that is more, plus, per server running at the backup, two leases of a cached
+sequence (a block each, at most 1/32 of what the period had left) or ten
+numbers of a gapless one. A sequence that took nothing in the week before
+the backup gives no rate: auto then refuses, and you give --margin. The
 backup's age comes from the time "allot backup" recorded, else
---backup-time, else the newest entry in the database. --dry-run says what
-would be skipped and writes nothing (with --from it works on a copy it then
-discards). Claims and idempotency keys made after the backup are not in it:
-reconcile pools with your payment records, and run "allot audit" afterwards.`
+--backup-time, else the last write in the database. --dry-run says what
+would be done and writes nothing (with --from it works on a copy it then
+discards).
+
+Claims and idempotency keys made after the backup are not in it, and the
+holds in it will expire: so restore pauses every open pool. Reconcile each
+with your payment records, then reopen it (allot pool patch NAME --state
+open). Run "allot audit" afterwards. Serving a backup that was not restored
+is refused (allot serve and allot migrate say so).`
 
 // runBackup is "allot backup".
 func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -164,7 +172,7 @@ func restoreFrom(ctx context.Context, storeURL, from string, o restoreOpts, stdo
 		return usagef("a database exists at %s: stop its servers and pass --force to keep it aside and restore over it", path)
 	}
 	if live {
-		if err := refuseRunning(ctx, "sqlite://"+path, path, time.Time{}); err != nil {
+		if err := refuseRunning(ctx, "sqlite://"+path, path, time.Time{}, stdout); err != nil {
 			return err
 		}
 	}
@@ -225,7 +233,7 @@ func restoreInPlace(ctx context.Context, storeURL string, o restoreOpts, stdout 
 	if err := checkAllotDB(ctx, storeURL, redactURL(storeURL)); err != nil {
 		return err
 	}
-	if err := refuseRunning(ctx, storeURL, redactURL(storeURL), o.at); err != nil {
+	if err := refuseRunning(ctx, storeURL, redactURL(storeURL), o.at, stdout); err != nil {
 		return err
 	}
 	if o.dryRun {
@@ -272,18 +280,28 @@ func checkAllotDB(ctx context.Context, url, name string) error {
 	return nil
 }
 
+// heartbeatSchema is the first schema version whose servers say they are
+// alive (allot_servers.seen_at).
+const heartbeatSchema = 5
+
 // refuseRunning refuses to restore over a database servers are using:
 // moving counters under them, and marking them stopped, would let them
 // hand out numbers the ledger then gets wrong. A server counts as running
 // if it was seen within allot.ServerSilentAfter; with since set (the
 // backup's time, known for sure), only if seen after it: a backup's own
 // record of the servers running when it was taken is frozen before.
-func refuseRunning(ctx context.Context, url, name string, since time.Time) error {
+func refuseRunning(ctx context.Context, url, name string, since time.Time, stdout io.Writer) error {
 	st, err := openStoreReadOnly(ctx, url)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if have, _, err := st.SchemaVersion(ctx); err != nil {
+		return err
+	} else if have < heartbeatSchema {
+		fmt.Fprintf(stdout, "warning: %s is from an allot without server heartbeats: make sure no server runs on it\n", name)
+		return nil
+	}
 	if since.IsZero() {
 		if sq, ok := st.(*sqlite.Store); ok {
 			if _, done, found, err := sq.BackupTime(ctx); err == nil && found {
@@ -340,13 +358,22 @@ func restoreStore(ctx context.Context, as allot.AdminStore, o restoreOpts, apply
 		servers = len(running)
 	}
 	fmt.Fprintf(stdout, "backup taken at %s (%s ago), %d server(s) running then\n", at.UTC().Format(time.RFC3339), age.Round(time.Second), servers)
+	if at.IsZero() && o.fixed < 0 {
+		return errors.New("nothing tells when this backup was taken (the database has no activity at all): give --backup-time, or --margin N")
+	}
+	// Plan every skip first: nothing is written if any sequence can't be
+	// planned.
+	type skip struct {
+		seq          *allot.Sequence
+		period       string
+		before, skip int64
+	}
+	var plan []skip
+	var unknown []string
 	seqs, err := as.SequenceList(ctx)
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQUENCE\tPERIOD\tLAST BEFORE\tLAST AFTER\tSKIPPED (VOIDED)")
-	var total int64
 	for _, seq := range seqs {
 		counters, err := as.SequenceCounters(ctx, seq.Name)
 		if err != nil {
@@ -363,10 +390,15 @@ func restoreStore(ctx context.Context, as allot.AdminStore, o restoreOpts, apply
 				}
 			}
 		}
-		var lastHour int64
+		var act allot.RestoreActivity
 		if o.fixed < 0 {
-			if lastHour, err = as.SequenceActivity(ctx, seq.Name, at.Add(-time.Hour), at.Add(time.Second)); err != nil {
-				return err
+			for _, w := range []struct {
+				n *int64
+				d time.Duration
+			}{{&act.Hour, time.Hour}, {&act.Day, 24 * time.Hour}, {&act.Week, 7 * 24 * time.Hour}} {
+				if *w.n, err = as.SequenceActivity(ctx, seq.Name, at.Add(-w.d), at.Add(time.Second)); err != nil {
+					return err
+				}
 			}
 		}
 		for _, period := range sortedKeys(periods) {
@@ -374,27 +406,66 @@ func restoreStore(ctx context.Context, as allot.AdminStore, o restoreOpts, apply
 			left := allot.Remaining(before, seq.Max)
 			n := o.fixed
 			if n < 0 {
-				n = allot.RestoreMargin(seq, lastHour, age, left, servers)
-			}
-			skip := min(n, left)
-			if skip == 0 {
-				continue
-			}
-			after := before + skip
-			if apply {
-				c, err := as.SequenceSkip(ctx, allot.SequenceSkipParams{Sequence: seq.Name, Period: period, Count: skip,
-					Reason: allot.RestoreReason, Owner: "allot restore"})
-				if err != nil {
-					return err
+				var ok bool
+				if n, ok = allot.RestoreMargin(seq, act, age, left, servers); !ok {
+					unknown = append(unknown, seq.Name)
+					break
 				}
-				after = c.Last
 			}
-			total += after - before
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", seq.Name, periodText(period), before, after, after-before)
+			if n = min(n, left); n > 0 {
+				plan = append(plan, skip{seq, period, before, n})
+			}
 		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("sequence(s) %s took no numbers in the week before the backup, so nothing tells how many they may have "+
+			"taken since: give --margin N (skipped in every period of every sequence), after checking what they issued", strings.Join(unknown, ", "))
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQUENCE\tPERIOD\tLAST BEFORE\tLAST AFTER\tSKIPPED (VOIDED)")
+	var total int64
+	for _, k := range plan {
+		after := k.before + k.skip
+		if apply {
+			c, err := as.SequenceSkip(ctx, allot.SequenceSkipParams{Sequence: k.seq.Name, Period: k.period, Count: k.skip,
+				Reason: allot.RestoreReason, Owner: "allot restore"})
+			if err != nil {
+				return err
+			}
+			after = c.Last
+		}
+		total += after - k.before
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", k.seq.Name, periodText(k.period), k.before, after, after-k.before)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	// Units sold after the backup are not in it, and the holds in it will
+	// expire: an open pool would sell them again. Pause it until the
+	// operator has reconciled it with the payment records.
+	pools, err := as.PoolList(ctx, now)
+	if err != nil {
+		return err
+	}
+	var paused []string
+	for _, pl := range pools {
+		if pl.State != allot.PoolOpen {
+			continue
+		}
+		if apply {
+			if _, err := as.PoolUpdate(ctx, pl.Name, allot.PoolPatchParams{State: allot.PoolPaused}, now); err != nil {
+				return err
+			}
+		}
+		paused = append(paused, pl.Name)
+	}
+	if len(paused) > 0 {
+		verb := "paused"
+		if !apply {
+			verb = "would pause"
+		}
+		fmt.Fprintf(stdout, "%s pool(s) %s: claims made after the backup are not in it; reconcile them with your payment records, "+
+			"then `allot pool patch NAME --state open`\n", verb, strings.Join(paused, ", "))
 	}
 	if !apply {
 		fmt.Fprintf(stdout, "dry run: would skip and void %d numbers; nothing was changed\n", total)

@@ -451,7 +451,7 @@ func printClaim(w io.Writer, asJSON bool, c *allot.Claim) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	status := string(c.Status)
 	if c.Replayed {
-		status += " (replayed: an earlier request with this idempotency key)"
+		status += " (replayed: done already by an earlier request, with this idempotency key or this reference or reason; nothing done twice)"
 	}
 	expires := c.ExpiresAt.Format(timeLayout)
 	if c.Status != allot.ClaimHeld {

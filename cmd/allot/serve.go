@@ -76,7 +76,7 @@ flight finish, and the unused rest of every lease goes back to the counter.`, st
 		return usagef("refusing to listen on %s without API keys: set ALLOT_API_KEYS or --keys-file, listen on 127.0.0.1, or pass --insecure", *listen)
 	}
 
-	st, err := openStore(ctx, *storeURL)
+	st, err := openServingStore(ctx, *storeURL)
 	if err != nil {
 		return err
 	}

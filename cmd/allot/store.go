@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/allot/allot"
 	"github.com/allot/allot/postgres"
@@ -38,6 +40,29 @@ func openStore(ctx context.Context, url string) (allot.Store, error) {
 	if err := st.Migrate(ctx); err != nil {
 		st.Close()
 		return nil, err // the stores' errors say "sqlite: migrate: …" or "postgres: migrate: …"
+	}
+	return st, nil
+}
+
+// openServingStore is openStore for serve and migrate: it also refuses a
+// SQLite backup that "allot restore" has not made safe yet, since serving
+// it as it is would hand out again the numbers issued after it was taken.
+func openServingStore(ctx context.Context, url string) (allot.Store, error) {
+	st, err := openStore(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if sq, ok := st.(*sqlite.Store); ok {
+		taken, _, found, err := sq.BackupTime(ctx)
+		if err == nil && found {
+			st.Close()
+			return nil, fmt.Errorf("%s is a backup taken at %s that was not restored: serving it as it is would issue again the numbers issued after it; "+
+				"run `allot restore --store %s` first (--margin 0 if you know nothing was issued since)", redactURL(url), taken.UTC().Format(time.RFC3339), redactURL(url))
+		}
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	return st, nil
 }

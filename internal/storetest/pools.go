@@ -91,6 +91,7 @@ var poolTests = []struct {
 	{"ClaimListing", testClaimListing},
 	{"ExactlyNConcurrent", testExactlyN},
 	{"CustomerRace", testCustomerRace},
+	{"CancelAndReplays", testCancelAndReplays},
 }
 
 func testPoolCRUD(t *testing.T, open func() allot.Store) {
@@ -687,6 +688,109 @@ func testLimitSetAfterExpiry(t *testing.T, open func() allot.Store) {
 	}
 	if _, _, err := svc.ClaimCreate(ctx(t), allot.ClaimCreateParams{Pool: "p", Customer: "carol"}); !errors.Is(err, allot.ErrCustomerLimit) {
 		t.Fatalf("carol has 1 confirmed unit and a limit of 1, yet: %v", err)
+	}
+	auditOK(t, svc)
+}
+
+// testCancelAndReplays: a confirmed claim can be cancelled (a refund): its
+// units go back exactly once, however many retries race, per-customer
+// usage follows, and only confirmed claims can be. A retry that finds its
+// transition made (same reference or reason) is a replay, key or no key;
+// another reference or reason is refused.
+func testCancelAndReplays(t *testing.T, open func() allot.Store) {
+	s := store(t, open)
+	svc, clk := poolService(t, s)
+	if _, err := svc.PoolCreate(ctx(t), allot.PoolCreateParams{Name: "p", Capacity: ptr[int64](10), PerCustomer: ptr[int64](3)}); err != nil {
+		t.Fatal(err)
+	}
+	tr := func(id string, a allot.ClaimAction, ref, reason, key string) (*allot.Claim, bool, error) {
+		return svc.ClaimTransition(ctx(t), allot.ClaimTransitionParams{ID: id, Action: a, Reference: ref, Reason: reason, IdempotencyKey: key})
+	}
+	a, _ := claim(t, svc, "p", "alice", 2)
+	if _, replayed, err := tr(a.ID, allot.ActionConfirm, "pay_1", "", ""); err != nil || replayed {
+		t.Fatalf("confirm: %v %v", replayed, err)
+	}
+	// Key-less retries of the confirm.
+	if c, replayed, err := tr(a.ID, allot.ActionConfirm, "pay_1", "", ""); err != nil || !replayed || c.Status != allot.ClaimConfirmed {
+		t.Fatalf("confirm again with the same reference: %+v %v %v, want a replay", c, replayed, err)
+	}
+	if _, _, err := tr(a.ID, allot.ActionConfirm, "pay_2", "", ""); !errors.Is(err, allot.ErrInvalidState) {
+		t.Fatalf("confirm again with another reference: %v", err)
+	}
+	wantFigures(t, svc, "p", 0, 2, 8)
+	if _, err := claim(t, svc, "p", "alice", 2); !errors.Is(err, allot.ErrCustomerLimit) {
+		t.Fatalf("alice past her limit: %v", err)
+	}
+
+	// Only confirmed claims can be cancelled, and only with a reason.
+	held, _ := claim(t, svc, "p", "bob", 1)
+	released, _ := claim(t, svc, "p", "carol", 1)
+	if _, _, err := tr(released.ID, allot.ActionRelease, "", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if c, replayed, err := tr(released.ID, allot.ActionRelease, "", "", ""); err != nil || !replayed || c.Status != allot.ClaimReleased {
+		t.Fatalf("release again: %+v %v %v, want a replay", c, replayed, err)
+	}
+	expired, _ := claim(t, svc, "p", "erin", 1)
+	clk.Add(11 * time.Minute) // past hold_ttl: erin's and bob's holds expire
+	for name, id := range map[string]string{"held (now expired)": held.ID, "released": released.ID, "expired": expired.ID} {
+		if _, _, err := tr(id, allot.ActionCancel, "", "refund", ""); !errors.Is(err, allot.ErrInvalidState) {
+			t.Fatalf("cancel of a %s claim: %v", name, err)
+		}
+	}
+	fresh, _ := claim(t, svc, "p", "frank", 1)
+	if _, _, err := tr(fresh.ID, allot.ActionCancel, "", "refund", ""); !errors.Is(err, allot.ErrInvalidState) {
+		t.Fatalf("cancel of a held claim: %v", err)
+	}
+	if _, _, err := tr(a.ID, allot.ActionCancel, "", "", ""); !errors.Is(err, allot.ErrInvalid) {
+		t.Fatalf("cancel without a reason: %v", err)
+	}
+	wantFigures(t, svc, "p", 1, 2, 7)
+
+	// Racing retries of one refund: the units come back once.
+	const racers = 12
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done, replays := 0, 0
+	for i := 0; i < racers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, replayed, err := tr(a.ID, allot.ActionCancel, "", "refunded: order 8812", "")
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				t.Errorf("cancel: %v", err)
+			case c.Status != allot.ClaimCancelled || c.Reason != "refunded: order 8812":
+				t.Errorf("cancelled claim: %+v", c)
+			case replayed:
+				replays++
+			default:
+				done++
+			}
+		}()
+	}
+	wg.Wait()
+	if done != 1 || replays != racers-1 {
+		t.Fatalf("%d cancels done and %d replays of %d racing retries; want 1 and %d", done, replays, racers, racers-1)
+	}
+	wantFigures(t, svc, "p", 1, 0, 9)
+	if _, _, err := tr(a.ID, allot.ActionCancel, "", "another reason", ""); !errors.Is(err, allot.ErrInvalidState) {
+		t.Fatalf("cancel again with another reason: %v", err)
+	}
+	// A key on a later retry still replays, and stores that outcome.
+	if c, replayed, err := tr(a.ID, allot.ActionCancel, "", "refunded: order 8812", "k1"); err != nil || !replayed || c.Status != allot.ClaimCancelled {
+		t.Fatalf("keyed retry of the cancel: %+v %v %v", c, replayed, err)
+	}
+	// Alice's usage followed the refund: she may take 3 again.
+	if c, err := claim(t, svc, "p", "alice", 3); err != nil || c.Status != allot.ClaimHeld {
+		t.Fatalf("alice after her refund: %+v %v", c, err)
+	}
+	wantFigures(t, svc, "p", 4, 0, 6)
+	got, err := svc.ClaimGet(ctx(t), a.ID)
+	if err != nil || got.Status != allot.ClaimCancelled || got.Reason != "refunded: order 8812" {
+		t.Fatalf("get the cancelled claim: %+v %v", got, err)
 	}
 	auditOK(t, svc)
 }

@@ -106,11 +106,10 @@ CREATE TRIGGER allot_servers_stopped AFTER UPDATE OF stopped_at ON allot_servers
 -- Servers say they are alive every few seconds (seen_at), so a lease of a
 -- server that went silent reads as held by a server that stopped without
 -- saying what it handed out.
--- A server that has not stopped may still be running the previous allot:
--- it counts as alive now (and as silent a minute later, unless it is a
--- new allot that says so).
+-- A server that has not stopped was last known alive when it started
+-- (servers of the previous allot must be stopped before the upgrade).
 ALTER TABLE allot_servers ADD COLUMN seen_at timestamptz;
-UPDATE allot_servers SET seen_at = coalesce(stopped_at, now());
+UPDATE allot_servers SET seen_at = coalesce(stopped_at, started_at);
 
 -- A replayed two-phase request shows the same deadline.
 ALTER TABLE allot_idempotency ADD COLUMN confirm_by timestamptz;

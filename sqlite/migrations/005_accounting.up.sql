@@ -83,9 +83,11 @@ BEGIN
     UPDATE allot_sequence_ledger SET pending = 0 WHERE owner = NEW.owner AND kind = 'leased' AND pending;
 END;
 
--- Servers say they are alive every few seconds (seen_at).
+-- Servers say they are alive every few seconds (seen_at). A server that
+-- has not stopped was last known alive when it started (servers of the
+-- previous allot must be stopped before the upgrade).
 ALTER TABLE allot_servers ADD COLUMN seen_at INTEGER;
-UPDATE allot_servers SET seen_at = coalesce(stopped_at, CAST(unixepoch('subsec') * 1000000 AS INTEGER));
+UPDATE allot_servers SET seen_at = coalesce(stopped_at, started_at);
 
 ALTER TABLE allot_idempotency ADD COLUMN confirm_by INTEGER;
 
