@@ -117,11 +117,13 @@ func (b *periodBudget) release(n int64) { b.held.Add(-n) }
 
 // taken is what one take handed out: count numbers from first, lying in
 // the leases one and more (a take can cross from one lease into the next
-// when their numbers are adjacent).
+// when their numbers are adjacent), and the period's counter and max as of
+// the latest lease (for remaining and warning).
 type taken struct {
-	first, count int64
-	one          *lease
-	more         []*lease
+	first, count     int64
+	one              *lease
+	more             []*lease
+	counterLast, max int64
 }
 
 // each calls fn with every lease of t and the part of t in it.
@@ -145,7 +147,9 @@ type allocator struct {
 	mu          sync.Mutex
 	retired     bool // given back: nothing more may be handed out
 	spans       []span
+	free        int64    // numbers in spans
 	leases      []*lease // the leases with numbers in spans
+	out         []*lease // leases with none in spans, not yet known settled
 	budget      *periodBudget
 	fetching    bool
 	fetchDone   chan struct{}
@@ -154,7 +158,7 @@ type allocator struct {
 	closedErr   error     // the period was closed at exhaustedAt
 	leaseBlocks int64
 	lastFetch   time.Time
-	lastUsed    time.Time
+	lastUsed    int64 // Service.coarseNow at the latest take
 	// capHint is what a lease may take now: LeaseCap of what the period
 	// had left at the latest lease (of the whole range before the first).
 	capHint int64
@@ -183,7 +187,7 @@ func (rt *seqRuntime) allocatorFor(s *Service, k allocKey) *allocator {
 	if a == nil {
 		if len(rt.allocs) >= s.cfg.LeasesMax {
 			for _, o := range rt.allocs {
-				if evict == nil || o.used().Before(evict.used()) {
+				if evict == nil || o.used() < evict.used() {
 					evict = o
 				}
 			}
@@ -191,20 +195,21 @@ func (rt *seqRuntime) allocatorFor(s *Service, k allocKey) *allocator {
 		}
 		// Before the first lease, what is left is at most the whole
 		// range, so no lease can take more than its cap.
-		a = &allocator{svc: s, key: k, seq: rt.seq.Name, dateKey: k.date, block: rt.seq.BlockSize, leaseBlocks: 1, lastUsed: time.Now(),
+		a = &allocator{svc: s, key: k, seq: rt.seq.Name, dateKey: k.date, block: rt.seq.BlockSize, leaseBlocks: 1, lastUsed: s.coarseNow(),
 			capHint: LeaseCap(rt.seq.Size()), budget: rt.budgetLocked(k.period, s.cfg.LeasesMax)}
 		rt.allocs[k] = a
 	}
 	rt.allocMu.Unlock()
 	rt.last.Store(a) // only on a change of period or date, so the hot path never writes it
 	if evict != nil {
-		s.bg.Add(1)
-		go func() {
-			defer s.bg.Done()
+		giveBack := func() {
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreTimeout)
 			defer cancel()
 			s.report("give back a lease", s.retire(ctx, rt, []*allocator{evict}, "unused rest of a lease, given back for a newer period or date"))
-		}()
+		}
+		if !s.goBackground(giveBack) {
+			giveBack() // shutting down: Close no longer sees this allocator
+		}
 	}
 	return a
 }
@@ -232,7 +237,7 @@ func (rt *seqRuntime) budgetLocked(period string, keep int) *periodBudget {
 	return b
 }
 
-func (a *allocator) used() time.Time {
+func (a *allocator) used() int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.lastUsed
@@ -243,40 +248,43 @@ func (a *allocator) used() time.Time {
 // request can't be served from a lease and errRetired when the allocator
 // was given back. The caller must then call delivered or putBack with
 // what it got.
-func (a *allocator) take(ctx context.Context, count int64) (taken, error) {
+func (a *allocator) take(ctx context.Context, count int64, t *taken) error {
 	a.mu.Lock()
 	if a.capHint > 0 && count > a.capHint {
 		a.mu.Unlock()
-		return taken{}, errDirect
+		return errDirect
 	}
 	for {
 		if a.retired {
 			a.mu.Unlock()
-			return taken{}, errRetired
+			return errRetired
 		}
 		for i := range a.spans {
 			sp := &a.spans[i]
 			if sp.len() >= count {
-				t := taken{first: sp.first, count: count}
+				*t = taken{first: sp.first, count: count, counterLast: a.counterLast, max: a.max}
 				sp.first += count
+				a.free -= count
+				next := sp.first // the span's next number, if any
 				if sp.first > sp.last {
 					a.spans = slices.Delete(a.spans, i, i+1)
+					next = -1
 				}
-				a.lastUsed = time.Now()
-				a.markTakenLocked(&t)
+				a.lastUsed = a.svc.coarseNow()
+				a.markTakenLocked(t, next)
 				a.maybeFetchLocked()
 				a.mu.Unlock()
-				return t, nil
+				return nil
 			}
 		}
 		if !a.exhaustedAt.IsZero() && time.Since(a.exhaustedAt) < exhaustedRecheck {
 			err := a.refusedLocked(count)
 			a.mu.Unlock()
-			return taken{}, err
+			return err
 		}
 		if a.capHint > 0 && count > a.capHint {
 			a.mu.Unlock()
-			return taken{}, errDirect // the range got too small for leases this size
+			return errDirect // the range got too small for leases this size
 		}
 		if !a.fetching {
 			n := a.budget.reserve(a.leaseSizeLocked(), a.capHint)
@@ -285,7 +293,7 @@ func (a *allocator) take(ctx context.Context, count int64) (taken, error) {
 				// leases: take these numbers from the store instead.
 				a.budget.release(n)
 				a.mu.Unlock()
-				return taken{}, errDirect
+				return errDirect
 			}
 			a.startFetchLocked(n)
 		}
@@ -294,13 +302,13 @@ func (a *allocator) take(ctx context.Context, count int64) (taken, error) {
 		select {
 		case <-done:
 		case <-ctx.Done():
-			return taken{}, ctx.Err()
+			return ctx.Err()
 		}
 		a.mu.Lock()
 		if a.fetchErr != nil && !a.fetching {
 			err := a.fetchErr
 			a.mu.Unlock()
-			return taken{}, err
+			return err
 		}
 	}
 }
@@ -316,8 +324,17 @@ func (a *allocator) refusedLocked(count int64) error {
 
 // markTakenLocked counts t's numbers as out for delivery in their leases,
 // and drops from a.leases those no span holds any more.
-func (a *allocator) markTakenLocked(t *taken) {
+func (a *allocator) markTakenLocked(t *taken, next int64) {
 	sp := Span{t.first, t.first + t.count - 1}
+	// The common case: the numbers lie in the oldest lease, and the span
+	// they came from goes on inside it, so the lease is still in memory.
+	if len(a.leases) > 0 {
+		if l := a.leases[0]; sp.First >= l.first && next > sp.Last && next <= l.last {
+			l.out.Add(t.count)
+			t.one = l
+			return
+		}
+	}
 	for i := 0; i < len(a.leases); {
 		l := a.leases[i]
 		part := intersect(sp, l.span())
@@ -337,6 +354,7 @@ func (a *allocator) markTakenLocked(t *taken) {
 		}
 		l.drained.Store(true)
 		a.leases = slices.Delete(a.leases, i, i+1)
+		a.out = append(slices.DeleteFunc(a.out, func(l *lease) bool { return l.settled.Load() }), l)
 	}
 }
 
@@ -352,6 +370,13 @@ func (a *allocator) spansHoldLocked(l *lease) bool {
 // delivered records that t's numbers reached their caller, and settles
 // the leases that leaves with nothing in memory or out.
 func (a *allocator) delivered(t taken) {
+	if t.more == nil {
+		// The common case, one lease: no closure, no slice.
+		if l := t.one; l.out.Add(-t.count) == 0 && l.claimSettle() {
+			a.svc.settle(l.id)
+		}
+		return
+	}
 	var ids []int64
 	t.each(func(l *lease, part Span) {
 		l.out.Add(-part.Len())
@@ -369,12 +394,14 @@ func (a *allocator) putBack(t taken) {
 	a.mu.Lock()
 	if !a.retired {
 		a.spans = append(a.spans, span{t.first, t.first + t.count - 1})
+		a.free += t.count
 		slices.SortFunc(a.spans, func(x, y span) int { return cmp.Compare(x.first, y.first) })
 		a.spans = mergeAdjacent(a.spans)
 		t.each(func(l *lease, part Span) {
 			if l.drained.Load() {
 				l.drained.Store(false) // before out drops, so no one settles it meanwhile
 				a.leases = append(a.leases, l)
+				a.out = slices.DeleteFunc(a.out, func(o *lease) bool { return o == l })
 			}
 			l.out.Add(-part.Len())
 		})
@@ -406,13 +433,7 @@ func mergeAdjacent(spans []span) []span {
 	return out
 }
 
-func (a *allocator) totalLocked() int64 {
-	var n int64
-	for _, sp := range a.spans {
-		n += sp.len()
-	}
-	return n
-}
+func (a *allocator) totalLocked() int64 { return a.free }
 
 func (a *allocator) leaseSizeLocked() int64 {
 	size := a.block * a.leaseBlocks
@@ -444,15 +465,19 @@ func (a *allocator) maybeFetchLocked() {
 func (a *allocator) startFetchLocked(size int64) {
 	a.fetching = true
 	a.fetchErr = nil
-	a.fetchDone = make(chan struct{})
-	a.svc.bg.Add(1)
-	go a.fetch(size, a.fetchDone)
+	done := make(chan struct{})
+	a.fetchDone = done
+	if !a.svc.goBackground(func() { a.fetch(size, done) }) {
+		// Shutting down: no lease any more.
+		a.budget.release(size)
+		a.fetching, a.fetchErr = false, ErrClosed
+		close(done)
+	}
 }
 
 // fetch leases up to size numbers (PlanAdvance may grant fewer) in the
 // background; what it does not get goes back to the budget.
 func (a *allocator) fetch(size int64, done chan struct{}) {
-	defer a.svc.bg.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), a.svc.cfg.StoreTimeout)
 	defer cancel()
 	res, err := a.svc.advance.Do(ctx, advanceKey{a.seq, a.key.period, LedgerLeased}, SequenceAdvanceRequest{Count: size, DateKey: a.dateKey})
@@ -460,8 +485,14 @@ func (a *allocator) fetch(size int64, done chan struct{}) {
 		err = res.Err
 	}
 
+	var after func() // run once the mutex is released
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	defer func() {
+		a.mu.Unlock()
+		if after != nil {
+			after()
+		}
+	}()
 	now := time.Now()
 	switch {
 	case err == nil:
@@ -470,6 +501,7 @@ func (a *allocator) fetch(size int64, done chan struct{}) {
 		l := &lease{id: res.Row, first: got.first, last: got.last, budget: a.budget}
 		a.leases = append(a.leases, l)
 		a.spans = mergeAdjacent(append(a.spans, got))
+		a.free += got.len()
 		a.counterLast, a.max = res.CounterLast, res.Max
 		a.capHint = max(LeaseCap(Remaining(res.CounterLast, res.Max)), 1)
 		a.budget.cap.Store(a.capHint)
@@ -488,12 +520,10 @@ func (a *allocator) fetch(size int64, done chan struct{}) {
 			// Given back while the lease was on its way: give it back too.
 			l.drained.Store(true)
 			l.claimSettle()
-			a.svc.bg.Add(1)
-			go func() {
-				defer a.svc.bg.Done()
+			after = func() {
 				a.svc.giveBack(a.seq, a.key.period, []ReturnSpan{{l.span(), l.id}}, []int64{l.id}, "unused lease, given back at once", nil)
-			}()
-			a.spans, a.leases = nil, nil
+			}
+			a.spans, a.leases, a.free = nil, nil, 0
 		}
 	case errors.Is(err, ErrExhausted):
 		a.budget.release(size)
@@ -543,12 +573,10 @@ func (a *allocator) clearExhausted() {
 // leases to settle with them (those with no number out for delivery; the
 // takers of the others settle them, or give their numbers back, when they
 // are done).
-func (a *allocator) drain() ([]ReturnSpan, []int64) {
+func (a *allocator) drain() (spans []ReturnSpan, ids []int64, busy []*lease) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.retired = true
-	var spans []ReturnSpan
-	var ids []int64
 	for _, l := range a.leases {
 		for _, sp := range a.spans {
 			if part := intersect(Span{sp.first, sp.last}, l.span()); part.Len() > 0 {
@@ -558,10 +586,17 @@ func (a *allocator) drain() ([]ReturnSpan, []int64) {
 		l.drained.Store(true)
 		if l.claimSettle() {
 			ids = append(ids, l.id)
+		} else if !l.settled.Load() {
+			busy = append(busy, l)
 		}
 	}
-	a.spans, a.leases = nil, nil
-	return spans, ids
+	for _, l := range a.out {
+		if !l.settled.Load() {
+			busy = append(busy, l)
+		}
+	}
+	a.spans, a.leases, a.out, a.free = nil, nil, nil, 0
+	return spans, ids, busy
 }
 
 // retire gives back the unused rest of the allocators' leases (one store
@@ -570,7 +605,12 @@ func (s *Service) retire(ctx context.Context, rt *seqRuntime, as []*allocator, r
 	byPeriod := map[string]*PeriodReturn{}
 	var order []string
 	for _, a := range as {
-		spans, ids := a.drain()
+		spans, ids, busy := a.drain()
+		if len(busy) > 0 {
+			s.busyMu.Lock()
+			s.busy = append(s.busy, busy...)
+			s.busyMu.Unlock()
+		}
 		if len(spans) == 0 && len(ids) == 0 {
 			continue
 		}
@@ -614,12 +654,12 @@ func (s *Service) retireAll(ctx context.Context, rt *seqRuntime, reason string) 
 // releaseIdle gives back the leases that sat unused for Config.LeaseIdle.
 func (s *Service) releaseIdle(ctx context.Context) error {
 	var errs []error
-	cutoff := time.Now().Add(-s.cfg.LeaseIdle)
+	cutoff := s.coarseNow() - int64(s.cfg.LeaseIdle)
 	for _, rt := range *s.seqs.Load() {
 		rt.allocMu.Lock()
 		var idle []*allocator
 		for k, a := range rt.allocs {
-			if a.used().Before(cutoff) {
+			if a.used() < cutoff {
 				a.mu.Lock()
 				busy := a.fetching
 				a.mu.Unlock()

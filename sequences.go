@@ -65,10 +65,8 @@ func settingsOf(seq *Sequence) *seqSettings {
 // they are older than settingsTTL.
 func (rt *seqRuntime) current(s *Service) *seqSettings {
 	st := rt.settings.Load()
-	if time.Since(st.loadedAt) > settingsTTL && rt.reloading.CompareAndSwap(false, true) {
-		s.bg.Add(1)
-		go func() {
-			defer s.bg.Done()
+	if s.coarseNow()-st.loadedAt.UnixNano() > int64(settingsTTL) && rt.reloading.CompareAndSwap(false, true) {
+		if !s.goBackground(func() {
 			defer rt.reloading.Store(false)
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreTimeout)
 			defer cancel()
@@ -78,7 +76,9 @@ func (rt *seqRuntime) current(s *Service) *seqSettings {
 				return
 			}
 			rt.settings.Store(settingsOf(seq))
-		}()
+		}) {
+			rt.reloading.Store(false) // shutting down
+		}
 	}
 	return st
 }
@@ -367,20 +367,22 @@ type nextPlan struct {
 // With p.Deliver set, the result is handed to it before Next returns, and
 // numbers it could not deliver are given back (see NextParams.Deliver).
 func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
-	// Entered before anything else: preparing may start a settings
-	// reload, which must not begin once Close waits for the background.
-	if err := s.enter(); err != nil {
-		return nil, err
+	if s.closed.Load() {
+		return nil, ErrClosed
 	}
-	defer s.running.Done()
-	rt, np, err := s.prepareNext(ctx, &p)
+	var np nextPlan
+	rt, err := s.prepareNext(ctx, &p, &np)
 	if err != nil {
 		return nil, err
 	}
+	// The in-memory path needs no shutdown bookkeeping: a retired
+	// allocator hands out nothing more, and Close waits for the answers of
+	// numbers already out (see allocator.drain and Service.waitBusy).
 	if p.IdempotencyKey == "" && p.Reference == "" && np.confirmBy == nil && rt.seq.Mode == ModeCached && p.Count <= rt.seq.BlockSize {
 		for {
 			a := rt.allocatorFor(s, allocKey{np.period, np.dateKey})
-			t, err := a.take(ctx, p.Count)
+			var t taken
+			err := a.take(ctx, p.Count, &t)
 			if errors.Is(err, errRetired) {
 				// Given back meanwhile (idle, pushed out, shutting down):
 				// forget it and ask again.
@@ -399,10 +401,7 @@ func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
 			if err != nil {
 				return nil, err
 			}
-			a.mu.Lock()
-			counterLast, maxv := a.counterLast, a.max
-			a.mu.Unlock()
-			res, err := s.result(rt, np, t.first, p.Count, counterLast, maxv, false)
+			res, err := s.result(rt, np, t.first, p.Count, t.counterLast, t.max, false)
 			if err == nil && p.Deliver != nil {
 				err = p.Deliver(res)
 			}
@@ -414,6 +413,10 @@ func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
 			return res, nil
 		}
 	}
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.running.Done()
 	req := SequenceAdvanceRequest{Count: p.Count, DateKey: np.dateKey, Reference: p.Reference, ConfirmBy: np.confirmBy}
 	var hash string
 	if p.IdempotencyKey != "" {
@@ -483,28 +486,27 @@ func (s *Service) deliverReplay(p NextParams, rt *seqRuntime, rec *IdempotencyRe
 
 // prepareNext validates p, filling its defaults, and works out the date,
 // period, ledger date and deadline of the numbers.
-func (s *Service) prepareNext(ctx context.Context, p *NextParams) (*seqRuntime, nextPlan, error) {
-	var np nextPlan
+func (s *Service) prepareNext(ctx context.Context, p *NextParams, np *nextPlan) (*seqRuntime, error) {
 	rt, err := s.runtime(ctx, p.Sequence)
 	if err != nil {
-		return nil, np, err
+		return nil, err
 	}
 	if p.Count == 0 {
 		p.Count = 1
 	}
 	if p.Count < 1 || p.Count > CountMax {
-		return nil, np, Invalidf("count", "must be between 1 and %d, got %d", CountMax, p.Count)
+		return nil, Invalidf("count", "must be between 1 and %d, got %d", CountMax, p.Count)
 	}
 	if p.Reference != "" {
 		if err := ValidateLabel("reference", p.Reference, ReferenceMax); err != nil {
-			return nil, np, err
+			return nil, err
 		}
 	}
 	set := rt.current(s)
 	switch {
 	case p.Date != "":
 		if np.date, err = ParseDate("date", p.Date); err != nil {
-			return nil, np, err
+			return nil, err
 		}
 	case rt.usesDate:
 		np.date = Today(s.cfg.Now(), rt.loc)
@@ -512,13 +514,13 @@ func (s *Service) prepareNext(ctx context.Context, p *NextParams) (*seqRuntime, 
 	np.period = rt.seq.Period(np.date)
 	if p.Date != "" && rt.seq.Reset != ResetNever {
 		if err := checkWindow(rt.seq, set, np.date, Today(s.cfg.Now(), rt.loc)); err != nil {
-			return nil, np, err
+			return nil, err
 		}
 	}
 	within := set.confirmWithin
 	if p.ConfirmWithin != 0 {
 		if err := validateConfirmWithin("confirm_within", p.ConfirmWithin, false); err != nil {
-			return nil, np, err
+			return nil, err
 		}
 		within = p.ConfirmWithin
 	}
@@ -528,7 +530,7 @@ func (s *Service) prepareNext(ctx context.Context, p *NextParams) (*seqRuntime, 
 	}
 	np.dateKey = rt.dateKey(np.date)
 	np.reference = p.Reference
-	return rt, np, nil
+	return rt, nil
 }
 
 // ReferenceMax is the longest reference, in bytes.
@@ -589,7 +591,8 @@ func (s *Service) NextVia(ctx context.Context, p NextParams, advance AdvanceFunc
 		return nil, err
 	}
 	defer s.running.Done()
-	rt, np, err := s.prepareNext(ctx, &p)
+	var np nextPlan
+	rt, err := s.prepareNext(ctx, &p, &np)
 	if err != nil {
 		return nil, err
 	}

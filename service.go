@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,8 +167,41 @@ type Service struct {
 	closed   atomic.Bool
 	running  sync.WaitGroup
 	bg       sync.WaitGroup
+	bgMu     sync.Mutex
+	bgClosed bool // no more background goroutines: Close waits for bg
 	stop     chan struct{}
 	stopOnce sync.Once
+	// coarse is the wall clock in Unix nanoseconds, to within coarseTick,
+	// for the in-memory path: reading the clock costs more than the rest
+	// of a cached next.
+	coarse atomic.Int64
+	// busy are leases given back while numbers of them were out for
+	// delivery; Close waits for those answers before its last flush.
+	busyMu sync.Mutex
+	busy   []*lease
+}
+
+// coarseTick is how often Service.coarse is brought up to date.
+const coarseTick = 20 * time.Millisecond
+
+// coarseNow is the wall clock to within coarseTick, in Unix nanoseconds.
+func (s *Service) coarseNow() int64 { return s.coarse.Load() }
+
+// goBackground runs fn on a goroutine Close waits for, unless Close has
+// begun waiting, and reports whether it did.
+func (s *Service) goBackground(fn func()) bool {
+	s.bgMu.Lock()
+	if s.bgClosed {
+		s.bgMu.Unlock()
+		return false
+	}
+	s.bg.Add(1)
+	s.bgMu.Unlock()
+	go func() {
+		defer s.bg.Done()
+		fn()
+	}()
+	return true
 }
 
 type advanceKey struct {
@@ -193,6 +227,7 @@ func New(cfg Config) (*Service, error) {
 		stop:     make(chan struct{}),
 	}
 	s.health.log = cfg.Logger
+	s.coarse.Store(time.Now().UnixNano())
 	s.seqs.Store(&map[string]*seqRuntime{})
 	s.advance = batch.New(s.flushAdvance, batch.Opts{Isolate: isolate}).OnAbandoned(s.abandonedAdvance)
 	sctx, cancel := context.WithTimeout(ctx, cfg.StoreTimeout)
@@ -207,6 +242,18 @@ func New(cfg Config) (*Service, error) {
 	s.loop("void expired reservations", sweepEvery, s.expireReserved)
 	s.loop("report store health", storeHealthSummaryEvery, func(context.Context) error { s.health.summary(); return nil })
 	s.loop("say the server is alive", ServerHeartbeat, func(ctx context.Context) error { return s.store.ServerSeen(ctx, s.cfg.Owner) })
+	s.goBackground(func() {
+		t := time.NewTicker(coarseTick)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case now := <-t.C:
+				s.coarse.Store(now.UnixNano())
+			}
+		}
+	})
 	s.initPools()
 	return s, nil
 }
@@ -216,9 +263,7 @@ func New(cfg Config) (*Service, error) {
 // store is unavailable goes to the store health report (one log line per
 // change of state); any other error is logged.
 func (s *Service) loop(name string, every time.Duration, fn func(ctx context.Context) error) {
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
+	s.goBackground(func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
@@ -232,7 +277,7 @@ func (s *Service) loop(name string, every time.Duration, fn func(ctx context.Con
 				s.report(name, err)
 			}
 		}
-	}()
+	})
 }
 
 // report sends the outcome of a store call to the health report, or logs
@@ -313,6 +358,9 @@ func (s *Service) Close(ctx context.Context) error {
 		s.advance.Close()
 		s.pl.claims.Close()
 		s.pl.confirms.Close()
+		s.bgMu.Lock()
+		s.bgClosed = true
+		s.bgMu.Unlock()
 		s.bg.Wait()
 		close(done)
 	}()
@@ -326,6 +374,9 @@ func (s *Service) Close(ctx context.Context) error {
 		if err := s.retireAll(ctx, rt, "unused rest of a lease at shutdown"); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if n := s.waitBusy(ctx); n > 0 {
+		errs = append(errs, fmt.Errorf("%d lease(s) still had numbers out for delivery: they stay pending in the ledger", n))
 	}
 	if err := s.flushSettles(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("settle ledger entries: %w", err))
@@ -344,6 +395,25 @@ func (s *Service) Close(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// waitBusy waits, until ctx ends, for the answers still out of leases
+// given back, and returns how many leases still have some.
+func (s *Service) waitBusy(ctx context.Context) int {
+	for {
+		s.busyMu.Lock()
+		s.busy = slices.DeleteFunc(s.busy, func(l *lease) bool { return l.out.Load() == 0 })
+		n := len(s.busy)
+		s.busyMu.Unlock()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return n
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
 }
 
 // Ready checks the store; the error says why it is not ready. The

@@ -40,6 +40,7 @@ var ledgerTests = []struct {
 	{"EvictedWhileDelivering", testEvictedWhileDelivering},
 	{"LeaseBudgetAcrossDates", testLeaseBudgetAcrossDates},
 	{"ClosedPeriodCached", testClosedPeriodCached},
+	{"CloseWaitsForDelivery", testCloseWaitsForDelivery},
 }
 
 // seqService returns a service on s with cfg (Store set), closed at the end.
@@ -917,4 +918,56 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// testCloseWaitsForDelivery: a graceful stop while an answer from memory
+// is still being delivered waits for it; the number, not delivered, goes
+// back to the counter, and nothing is left pending or counted as issued.
+func testCloseWaitsForDelivery(t *testing.T, open func() allot.Store) {
+	s := store(t, open)
+	svc, err := allot.New(allot.Config{Store: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, svc, allot.SequenceCreateParams{Name: "c", BlockSize: ptr[int64](10)})
+	next(t, svc, allot.NextParams{Sequence: "c"})
+	started, release := make(chan struct{}), make(chan struct{})
+	gone := make(chan error, 1)
+	go func() {
+		_, err := svc.Next(ctx(t), allot.NextParams{Sequence: "c", Deliver: func(r *allot.NextResult) error {
+			close(started)
+			<-release
+			return errClientGone
+		}})
+		gone <- err
+	}()
+	<-started
+	closed := make(chan error, 1)
+	go func() { closed <- svc.Close(ctx(t)) }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned while an answer was out for delivery: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	if err := <-gone; !errors.Is(err, errClientGone) {
+		t.Fatalf("the undelivered next: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	b := service(t, s)
+	st, err := b.SequenceGet(ctx(t), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Issued != 1 || st.Leased != 0 || st.Voided != 0 || st.Next != 2 {
+		t.Fatalf("after the stop: issued %d leased %d voided %d next %d; want 1, 0, 0, 2", st.Issued, st.Leased, st.Voided, st.Next)
+	}
+	for _, e := range ledgerOf(t, s, "c") {
+		if e.Pending {
+			t.Fatalf("entry still pending: %+v", e)
+		}
+	}
+	auditOK(t, b)
 }
