@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,30 +9,17 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/allot/allot/internal/testlog"
 )
 
-// logBuffer is a log destination safe for concurrent writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// lines decodes the JSON log lines written so far.
-func (l *logBuffer) lines(t *testing.T) []map[string]any {
+// logLines decodes the JSON log lines written to l so far.
+func logLines(t *testing.T, l *testlog.Buffer) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(l.b.String()), "\n") {
+	for line := range strings.SplitSeq(strings.TrimSpace(l.String()), "\n") {
 		if line == "" {
 			continue
 		}
@@ -48,9 +34,9 @@ func (l *logBuffer) lines(t *testing.T) []map[string]any {
 
 // logEnv is a Server over e's Service logging JSON at level into a
 // buffer, with limits set before it serves.
-func logEnv(t *testing.T, e *env, level slog.Level, limits func(*errorLog)) (*Server, *httptest.Server, *logBuffer) {
+func logEnv(t *testing.T, e *env, level slog.Level, limits func(*errorLog)) (*Server, *httptest.Server, *testlog.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	s, err := New(Config{Service: e.svc, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +107,7 @@ func TestErrorAccessLog(t *testing.T) {
 		{"level": "INFO", "msg": "request", "request_id": "req-500", "method": "GET", "path": "/boom",
 			"route": "GET /boom", "status": 500.0, "code": "internal"},
 	}
-	got := logs.lines(t)
+	got := logLines(t, logs)
 	if len(got) != len(want) {
 		t.Fatalf("%d log lines, want %d: %v", len(got), len(want), got)
 	}
@@ -167,7 +153,7 @@ func TestErrorAccessLogIsBounded(t *testing.T) {
 	send(t, srv, "GET", "/healthz", "") // any request writes the summaries due
 
 	var logged, suppressed, summaries int
-	for _, l := range logs.lines(t) {
+	for _, l := range logLines(t, logs) {
 		switch {
 		case l["msg"] == "request" && l["route"] == "POST /v1/pools/{name}/claims":
 			logged++
@@ -199,7 +185,7 @@ func TestErrorAccessLogIsBounded(t *testing.T) {
 // TestErrorLogLimiter drives one limiter and the summaries with made-up
 // times.
 func TestErrorLogLimiter(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	el := newErrorLog(slog.New(slog.NewJSONHandler(logs, nil)))
 	ms := int64(time.Millisecond)
 	l := el.newLimiter("GET /x", 409, 0)
@@ -224,11 +210,11 @@ func TestErrorLogLimiter(t *testing.T) {
 	}
 	ctx := context.Background()
 	el.sweepIfDue(ctx, 5000*ms) // too early for a summary
-	if n := len(logs.lines(t)); n != 0 || !el.pending.Load() {
+	if n := len(logLines(t, logs)); n != 0 || !el.pending.Load() {
 		t.Fatalf("summary before 10s: %d lines, pending %v", n, el.pending.Load())
 	}
 	el.sweepIfDue(ctx, 10000*ms)
-	lines := logs.lines(t)
+	lines := logLines(t, logs)
 	if len(lines) != 1 || lines[0]["msg"] != "suppressed 7 similar responses" || lines[0]["suppressed"] != 7.0 ||
 		lines[0]["route"] != "GET /x" || lines[0]["status"] != 409.0 {
 		t.Fatalf("summary: %v", lines)
@@ -241,16 +227,16 @@ func TestErrorLogLimiter(t *testing.T) {
 		t.Fatalf("second burst: %d allowed", got)
 	}
 	el.sweepIfDue(ctx, 15500*ms) // under 10s since the last summary
-	if n := len(logs.lines(t)); n != 1 || !el.pending.Load() {
+	if n := len(logLines(t, logs)); n != 1 || !el.pending.Load() {
 		t.Fatalf("%d lines, pending %v: want no second summary yet", n, el.pending.Load())
 	}
 	el.sweepIfDue(ctx, 20000*ms)
-	if lines := logs.lines(t); len(lines) != 2 || lines[1]["suppressed"] != 1.0 {
+	if lines := logLines(t, logs); len(lines) != 2 || lines[1]["suppressed"] != 1.0 {
 		t.Fatalf("second summary: %v", lines)
 	}
 	// Nothing more to report: no line, nothing pending.
 	el.sweepIfDue(ctx, 40000*ms)
-	if lines := logs.lines(t); len(lines) != 2 || el.pending.Load() {
+	if lines := logLines(t, logs); len(lines) != 2 || el.pending.Load() {
 		t.Fatalf("after the last summary: %v, pending %v", lines, el.pending.Load())
 	}
 }
@@ -258,7 +244,7 @@ func TestErrorLogLimiter(t *testing.T) {
 // TestErrorLogSweepsAtMostEverySweep checks that the request path looks
 // for due summaries at most once per sweep interval.
 func TestErrorLogSweepsAtMostEverySweep(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	el := newErrorLog(slog.New(slog.NewJSONHandler(logs, nil)))
 	ms := int64(time.Millisecond)
 	l := el.newLimiter("GET /x", 404, 0)
@@ -266,11 +252,11 @@ func TestErrorLogSweepsAtMostEverySweep(t *testing.T) {
 	ctx := context.Background()
 	el.sweepIfDue(ctx, 9500*ms)  // a look: not due yet
 	el.sweepIfDue(ctx, 10000*ms) // within a second of the last look: skipped
-	if n := len(logs.lines(t)); n != 0 {
+	if n := len(logLines(t, logs)); n != 0 {
 		t.Fatalf("%d lines", n)
 	}
 	el.sweepIfDue(ctx, 10500*ms)
-	if lines := logs.lines(t); len(lines) != 1 || lines[0]["suppressed"] != 1.0 {
+	if lines := logLines(t, logs); len(lines) != 1 || lines[0]["suppressed"] != 1.0 {
 		t.Fatalf("summary: %v", lines)
 	}
 }
@@ -285,7 +271,7 @@ func TestErrorLogAtDebug(t *testing.T) {
 	}
 	send(t, srv, "GET", "/healthz", "")
 	var levels []string
-	for _, l := range logs.lines(t) {
+	for _, l := range logLines(t, logs) {
 		if l["msg"] == "request" {
 			levels = append(levels, l["level"].(string)+" "+strconv.Itoa(int(l["status"].(float64))))
 		}

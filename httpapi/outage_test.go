@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,21 +12,9 @@ import (
 
 	"github.com/allot/allot"
 	"github.com/allot/allot/internal/testdb"
+	"github.com/allot/allot/internal/testlog"
 	"github.com/allot/allot/postgres"
 )
-
-// syncBuffer is a log sink tests read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestStoreOutage: with PostgreSQL gone, every request is a quick 503 with
 // Retry-After (never a 500 or a hang), /readyz gives the real reason, the
@@ -48,7 +34,7 @@ func TestStoreOutage(t *testing.T) {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	reg := prometheus.NewRegistry()
 	svc, err := allot.New(allot.Config{Store: st, Logger: log, StoreTimeout: time.Second})

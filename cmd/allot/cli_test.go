@@ -23,6 +23,7 @@ import (
 
 	"github.com/allot/allot"
 	"github.com/allot/allot/httpapi"
+	"github.com/allot/allot/internal/testlog"
 	"github.com/allot/allot/sqlite"
 )
 
@@ -541,7 +542,7 @@ func TestServeWarnsOnlyOnceTheStoreIsOpen(t *testing.T) {
 	// With a store that opens, the warning comes, before listening.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	stdout, stderr := &testlog.Buffer{}, &testlog.Buffer{}
 	done := make(chan int, 1)
 	store := "sqlite://" + filepath.Join(t.TempDir(), "allot.db")
 	go func() {

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/allot/allot"
+	"github.com/allot/allot/internal/testlog"
 )
 
 // ledgerTests check the books a sequence keeps: leases capped and handed
@@ -880,7 +880,7 @@ func testLeaseBudgetAcrossDates(t *testing.T, open func() allot.Store) {
 // log line per request.
 func testClosedPeriodCached(t *testing.T, open func() allot.Store) {
 	s := store(t, open)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	svc := seqService(t, s, allot.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	create(t, svc, allot.SequenceCreateParams{Name: "d", Format: "D{yyyy}{mm}{dd}-{n}", Reset: allot.ResetDaily, PeriodsBack: ptr(allot.PeriodsMax)})
 	if _, err := svc.SequencePeriodClose(ctx(t), "d", "2026-01-01", false); err != nil {
@@ -900,24 +900,6 @@ func testClosedPeriodCached(t *testing.T, open func() allot.Store) {
 	if r := next(t, svc, allot.NextParams{Sequence: "d", Date: "2026-01-01"}); r.First != 1 {
 		t.Fatalf("after reopening: %d, want 1", r.First)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // testCloseWaitsForDelivery: a graceful stop while an answer from memory
