@@ -170,6 +170,40 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// sqliteRunner applies migrations in one IMMEDIATE transaction.
+type sqliteRunner struct{ tx *sql.Tx }
+
+func (r sqliteRunner) Applied(ctx context.Context) (map[int]string, error) {
+	if _, err := r.tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS allot_schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL DEFAULT '', applied_at INTEGER NOT NULL)`); err != nil {
+		return nil, err
+	}
+	rows, err := r.tx.QueryContext(ctx, `SELECT version, checksum FROM allot_schema_migrations`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	applied := map[int]string{}
+	for rows.Next() {
+		var v int
+		var sum string
+		if err := rows.Scan(&v, &sum); err != nil {
+			return nil, err
+		}
+		applied[v] = sum
+	}
+	return applied, rows.Err()
+}
+
+func (r sqliteRunner) Apply(ctx context.Context, m migrate.Migration) error {
+	if _, err := r.tx.ExecContext(ctx, m.SQL); err != nil {
+		return err
+	}
+	_, err := r.tx.ExecContext(ctx, `INSERT INTO allot_schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)`,
+		m.Version, m.Name, m.Checksum, time.Now().UnixMicro())
+	return err
+}
+
 // Migrate applies pending migrations in one IMMEDIATE transaction.
 func (s *Store) Migrate(ctx context.Context) error {
 	migs, err := migrate.Load(migrationsFS, "migrations")
@@ -177,44 +211,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return err
 	}
 	return s.withTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS allot_schema_migrations (
-			version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL DEFAULT '', applied_at INTEGER NOT NULL)`); err != nil {
-			return fmt.Errorf("sqlite: migrate: %w", err)
-		}
-		rows, err := tx.QueryContext(ctx, `SELECT version, checksum FROM allot_schema_migrations`)
-		if err != nil {
-			return fmt.Errorf("sqlite: migrate: %w", err)
-		}
-		sums := map[int]string{}
-		current := 0
-		for rows.Next() {
-			var v int
-			var sum string
-			if err := rows.Scan(&v, &sum); err != nil {
-				rows.Close()
-				return fmt.Errorf("sqlite: migrate: %w", err)
-			}
-			sums[v] = sum
-			current = max(current, v)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("sqlite: migrate: %w", err)
-		}
-		if err := migrate.Verify(migs, sums); err != nil {
+		if err := migrate.Run(ctx, sqliteRunner{tx}, migs, nil); err != nil {
 			return fmt.Errorf("sqlite: %w", err)
-		}
-		if current > len(migs) {
-			return fmt.Errorf("sqlite: database schema is version %d, newer than this allot (%d): upgrade allot", current, len(migs))
-		}
-		for _, m := range migs[current:] {
-			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-				return fmt.Errorf("sqlite: migration %03d_%s: %w", m.Version, m.Name, err)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO allot_schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)`,
-				m.Version, m.Name, m.Checksum, time.Now().UnixMicro()); err != nil {
-				return fmt.Errorf("sqlite: record migration %d: %w", m.Version, err)
-			}
 		}
 		return nil
 	})

@@ -1,0 +1,46 @@
+package migrate
+
+import (
+	"os"
+	"testing"
+)
+
+// shipped pins the checksum of every migration that has landed on main, per
+// store. A shipped migration is never edited: a change to the schema is a
+// new numbered migration, and its checksum is added here once it ships.
+// If this test fails because you edited a shipped migration, undo the edit
+// and write a new migration instead.
+var shipped = map[string][]string{
+	"../../postgres/migrations": {
+		"b85d3a6f9d95b44e600663dcc5d477f6f8ee627feec149346f7cb8f6688ec979", // 001_sequences
+		"5e7d7a62629fa0bc9b7c36273a307020fff22fbd1ab14249e8f7e53374378b51", // 002_pools
+		"02ca4533a7b7a374f0287bdea8f57d15bd89230e1d5ed36267c95decf479d500", // 003_sweeps
+		"a32ee250d3ed4ac8995660812b4bdafd25efbfb40b361c1c5451826277f9b419", // 004_servers
+		"9e1c766c83d499dc777f06f7cfad9b71f54961a48e2a8de91fadc10b8272ecbf", // 005_accounting
+	},
+	"../../sqlite/migrations": {
+		"97d68f3b78dea03c471e7a27b4267214ce75dd9f75dd35819ddb8cea365ff970", // 001_sequences
+		"7ea349cf180af6b5295fdaa6093507be64178366eb576a41200550d4db2d7d5d", // 002_pools
+		"c7c51c5a5f94a057724ab3de8c2041896f32577db144b1141d93b3db38c8101c", // 003_sweeps
+		"d79028759cfb49f5c8008a3b347560534e94dde6075e9aecff36a396d0fbf817", // 004_servers
+		"9bd5e8577827a0d50a68c87a8e6fc48c6fea2d6ee05d21866c1de6027389c7f3", // 005_accounting
+	},
+}
+
+func TestShippedMigrationsUnchanged(t *testing.T) {
+	for dir, sums := range shipped {
+		migs, err := Load(os.DirFS(dir), ".")
+		if err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		if len(migs) < len(sums) {
+			t.Fatalf("%s: %d migrations, but %d have shipped: a shipped migration must never be removed", dir, len(migs), len(sums))
+		}
+		for i, sum := range sums {
+			if migs[i].Checksum != sum {
+				t.Errorf("%s: migration %03d_%s was edited after it shipped (checksum %s, shipped %s): undo the edit and add a new migration",
+					dir, migs[i].Version, migs[i].Name, migs[i].Checksum, sum)
+			}
+		}
+	}
+}
