@@ -170,3 +170,16 @@ func (e *UnavailableError) Error() string { return e.Store + " is unavailable: "
 
 // Unwrap makes errors.Is(err, ErrUnavailable) true and keeps the cause.
 func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }
+
+// KeyMismatch is the error for an Idempotency-Key stored with another
+// request. It unwraps to ErrIdempotencyMismatch.
+func KeyMismatch(key string) error {
+	return Errorf(ErrIdempotencyMismatch, "key %q was first used with a different request", key)
+}
+
+// KeyTwiceInBatch is the error for the second use of an Idempotency-Key in
+// one batch, for sequences and pools alike. It unwraps to
+// ErrIdempotencyInFlight.
+func KeyTwiceInBatch(key string) error {
+	return Errorf(ErrIdempotencyInFlight, "key %q is used twice in one batch: send each request with its own key", key)
+}

@@ -95,12 +95,12 @@ func PlanAdvance(p SequenceAdvanceParams, c CounterState, existing map[string]*I
 				if rec.RequestHash == k.RequestHash {
 					res.Replayed = rec
 				} else {
-					res.Err = Errorf(ErrIdempotencyMismatch, "key %q was first used with a different request", k.Key)
+					res.Err = KeyMismatch(k.Key)
 				}
 				continue
 			}
 			if seen[k.Key] {
-				res.Err = Errorf(ErrIdempotencyInFlight, "key %q is used twice in one batch: send each request with its own key", k.Key)
+				res.Err = KeyTwiceInBatch(k.Key)
 				continue
 			}
 			seen[k.Key] = true

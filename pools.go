@@ -389,7 +389,7 @@ func (s *Service) claimDo(ctx context.Context, pool string, req PoolClaimRequest
 		if errors.Is(r.out.Err, ErrPoolClosed) {
 			if pl, _, err := s.poolConfig(ctx, pool); err == nil {
 				if ok, why := pl.Selling(s.cfg.Now()); !ok {
-					return nil, false, Errorf(ErrPoolClosed, "%s", why)
+					return nil, false, &PoolClosedError{Pool: pool, Why: why}
 				}
 			}
 		}

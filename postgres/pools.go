@@ -163,7 +163,8 @@ func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.
 	run := func() error {
 		res = &allot.PoolClaimResult{Results: make([]allot.PoolClaimOutcome, n)}
 		replays = replays[:0]
-		rows, err := s.pool.Query(ctx, `SELECT i, outcome, claim_id, n1, n2, expires FROM allot_pool_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		rows, err := s.pool.Query(ctx, `SELECT i, outcome, claim_id, available, customer_limit, customer_used, expires
+			FROM allot_pool_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			p.Pool, p.Now, ids, customers, qty, ttl, scopes, keys, hashes)
 		if err != nil {
 			return err
@@ -173,13 +174,13 @@ func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.
 			var i int
 			var outcome string
 			var claimID *string
-			var n1, n2 *int64
+			var o claimRefusal
 			var expires *time.Time
-			if err := rows.Scan(&i, &outcome, &claimID, &n1, &n2, &expires); err != nil {
+			if err := rows.Scan(&i, &outcome, &claimID, &o.available, &o.limit, &o.used, &expires); err != nil {
 				return err
 			}
 			if i == 0 {
-				res.Available = *n1
+				res.Available = *o.available
 				continue
 			}
 			r, out := p.Requests[i-1], &res.Results[i-1]
@@ -192,7 +193,7 @@ func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.
 				out.Claim = &allot.Claim{ID: *claimID}
 				replays = append(replays, i-1)
 			default:
-				out.Err = claimOutcomeError(outcome, p.Pool, r, n1, n2)
+				out.Err = o.err(outcome, p.Pool, r)
 			}
 		}
 		// Close reads through to ReadyForQuery: only then is the
@@ -225,8 +226,11 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
-// claimOutcomeError turns a refusal reported by the database into its error.
-func claimOutcomeError(outcome, pool string, r allot.PoolClaimRequest, n1, n2 *int64) error {
+// claimRefusal is the figures allot_pool_claim gives with a refusal.
+type claimRefusal struct{ available, limit, used *int64 }
+
+// err turns a refusal reported by the database into its error.
+func (o claimRefusal) err(outcome, pool string, r allot.PoolClaimRequest) error {
 	v := func(p *int64) int64 {
 		if p == nil {
 			return 0
@@ -235,13 +239,15 @@ func claimOutcomeError(outcome, pool string, r allot.PoolClaimRequest, n1, n2 *i
 	}
 	switch outcome {
 	case "sold_out":
-		return &allot.SoldOutError{Pool: pool, Requested: r.Quantity, Available: v(n1)}
+		return &allot.SoldOutError{Pool: pool, Requested: r.Quantity, Available: v(o.available)}
 	case "customer_limit":
-		return &allot.CustomerLimitError{Pool: pool, Customer: r.Customer, Limit: v(n1), Used: v(n2), Requested: r.Quantity}
+		return &allot.CustomerLimitError{Pool: pool, Customer: r.Customer, Limit: v(o.limit), Used: v(o.used), Requested: r.Quantity}
 	case "pool_closed":
-		return allot.Errorf(allot.ErrPoolClosed, "pool %q is not taking claims (paused, closed, or outside its sale window)", pool)
+		return &allot.PoolClosedError{Pool: pool}
 	case "mismatch":
-		return allot.Errorf(allot.ErrIdempotencyMismatch, "key %q was first used with a different request", r.Idempotency.Key)
+		return allot.KeyMismatch(r.Idempotency.Key)
+	case "in_flight":
+		return allot.KeyTwiceInBatch(r.Idempotency.Key)
 	}
 	return fmt.Errorf("postgres: unknown claim outcome %q", outcome)
 }
@@ -327,15 +333,15 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 		c.Replayed = outcome == "replay"
 		return c, nil
 	case "mismatch":
-		return nil, allot.Errorf(allot.ErrIdempotencyMismatch, "key %q was first used with a different request", key)
+		return nil, allot.KeyMismatch(key)
 	case "not_found":
 		return nil, allot.NotFoundf("claim %q", p.ID)
 	case "invalid_state":
-		return nil, allot.Errorf(allot.ErrInvalidState, "claim %s is %s and can't be %s", p.ID, deref(status), allot.PastTense(p.Action))
+		return nil, &allot.ClaimStateError{ID: p.ID, Status: allot.ClaimStatus(deref(status)), Action: p.Action}
 	case "claim_expired":
-		return nil, allot.Errorf(allot.ErrClaimExpired, "claim %s expired and its units are taken: refund the customer", p.ID)
+		return nil, &allot.ClaimExpiredError{ID: p.ID}
 	case "too_long":
-		return nil, allot.Invalidf("ttl", "the hold may last until %s at most (max_hold_ttl from its creation)", time.UnixMilli(*n1).UTC().Format(time.RFC3339))
+		return nil, allot.HoldTooLong(time.UnixMilli(*n1))
 	}
 	return nil, fmt.Errorf("postgres: unknown transition outcome %q", outcome)
 }

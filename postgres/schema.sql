@@ -416,7 +416,7 @@ END $function$;
 
 -- function allot_pool_claim(p_pool text, p_now timestamp with time zone, p_ids text[], p_customers text[], p_qty bigint[], p_ttl_ms bigint[], p_scopes text[], p_keys text[], p_hashes text[])
 CREATE OR REPLACE FUNCTION allot_pool_claim(p_pool text, p_now timestamp with time zone, p_ids text[], p_customers text[], p_qty bigint[], p_ttl_ms bigint[], p_scopes text[], p_keys text[], p_hashes text[])
- RETURNS TABLE(i integer, outcome text, claim_id text, n1 bigint, n2 bigint, expires timestamp with time zone)
+ RETURNS TABLE(i integer, outcome text, claim_id text, available bigint, customer_limit bigint, customer_used bigint, expires timestamp with time zone)
  LANGUAGE plpgsql
 AS $function$
 #variable_conflict use_column
@@ -488,11 +488,12 @@ BEGIN
         SELECT t.k::int,
                CASE WHEN okv[t.k] THEN 'ok' ELSE 'customer_limit' END,
                CASE WHEN okv[t.k] THEN t.id END,
+               NULL::bigint,
                CASE WHEN okv[t.k] THEN NULL ELSE pl.per_customer END,
                CASE WHEN okv[t.k] THEN NULL ELSE used[t.k] END,
                CASE WHEN okv[t.k] THEN p_now + make_interval(secs => t.ttl / 1000.0) END
         FROM unnest(p_ids, p_ttl_ms) WITH ORDINALITY AS t(id, ttl, k);
-        i := 0; outcome := 'available'; claim_id := NULL; n1 := avail - got; n2 := NULL; expires := NULL;
+        i := 0; outcome := 'available'; claim_id := NULL; available := avail - got; customer_limit := NULL; customer_used := NULL; expires := NULL;
         RETURN NEXT;
         RETURN;
     END IF;
@@ -502,32 +503,32 @@ BEGIN
             SELECT request_hash, result INTO rec FROM allot_idempotency WHERE scope = p_scopes[j] AND key = p_keys[j];
             IF FOUND THEN
                 IF rec.request_hash = p_hashes[j] THEN
-                    i := j; outcome := 'replay'; claim_id := rec.result; n1 := NULL; n2 := NULL; expires := NULL;
+                    i := j; outcome := 'replay'; claim_id := rec.result; available := NULL; customer_limit := NULL; customer_used := NULL; expires := NULL;
                     RETURN NEXT;
                 ELSE
-                    i := j; outcome := 'mismatch'; claim_id := NULL; n1 := NULL; n2 := NULL; expires := NULL;
+                    i := j; outcome := 'mismatch'; claim_id := NULL; available := NULL; customer_limit := NULL; customer_used := NULL; expires := NULL;
                     RETURN NEXT;
                 END IF;
                 CONTINUE;
             END IF;
             IF p_keys[j] = ANY (p_keys[1:j-1]) THEN
-                i := j; outcome := 'mismatch'; claim_id := NULL; n1 := NULL; n2 := NULL; expires := NULL;
+                i := j; outcome := 'in_flight'; claim_id := NULL; available := NULL; customer_limit := NULL; customer_used := NULL; expires := NULL;
                 RETURN NEXT;
                 CONTINUE;
             END IF;
         END IF;
         IF NOT selling THEN
-            i := j; outcome := 'pool_closed'; claim_id := NULL; n1 := NULL; n2 := NULL; expires := NULL;
+            i := j; outcome := 'pool_closed'; claim_id := NULL; available := NULL; customer_limit := NULL; customer_used := NULL; expires := NULL;
             RETURN NEXT;
             CONTINUE;
         END IF;
         IF p_qty[j] > avail THEN
-            i := j; outcome := 'sold_out'; claim_id := NULL; n1 := avail; n2 := NULL; expires := NULL;
+            i := j; outcome := 'sold_out'; claim_id := NULL; available := avail; customer_limit := NULL; customer_used := NULL; expires := NULL;
             RETURN NEXT;
             CONTINUE;
         END IF;
         IF pl.per_customer > 0 AND used[j] + p_qty[j] > pl.per_customer THEN
-            i := j; outcome := 'customer_limit'; claim_id := NULL; n1 := pl.per_customer; n2 := used[j]; expires := NULL;
+            i := j; outcome := 'customer_limit'; claim_id := NULL; available := NULL; customer_limit := pl.per_customer; customer_used := used[j]; expires := NULL;
             RETURN NEXT;
             CONTINUE;
         END IF;
@@ -544,7 +545,7 @@ BEGIN
         exps[j] := exp;
         any_granted := true;
         any_key := any_key OR p_keys[j] <> '';
-        i := j; outcome := 'ok'; claim_id := p_ids[j]; n1 := NULL; n2 := NULL; expires := exp;
+        i := j; outcome := 'ok'; claim_id := p_ids[j]; available := NULL; customer_limit := NULL; customer_used := NULL; expires := exp;
         RETURN NEXT;
     END LOOP;
 
@@ -560,7 +561,7 @@ BEGIN
         FROM unnest(p_scopes, p_keys, p_hashes, p_ids) WITH ORDINALITY AS t(scope, key, hash, id, k)
         WHERE granted[t.k] AND t.key <> '';
     END IF;
-    i := 0; outcome := 'available'; claim_id := NULL; n1 := avail; n2 := NULL; expires := NULL;
+    i := 0; outcome := 'available'; claim_id := NULL; available := avail; customer_limit := NULL; customer_used := NULL; expires := NULL;
     RETURN NEXT;
 END $function$;
 

@@ -401,11 +401,11 @@ func existingKeys(ctx context.Context, tx pgx.Tx, p allot.SequenceAdvanceParams)
 	return out, nil
 }
 
-const idemCols = `scope, key, request_hash, period, date, first, last, confirm_by, created_at`
+const idemCols = `scope, key, request_hash, period, date, first, last, confirm_by, created_at, result`
 
 func scanIdem(row pgx.Row) (*allot.IdempotencyRecord, error) {
 	var r allot.IdempotencyRecord
-	err := row.Scan(&r.Scope, &r.Key, &r.RequestHash, &r.Period, &r.Date, &r.First, &r.Last, &r.ConfirmBy, &r.CreatedAt)
+	err := row.Scan(&r.Scope, &r.Key, &r.RequestHash, &r.Period, &r.Date, &r.First, &r.Last, &r.ConfirmBy, &r.CreatedAt, &r.Result)
 	r.CreatedAt = r.CreatedAt.UTC()
 	if r.ConfirmBy != nil {
 		t := r.ConfirmBy.UTC()

@@ -154,11 +154,12 @@ func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchPa
 	return s.PoolGet(ctx, name, now)
 }
 
-// PoolClaim serves a batch in one IMMEDIATE transaction, in arrival order.
+// PoolClaim serves a batch in one IMMEDIATE transaction: expire the
+// pool's stale holds, read the pool, the batch's customers and keys, plan
+// with allot.PlanClaims, write the grants.
 func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.PoolClaimResult, error) {
 	var res *allot.PoolClaimResult
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		res = &allot.PoolClaimResult{Results: make([]allot.PoolClaimOutcome, len(p.Requests))}
 		if err := expirePool(ctx, tx, p.Pool, p.Now); err != nil {
 			return err
 		}
@@ -166,69 +167,57 @@ func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.
 		if err != nil {
 			return translate(err, fmt.Sprintf("pool %q", p.Pool))
 		}
-		avail := pl.Available
-		selling, _ := pl.Selling(p.Now)
-		used := make(map[string]int64)
-		keys := make(map[string]bool)
-		for i, r := range p.Requests {
-			out := &res.Results[i]
-			if k := r.Idempotency; k != nil {
-				var hash, result string
-				err := tx.QueryRowContext(ctx, `SELECT request_hash, result FROM allot_idempotency WHERE scope = ? AND key = ?`, k.Scope, k.Key).Scan(&hash, &result)
-				switch {
-				case err == nil && hash == k.RequestHash:
-					c, err := scanClaim(tx.QueryRowContext(ctx, `SELECT `+claimCols+` FROM allot_claims WHERE id = ?`, result))
-					if err != nil {
-						return err
-					}
-					c.Replayed = true
-					out.Claim, out.Replayed = c, true
-					continue
-				case err == nil || keys[k.Key]:
-					out.Err = allot.Errorf(allot.ErrIdempotencyMismatch, "key %q was first used with a different request", k.Key)
-					continue
-				case !errors.Is(err, sql.ErrNoRows):
-					return err
-				}
-			}
-			if !selling {
-				out.Err = allot.Errorf(allot.ErrPoolClosed, "pool %q is not taking claims (paused, closed, or outside its sale window)", p.Pool)
-				continue
-			}
-			if r.Quantity > avail {
-				out.Err = &allot.SoldOutError{Pool: p.Pool, Requested: r.Quantity, Available: avail}
-				continue
-			}
-			u, ok := used[r.Customer]
-			if !ok {
+		st := allot.ClaimBatchState{Pool: pl, Used: map[string]int64{}, Existing: map[string]*allot.IdempotencyRecord{}}
+		for _, r := range p.Requests {
+			if _, ok := st.Used[r.Customer]; pl.PerCustomer > 0 && !ok {
+				var u int64
 				err := tx.QueryRowContext(ctx, `SELECT held + confirmed FROM allot_pool_customers WHERE pool = ? AND customer = ?`, p.Pool, r.Customer).Scan(&u)
 				if err != nil && !errors.Is(err, sql.ErrNoRows) {
 					return err
 				}
-			}
-			if pl.PerCustomer > 0 && u+r.Quantity > pl.PerCustomer {
-				used[r.Customer] = u
-				out.Err = &allot.CustomerLimitError{Pool: p.Pool, Customer: r.Customer, Limit: pl.PerCustomer, Used: u, Requested: r.Quantity}
-				continue
-			}
-			avail -= r.Quantity
-			used[r.Customer] = u + r.Quantity
-			exp := p.Now.Add(r.TTL)
-			if _, err := tx.ExecContext(ctx, `INSERT INTO allot_claims (id, pool, customer, quantity, status, created_at, expires_at, updated_at)
-				VALUES (?, ?, ?, ?, 'held', ?, ?, ?)`, r.ID, p.Pool, r.Customer, r.Quantity, micros(p.Now), micros(exp), micros(p.Now)); err != nil {
-				return err
+				st.Used[r.Customer] = u
 			}
 			if k := r.Idempotency; k != nil {
-				keys[k.Key] = true
-				if _, err := tx.ExecContext(ctx, `INSERT INTO allot_idempotency (scope, key, request_hash, result, created_at) VALUES (?, ?, ?, ?, ?)`,
-					k.Scope, k.Key, k.RequestHash, r.ID, micros(time.Now())); err != nil {
+				rec := &allot.IdempotencyRecord{Scope: k.Scope, Key: k.Key}
+				err := tx.QueryRowContext(ctx, `SELECT request_hash, result FROM allot_idempotency WHERE scope = ? AND key = ?`, k.Scope, k.Key).Scan(&rec.RequestHash, &rec.Result)
+				switch {
+				case err == nil:
+					st.Existing[k.Key] = rec
+				case !errors.Is(err, sql.ErrNoRows):
 					return err
 				}
 			}
-			out.Claim = &allot.Claim{ID: r.ID, Pool: p.Pool, Customer: r.Customer, Quantity: r.Quantity, Status: allot.ClaimHeld,
-				CreatedAt: fromMicros(micros(p.Now)), ExpiresAt: fromMicros(micros(exp)), UpdatedAt: fromMicros(micros(p.Now))}
 		}
-		res.Available = avail
+		plan := allot.PlanClaims(p, st)
+		res = &allot.PoolClaimResult{Results: make([]allot.PoolClaimOutcome, len(p.Requests)), Available: plan.Available}
+		for i, r := range p.Requests {
+			out, pc := &res.Results[i], plan.Results[i]
+			switch {
+			case pc.ReplayOf != "":
+				c, err := scanClaim(tx.QueryRowContext(ctx, `SELECT `+claimCols+` FROM allot_claims WHERE id = ?`, pc.ReplayOf))
+				if err != nil {
+					return err
+				}
+				c.Replayed = true
+				out.Claim, out.Replayed = c, true
+			case pc.Err != nil:
+				out.Err = pc.Err
+			default:
+				exp := p.Now.Add(r.TTL)
+				if _, err := tx.ExecContext(ctx, `INSERT INTO allot_claims (id, pool, customer, quantity, status, created_at, expires_at, updated_at)
+					VALUES (?, ?, ?, ?, 'held', ?, ?, ?)`, r.ID, p.Pool, r.Customer, r.Quantity, micros(p.Now), micros(exp), micros(p.Now)); err != nil {
+					return err
+				}
+				if k := r.Idempotency; k != nil {
+					if _, err := tx.ExecContext(ctx, `INSERT INTO allot_idempotency (scope, key, request_hash, result, created_at) VALUES (?, ?, ?, ?, ?)`,
+						k.Scope, k.Key, k.RequestHash, r.ID, micros(time.Now())); err != nil {
+						return err
+					}
+				}
+				out.Claim = &allot.Claim{ID: r.ID, Pool: p.Pool, Customer: r.Customer, Quantity: r.Quantity, Status: allot.ClaimHeld,
+					CreatedAt: fromMicros(micros(p.Now)), ExpiresAt: fromMicros(micros(exp)), UpdatedAt: fromMicros(micros(p.Now))}
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -261,103 +250,80 @@ func (s *Store) ClaimConfirmBatch(ctx context.Context, now time.Time, reqs []all
 	return out, nil
 }
 
-// ClaimTransition moves one claim with a compare-and-set on its status.
+// ClaimTransition moves one claim in one IMMEDIATE transaction: read the
+// claim and the key, plan with allot.PlanTransition, write.
 func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStoreParams) (*allot.Claim, error) {
 	var out *allot.Claim
+	var refused error
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		if k := p.Idempotency; k != nil {
-			var hash, result string
-			err := tx.QueryRowContext(ctx, `SELECT request_hash, result FROM allot_idempotency WHERE scope = ? AND key = ?`, k.Scope, k.Key).Scan(&hash, &result)
-			switch {
-			case err == nil && hash == k.RequestHash:
-				c, err := scanClaim(tx.QueryRowContext(ctx, `SELECT `+claimCols+` FROM allot_claims WHERE id = ?`, result))
-				if err != nil {
-					return err
-				}
-				c.Replayed = true
-				out = c
-				return nil
-			case err == nil:
-				return allot.Errorf(allot.ErrIdempotencyMismatch, "key %q was first used with a different request", k.Key)
-			case !errors.Is(err, sql.ErrNoRows):
-				return err
-			}
-		}
+		out, refused = nil, nil
+		var st allot.TransitionState
 		c, err := scanClaim(tx.QueryRowContext(ctx, `SELECT `+claimCols+` FROM allot_claims WHERE id = ?`, p.ID))
-		if err != nil {
-			return translate(err, fmt.Sprintf("claim %q", p.ID))
-		}
-		now := micros(p.Now)
-		if c.Status == allot.ClaimHeld && !p.Now.Before(c.ExpiresAt) {
-			if _, err := tx.ExecContext(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = ? WHERE id = ?`, now, c.ID); err != nil {
-				return err
-			}
-			c.Status = allot.ClaimExpired
-		}
-		invalid := func() error {
-			return allot.Errorf(allot.ErrInvalidState, "claim %s is %s and can't be %s", c.ID, c.Status, allot.PastTense(p.Action))
-		}
-		// A retry that finds the transition made (with the same reference
-		// or reason) is a replay, key or no key.
-		if p.Action == allot.ActionConfirm && c.Status == allot.ClaimConfirmed && c.Reference == p.Reference ||
-			p.Action == allot.ActionRelease && c.Status == allot.ClaimReleased ||
-			p.Action == allot.ActionCancel && c.Status == allot.ClaimCancelled && c.Reason == p.Reference {
-			c.Replayed = true
-			out = c
-			return nil
-		}
-		switch p.Action {
-		case allot.ActionConfirm:
-			switch c.Status {
-			case allot.ClaimHeld:
-			case allot.ClaimExpired:
-				// Late confirm: only if the units can be taken again, now.
-				// Other holds past expiry give their units back first.
-				if err := expirePool(ctx, tx, c.Pool, p.Now); err != nil {
-					return err
-				}
-				pl, err := scanPool(tx.QueryRowContext(ctx, `SELECT `+poolCols+`, 0 FROM allot_pools p WHERE name = ?`, c.Pool))
-				if err != nil {
-					return err
-				}
-				var u int64
-				if err := tx.QueryRowContext(ctx, `SELECT held + confirmed FROM allot_pool_customers WHERE pool = ? AND customer = ?`, c.Pool, c.Customer).Scan(&u); err != nil && !errors.Is(err, sql.ErrNoRows) {
-					return err
-				}
-				if pl.Available < c.Quantity || pl.PerCustomer > 0 && u+c.Quantity > pl.PerCustomer {
-					return allot.Errorf(allot.ErrClaimExpired, "claim %s expired and its units are taken: refund the customer", c.ID)
-				}
-			default:
-				return invalid()
-			}
-			_, err = tx.ExecContext(ctx, `UPDATE allot_claims SET status = 'confirmed', reference = ?, updated_at = ? WHERE id = ?`, p.Reference, now, c.ID)
-		case allot.ActionRelease:
-			if c.Status != allot.ClaimHeld {
-				return invalid()
-			}
-			_, err = tx.ExecContext(ctx, `UPDATE allot_claims SET status = 'released', updated_at = ? WHERE id = ?`, now, c.ID)
-		case allot.ActionCancel:
-			if c.Status != allot.ClaimConfirmed {
-				return invalid()
-			}
-			_, err = tx.ExecContext(ctx, `UPDATE allot_claims SET status = 'cancelled', reason = ?, updated_at = ? WHERE id = ?`, p.Reference, now, c.ID)
-		case allot.ActionExtend:
-			if c.Status != allot.ClaimHeld {
-				return invalid()
-			}
+		switch {
+		case err == nil:
+			st.Claim = c
 			var maxMS int64
 			if err := tx.QueryRowContext(ctx, `SELECT max_hold_ttl_ms FROM allot_pools WHERE name = ?`, c.Pool).Scan(&maxMS); err != nil {
 				return err
 			}
-			latest := c.CreatedAt.Add(time.Duration(maxMS) * time.Millisecond)
-			if p.Now.Add(p.TTL).After(latest) {
-				return allot.Invalidf("ttl", "the hold may last until %s at most (max_hold_ttl from its creation)", latest.UTC().Format(time.RFC3339))
-			}
-			_, err = tx.ExecContext(ctx, `UPDATE allot_claims SET expires_at = ?, updated_at = ? WHERE id = ?`, micros(p.Now.Add(p.TTL)), now, c.ID)
-		default:
-			return allot.Invalidf("action", "%q is not an action", p.Action)
+			st.MaxHoldTTL = time.Duration(maxMS) * time.Millisecond
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
 		}
+		if k := p.Idempotency; k != nil {
+			rec := &allot.IdempotencyRecord{Scope: k.Scope, Key: k.Key}
+			err := tx.QueryRowContext(ctx, `SELECT request_hash, result FROM allot_idempotency WHERE scope = ? AND key = ?`, k.Scope, k.Key).Scan(&rec.RequestHash, &rec.Result)
+			switch {
+			case err == nil:
+				st.Existing = rec
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+		}
+		plan, err := allot.PlanTransition(p, st, func() (allot.LatePool, error) {
+			// Other holds past expiry give their units back first; this
+			// claim is marked expired below, before the write.
+			if err := expirePool(ctx, tx, c.Pool, p.Now); err != nil {
+				return allot.LatePool{}, err
+			}
+			pl, err := scanPool(tx.QueryRowContext(ctx, `SELECT `+poolCols+`, 0 FROM allot_pools p WHERE name = ?`, c.Pool))
+			if err != nil {
+				return allot.LatePool{}, err
+			}
+			lp := allot.LatePool{Available: pl.Available, PerCustomer: pl.PerCustomer}
+			if err := tx.QueryRowContext(ctx, `SELECT held + confirmed FROM allot_pool_customers WHERE pool = ? AND customer = ?`, c.Pool, c.Customer).Scan(&lp.Used); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return allot.LatePool{}, err
+			}
+			return lp, nil
+		})
 		if err != nil {
+			return err
+		}
+		if plan.ReplayOf != "" {
+			out, err = scanClaim(tx.QueryRowContext(ctx, `SELECT `+claimCols+` FROM allot_claims WHERE id = ?`, plan.ReplayOf))
+			if err == nil {
+				out.Replayed = true
+			}
+			return err
+		}
+		if plan.Expire {
+			if _, err := tx.ExecContext(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = ? WHERE id = ? AND status = 'held'`, micros(p.Now), c.ID); err != nil {
+				return err
+			}
+		}
+		switch {
+		case plan.Done:
+			c.Replayed = true
+			out = c
+			return nil
+		case plan.Err != nil:
+			// The expiry above is a fact whatever the answer: commit it.
+			refused = plan.Err
+			return nil
+		}
+		n := plan.Set
+		if _, err := tx.ExecContext(ctx, `UPDATE allot_claims SET status = ?, reference = ?, reason = ?, expires_at = ?, updated_at = ? WHERE id = ?`,
+			string(n.Status), n.Reference, n.Reason, micros(n.ExpiresAt), micros(n.UpdatedAt), n.ID); err != nil {
 			return err
 		}
 		if k := p.Idempotency; k != nil {
@@ -371,6 +337,9 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 	})
 	if err != nil {
 		return nil, translate(err, fmt.Sprintf("claim %q", p.ID))
+	}
+	if refused != nil {
+		return nil, refused
 	}
 	return out, nil
 }

@@ -250,13 +250,13 @@ func (s *Store) existingKeys(ctx context.Context, tx *sql.Tx, p allot.SequenceAd
 	return out, nil
 }
 
-const idemCols = `scope, key, request_hash, period, date, first, last, confirm_by, created_at`
+const idemCols = `scope, key, request_hash, period, date, first, last, confirm_by, created_at, result`
 
 func scanIdem(row scanner) (*allot.IdempotencyRecord, error) {
 	var r allot.IdempotencyRecord
 	var created int64
 	var confirmBy sql.NullInt64
-	err := row.Scan(&r.Scope, &r.Key, &r.RequestHash, &r.Period, &r.Date, &r.First, &r.Last, &confirmBy, &created)
+	err := row.Scan(&r.Scope, &r.Key, &r.RequestHash, &r.Period, &r.Date, &r.First, &r.Last, &confirmBy, &created, &r.Result)
 	r.CreatedAt = fromMicros(created)
 	if confirmBy.Valid {
 		t := fromMicros(confirmBy.Int64)

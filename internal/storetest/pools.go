@@ -78,6 +78,7 @@ var poolTests = []struct {
 	fn   func(t *testing.T, open func() allot.Store)
 }{
 	{"PoolCRUD", testPoolCRUD},
+	{"PoolPlanDifferential", testPoolPlanDifferential},
 	{"ClaimTransitions", testClaimTransitions},
 	{"ClaimBatchOrder", testClaimBatchOrder},
 	{"PerCustomerLimit", testPerCustomerLimit},
