@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/allot/allot"
+	"github.com/allot/allot/wire"
 )
 
 // maxResponse caps the size of a successful response body that is read.
@@ -175,42 +176,16 @@ func (p *Problem) Error() string {
 // codes without one, such as internal), so errors.Is(err,
 // allot.ErrExhausted) works across the wire.
 func (p *Problem) Unwrap() error {
-	switch p.Code {
-	case "invalid_request":
-		return allot.ErrInvalid
-	case "not_found":
-		return allot.ErrNotFound
-	case "already_exists":
-		return allot.ErrAlreadyExists
-	case "sequence_exhausted":
-		return allot.ErrExhausted
-	case "sold_out":
-		return allot.ErrSoldOut
-	case "customer_limit":
-		return allot.ErrCustomerLimit
-	case "pool_closed":
-		return allot.ErrPoolClosed
-	case "claim_expired":
-		return allot.ErrClaimExpired
-	case "invalid_state":
-		return allot.ErrInvalidState
-	case "idempotency_mismatch":
-		return allot.ErrIdempotencyMismatch
-	case "idempotency_in_flight":
-		return allot.ErrIdempotencyInFlight
-	case "unauthorized":
-		return allot.ErrUnauthorized
-	case "forbidden":
-		return allot.ErrForbidden
-	case "unavailable":
-		// The server is shutting down, or its store is unavailable: both
-		// mean "nothing was done; retry later".
-		return errUnavailable
-	case "period_closed":
-		return allot.ErrPeriodClosed
-	case "range_overlap":
-		return allot.ErrOverlap
-	case "":
+	if k, ok := wire.ByCode(p.Code); ok {
+		switch len(k.Sentinels) {
+		case 0:
+			return nil
+		case 1:
+			return k.Sentinels[0]
+		}
+		return joinedErr(k.Sentinels)
+	}
+	if p.Code == "" {
 		// Not an allot problem (e.g. a proxy's error page): go by status.
 		switch p.Status {
 		case http.StatusUnauthorized:
@@ -440,9 +415,6 @@ func (c *Client) SequencePatch(ctx context.Context, name string, p allot.Sequenc
 	}
 	return callInto[allot.SequenceState](ctx, c, request{method: http.MethodPatch, path: path, body: p})
 }
-
-// errUnavailable matches both allot.ErrUnavailable and allot.ErrClosed.
-var errUnavailable = joinedErr{allot.ErrUnavailable, allot.ErrClosed}
 
 // joinedErr is several sentinels at once, for errors.Is.
 type joinedErr []error

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/allot/allot/internal/testlog"
+	"github.com/allot/allot/wire"
 )
 
 // logLines decodes the JSON log lines written to l so far.
@@ -292,7 +293,7 @@ func TestErrorLogSuppressedAllocs(t *testing.T) {
 	ep := s.endpoint("POST /v1/pools/{name}/claims", clientLevel, nil)
 	w := httptest.NewRecorder()
 	r := httptest.NewRequest("POST", "/v1/pools/gone/claims", nil)
-	start, out := time.Now(), outcome{status: 409, code: codeSoldOut}
+	start, out := time.Now(), outcome{status: 409, code: wire.CodeSoldOut}
 	for range errLogBurst + 1 {
 		ep.logRequest(w, r, out, start, time.Millisecond)
 	}
@@ -312,7 +313,7 @@ func BenchmarkErrorLogSuppressed(b *testing.B) {
 		b.Fatal(err)
 	}
 	ep := s.endpoint("POST /v1/pools/{name}/claims", clientLevel, nil)
-	out := outcome{status: 409, code: codeSoldOut}
+	out := outcome{status: 409, code: wire.CodeSoldOut}
 	start := time.Now()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/allot/allot"
+	"github.com/allot/allot/wire"
 )
 
 func TestSequenceLifecycle(t *testing.T) {
@@ -669,7 +670,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 
 	// The problem schema lists every code problemFor can produce.
 	codes := doc["components"].(map[string]any)["schemas"].(map[string]any)["Problem"].(map[string]any)["properties"].(map[string]any)["code"].(map[string]any)["enum"].([]any)
-	for code := range titles {
+	for _, k := range wire.Problems {
+		code := k.Code
 		found := false
 		for _, c := range codes {
 			found = found || c == code

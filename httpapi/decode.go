@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/allot/allot"
+	"github.com/allot/allot/wire"
 )
 
 // maxBody is the largest request body accepted.
@@ -23,7 +24,7 @@ const maxBody = 1 << 20
 
 var (
 	errBodyTooLarge = &apiError{
-		status: http.StatusRequestEntityTooLarge, code: codeInvalid,
+		status: http.StatusRequestEntityTooLarge, code: wire.CodeInvalid,
 		detail: "request body is larger than 1 MiB: send a smaller body",
 	}
 	errBodyEmpty = &allot.InvalidError{Reason: "request body is empty: send a JSON object"}
@@ -64,7 +65,7 @@ func readBody(r *http.Request, buf []byte) ([]byte, error) {
 			break
 		}
 		if err != nil {
-			return buf, &apiError{status: http.StatusBadRequest, code: codeInvalid,
+			return buf, &apiError{status: http.StatusBadRequest, code: wire.CodeInvalid,
 				detail: "could not read the request body: " + err.Error()}
 		}
 	}
@@ -88,7 +89,7 @@ func checkContentType(r *http.Request) error {
 		return nil
 	}
 	return &apiError{
-		status: http.StatusUnsupportedMediaType, code: codeInvalid, field: "Content-Type",
+		status: http.StatusUnsupportedMediaType, code: wire.CodeInvalid, field: "Content-Type",
 		detail: fmt.Sprintf("Content-Type %q is not supported: send the body as application/json", h[0]),
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/allot/allot"
+	"github.com/allot/allot/wire"
 )
 
 // readyTimeout bounds the store ping of /readyz.
@@ -250,7 +251,7 @@ func (s *Server) checkTextSafe(ctx context.Context, name string) error {
 	}
 	if !safe {
 		return &apiError{
-			status: http.StatusNotAcceptable, code: codeInvalid, field: "Accept",
+			status: http.StatusNotAcceptable, code: wire.CodeInvalid, field: "Accept",
 			detail: fmt.Sprintf("IDs of sequence %q contain line breaks, which text/plain (one ID per line) cannot carry: ask for application/json", name),
 		}
 	}
@@ -379,7 +380,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) outcome {
 			if errors.Is(err, context.DeadlineExceeded) {
 				why = fmt.Sprintf("the store did not answer within %s", readyTimeout)
 			}
-			err = &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, detail: "not ready: " + why}
+			err = &apiError{status: http.StatusServiceUnavailable, code: wire.CodeUnavailable, detail: "not ready: " + why}
 		}
 		return s.problem(w, r, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/allot/allot"
+	"github.com/allot/allot/wire"
 )
 
 // Role is what a bearer token may do.
@@ -188,7 +189,7 @@ func (s *Server) mount(mux *http.ServeMux, table []route, notFound string) {
 		}
 		allow := strings.Join(methods, ", ")
 		err := &apiError{
-			status: http.StatusMethodNotAllowed, code: codeMethodNotAllowed,
+			status: http.StatusMethodNotAllowed, code: wire.CodeMethodNotAllowed,
 			detail: fmt.Sprintf("%s does not accept this method: use %s", p, allow),
 		}
 		mux.Handle(p, s.endpoint(p, public, func(s *Server, w http.ResponseWriter, r *http.Request) outcome {
@@ -196,7 +197,7 @@ func (s *Server) mount(mux *http.ServeMux, table []route, notFound string) {
 			return s.problem(w, r, err)
 		}))
 	}
-	errNotFound := &apiError{status: http.StatusNotFound, code: codeNotFound, detail: notFound}
+	errNotFound := &apiError{status: http.StatusNotFound, code: wire.CodeNotFound, detail: notFound}
 	mux.Handle("/", s.endpoint("unmatched", public, func(s *Server, w http.ResponseWriter, r *http.Request) outcome {
 		return s.problem(w, r, errNotFound)
 	}))
@@ -236,7 +237,7 @@ const headerRequestID = "X-Request-Id"
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	s := e.s
-	out := outcome{status: http.StatusInternalServerError, code: codeInternal}
+	out := outcome{status: http.StatusInternalServerError, code: wire.CodeInternal}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -287,7 +288,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // errQuerySemicolon refuses a query string net/url would not parse whole.
 var errQuerySemicolon = &apiError{
-	status: http.StatusBadRequest, code: codeInvalid,
+	status: http.StatusBadRequest, code: wire.CodeInvalid,
 	detail: "the query string contains ';': separate query parameters with '&' and escape a ';' in a value as %3B",
 }
 
@@ -309,7 +310,7 @@ func (e *endpoint) checkQueryParams(raw string) error {
 		rawKey, rawValue, _ := strings.Cut(pair, "=")
 		key, err := url.QueryUnescape(rawKey)
 		if err != nil {
-			return &apiError{status: http.StatusBadRequest, code: codeInvalid, field: rawKey, detail: fmt.Sprintf(
+			return &apiError{status: http.StatusBadRequest, code: wire.CodeInvalid, field: rawKey, detail: fmt.Sprintf(
 				"query parameter %q is not valid URL encoding: write a '%%' in it as %%25", rawKey)}
 		}
 		i := slices.Index(e.query, key)
@@ -318,22 +319,22 @@ func (e *endpoint) checkQueryParams(raw string) error {
 			if len(e.query) > 0 {
 				accepts = "takes only the query parameters " + strings.Join(e.query, ", ")
 			}
-			return &apiError{status: http.StatusBadRequest, code: codeInvalid, field: key, detail: fmt.Sprintf(
+			return &apiError{status: http.StatusBadRequest, code: wire.CodeInvalid, field: key, detail: fmt.Sprintf(
 				"unknown query parameter %q: %s %s", key, e.pattern, accepts)}
 		}
 		if seen&(1<<i) != 0 {
-			return &apiError{status: http.StatusBadRequest, code: codeInvalid, field: key, detail: fmt.Sprintf(
+			return &apiError{status: http.StatusBadRequest, code: wire.CodeInvalid, field: key, detail: fmt.Sprintf(
 				"query parameter %q is given more than once: give it once", key)}
 		}
 		seen |= 1 << i
 		if _, err := url.QueryUnescape(rawValue); err != nil {
-			return &apiError{status: http.StatusBadRequest, code: codeInvalid, field: key, detail: fmt.Sprintf(
+			return &apiError{status: http.StatusBadRequest, code: wire.CodeInvalid, field: key, detail: fmt.Sprintf(
 				"the value of query parameter %q is not valid URL encoding: write a '%%' in it as %%25", key)}
 		}
 		if rawValue == "" && key != "after" {
 			// "?customer=" would otherwise read as no filter at all. An
 			// empty cursor is the first page, as a paging loop sends it.
-			return &apiError{status: http.StatusBadRequest, code: codeInvalid, field: key, detail: fmt.Sprintf(
+			return &apiError{status: http.StatusBadRequest, code: wire.CodeInvalid, field: key, detail: fmt.Sprintf(
 				"query parameter %q is empty: give a value, or leave it out", key)}
 		}
 	}
