@@ -184,6 +184,12 @@ func (rt *seqRuntime) allocatorFor(s *Service, k allocKey) *allocator {
 	rt.allocMu.Lock()
 	a := rt.allocs[k]
 	var evict *allocator
+	if a == nil && s.closed.Load() {
+		// Shutting down: Close may have given back every allocator
+		// already, so none is made (and none pushed out) any more.
+		rt.allocMu.Unlock()
+		return nil
+	}
 	if a == nil {
 		if len(rt.allocs) >= s.cfg.LeasesMax {
 			for _, o := range rt.allocs {
@@ -208,7 +214,7 @@ func (rt *seqRuntime) allocatorFor(s *Service, k allocKey) *allocator {
 			s.report("give back a lease", s.retire(ctx, rt, []*allocator{evict}, "unused rest of a lease, given back for a newer period or date"))
 		}
 		if !s.goBackground(giveBack) {
-			giveBack() // shutting down: Close no longer sees this allocator
+			giveBack() // Close began meanwhile and no longer sees this allocator
 		}
 	}
 	return a
@@ -409,6 +415,10 @@ func (a *allocator) putBack(t taken) {
 		return
 	}
 	a.mu.Unlock()
+	// Counted before out drops, so Close, which waits for out to reach 0,
+	// also waits for this give-back to land (or be queued).
+	a.svc.handoffs.Add(1)
+	defer a.svc.handoffs.Add(-1)
 	var spans []ReturnSpan
 	var ids []int64
 	t.each(func(l *lease, part Span) {

@@ -53,19 +53,19 @@ type seqSettings struct {
 	warnAt                    float64
 	periodsBack, periodsAhead int
 	confirmWithin             time.Duration
-	loadedAt                  time.Time
+	loadedAt                  int64 // Service.monoNow when read
 }
 
-func settingsOf(seq *Sequence) *seqSettings {
+func (s *Service) settingsOf(seq *Sequence) *seqSettings {
 	return &seqSettings{warnAt: seq.WarnAt, periodsBack: seq.PeriodsBack, periodsAhead: seq.PeriodsAhead,
-		confirmWithin: time.Duration(seq.ConfirmWithin), loadedAt: time.Now()}
+		confirmWithin: time.Duration(seq.ConfirmWithin), loadedAt: s.monoNow()}
 }
 
 // current returns the settings, reading them again in the background when
 // they are older than settingsTTL.
 func (rt *seqRuntime) current(s *Service) *seqSettings {
 	st := rt.settings.Load()
-	if s.coarseNow()-st.loadedAt.UnixNano() > int64(settingsTTL) && rt.reloading.CompareAndSwap(false, true) {
+	if s.coarseNow()-st.loadedAt > int64(settingsTTL) && rt.reloading.CompareAndSwap(false, true) {
 		if !s.goBackground(func() {
 			defer rt.reloading.Store(false)
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreTimeout)
@@ -75,7 +75,7 @@ func (rt *seqRuntime) current(s *Service) *seqSettings {
 				s.report("read sequence settings", err)
 				return
 			}
-			rt.settings.Store(settingsOf(seq))
+			rt.settings.Store(s.settingsOf(seq))
 		}) {
 			rt.reloading.Store(false) // shutting down
 		}
@@ -168,7 +168,7 @@ func (s *Service) addRuntime(seq *Sequence) (*seqRuntime, error) {
 	parts := tmpl.Parts()
 	rt := &seqRuntime{seq: seq, tmpl: tmpl, loc: loc, usesDate: seq.Reset != ResetNever || parts.Year || parts.Month || parts.Day,
 		tracksDate: tracksDate(parts, seq.Reset), allocs: map[allocKey]*allocator{}, budgets: map[string]*periodBudget{}}
-	rt.settings.Store(settingsOf(seq))
+	rt.settings.Store(s.settingsOf(seq))
 	s.seqsMu.Lock()
 	defer s.seqsMu.Unlock()
 	old := *s.seqs.Load()
@@ -345,7 +345,7 @@ func (s *Service) SequencePatch(ctx context.Context, name string, p SequencePatc
 		}
 		return nil, s.exampleOverlap(err, &next)
 	}
-	rt.settings.Store(settingsOf(seq))
+	rt.settings.Store(s.settingsOf(seq))
 	rt.allocMu.Lock()
 	for _, a := range rt.allocs {
 		a.clearExhausted()
@@ -381,6 +381,9 @@ func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
 	if p.IdempotencyKey == "" && p.Reference == "" && np.confirmBy == nil && rt.seq.Mode == ModeCached && p.Count <= rt.seq.BlockSize {
 		for {
 			a := rt.allocatorFor(s, allocKey{np.period, np.dateKey})
+			if a == nil {
+				return nil, ErrClosed
+			}
 			var t taken
 			err := a.take(ctx, p.Count, &t)
 			if errors.Is(err, errRetired) {

@@ -171,21 +171,31 @@ type Service struct {
 	bgClosed bool // no more background goroutines: Close waits for bg
 	stop     chan struct{}
 	stopOnce sync.Once
-	// coarse is the wall clock in Unix nanoseconds, to within coarseTick,
-	// for the in-memory path: reading the clock costs more than the rest
-	// of a cached next.
+	// epoch is when the service started; monoNow and coarse count from
+	// it on the monotonic clock, so a step of the wall clock (NTP, a VM
+	// resumed) never makes a lease look idle or settings look fresh.
+	epoch time.Time
+	// coarse is monoNow to within coarseTick, for the in-memory path:
+	// reading the clock costs more than the rest of a cached next.
 	coarse atomic.Int64
 	// busy are leases given back while numbers of them were out for
 	// delivery; Close waits for those answers before its last flush.
 	busyMu sync.Mutex
 	busy   []*lease
+	// handoffs counts give-backs of undelivered numbers under way; Close
+	// waits for them with the busy leases.
+	handoffs atomic.Int64
 }
 
 // coarseTick is how often Service.coarse is brought up to date.
 const coarseTick = 20 * time.Millisecond
 
-// coarseNow is the wall clock to within coarseTick, in Unix nanoseconds.
+// coarseNow is monoNow to within coarseTick.
 func (s *Service) coarseNow() int64 { return s.coarse.Load() }
+
+// monoNow is the time since the service started, in nanoseconds, on the
+// monotonic clock.
+func (s *Service) monoNow() int64 { return int64(time.Since(s.epoch)) }
 
 // goBackground runs fn on a goroutine Close waits for, unless Close has
 // begun waiting, and reports whether it did.
@@ -227,7 +237,8 @@ func New(cfg Config) (*Service, error) {
 		stop:     make(chan struct{}),
 	}
 	s.health.log = cfg.Logger
-	s.coarse.Store(time.Now().UnixNano())
+	s.epoch = time.Now()
+	s.coarse.Store(s.monoNow())
 	s.seqs.Store(&map[string]*seqRuntime{})
 	s.advance = batch.New(s.flushAdvance, batch.Opts{Isolate: isolate}).OnAbandoned(s.abandonedAdvance)
 	sctx, cancel := context.WithTimeout(ctx, cfg.StoreTimeout)
@@ -249,8 +260,8 @@ func New(cfg Config) (*Service, error) {
 			select {
 			case <-s.stop:
 				return
-			case now := <-t.C:
-				s.coarse.Store(now.UnixNano())
+			case <-t.C:
+				s.coarse.Store(s.monoNow())
 			}
 		}
 	})
@@ -375,8 +386,8 @@ func (s *Service) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if n := s.waitBusy(ctx); n > 0 {
-		errs = append(errs, fmt.Errorf("%d lease(s) still had numbers out for delivery: they stay pending in the ledger", n))
+	if err := s.waitBusy(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.flushSettles(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("settle ledger entries: %w", err))
@@ -398,19 +409,21 @@ func (s *Service) Close(ctx context.Context) error {
 }
 
 // waitBusy waits, until ctx ends, for the answers still out of leases
-// given back, and returns how many leases still have some.
-func (s *Service) waitBusy(ctx context.Context) int {
+// given back and for the give-backs of those not delivered, and says what
+// is still under way when ctx ends first.
+func (s *Service) waitBusy(ctx context.Context) error {
 	for {
 		s.busyMu.Lock()
 		s.busy = slices.DeleteFunc(s.busy, func(l *lease) bool { return l.out.Load() == 0 })
 		n := len(s.busy)
 		s.busyMu.Unlock()
-		if n == 0 {
-			return 0
+		h := s.handoffs.Load()
+		if n == 0 && h == 0 {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return n
+			return fmt.Errorf("%d lease(s) still had numbers out for delivery and %d give-back(s) were under way: they stay pending in the ledger", n, h)
 		case <-time.After(2 * time.Millisecond):
 		}
 	}

@@ -907,7 +907,8 @@ func testClosedPeriodCached(t *testing.T, open func() allot.Store) {
 // back to the counter, and nothing is left pending or counted as issued.
 func testCloseWaitsForDelivery(t *testing.T, open func() allot.Store) {
 	s := store(t, open)
-	svc, err := allot.New(allot.Config{Store: s})
+	slow := &slowGiveBack{Store: s, gate: make(chan struct{})}
+	svc, err := allot.New(allot.Config{Store: slow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -932,6 +933,15 @@ func testCloseWaitsForDelivery(t *testing.T, open func() allot.Store) {
 	case <-time.After(300 * time.Millisecond):
 	}
 	close(release)
+	// The answer failed; its number is being given back, slowly: Close
+	// must wait for that too, or it records a clean stop (which counts
+	// the number as issued) before the give-back lands.
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned while the undelivered number was still being given back: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(slow.gate)
 	if err := <-gone; !errors.Is(err, errClientGone) {
 		t.Fatalf("the undelivered next: %v", err)
 	}
@@ -952,4 +962,18 @@ func testCloseWaitsForDelivery(t *testing.T, open func() allot.Store) {
 		}
 	}
 	auditOK(t, b)
+}
+
+// slowGiveBack holds the give-back of undelivered numbers until gate is
+// closed.
+type slowGiveBack struct {
+	allot.Store
+	gate chan struct{}
+}
+
+func (s *slowGiveBack) SequenceReturn(ctx context.Context, p allot.SequenceReturnParams) error {
+	if p.Reason == "request cancelled before the answer" {
+		<-s.gate
+	}
+	return s.Store.SequenceReturn(ctx, p)
 }
