@@ -12,8 +12,9 @@ import (
 	"github.com/allot/allot"
 )
 
-// fuzzBudget is how long the differential test generates cases per store:
-// ALLOT_FUZZ_TIME (a Go duration) or 3s, so CI runs it for a bounded time.
+// fuzzBudget is how long the differential test generates cases per store
+// (after a first 100 pools): ALLOT_FUZZ_TIME (a Go duration) or 3s, so CI
+// runs it for a bounded time.
 func fuzzBudget(t *testing.T) time.Duration {
 	if v := os.Getenv("ALLOT_FUZZ_TIME"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -53,7 +54,7 @@ func testPoolPlanDifferential(t *testing.T, open func() allot.Store) {
 	t0 := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	rounds, claims, transitions := 0, 0, 0
 	seen := map[string]int{}
-	for ; rounds < 5 || time.Now().Before(deadline); rounds++ {
+	for ; rounds < 100 || time.Now().Before(deadline); rounds++ {
 		f := &poolFuzz{t: t, s: s, rng: rng, pool: fmt.Sprintf("f%d", rounds), base: t0.Add(time.Duration(rounds) * time.Hour), seen: seen}
 		f.setUp()
 		for range 1 + rng.IntN(3) {
@@ -262,10 +263,24 @@ func (f *poolFuzz) transition() {
 	if len(f.ids) > 0 && f.rng.IntN(8) > 0 {
 		p.ID = f.ids[f.rng.IntN(len(f.ids))]
 	}
-	if k := f.key(); k != nil {
-		k.Scope = "pool:" + f.pool + ":" + string(p.Action)
-		p.Idempotency = k
+	if f.rng.IntN(2) == 0 {
+		// Few keys, mostly with one request, so retries (replays) and
+		// mismatches both happen often.
+		p.Idempotency = &allot.IdempotencyParams{Scope: "pool:" + f.pool + ":" + string(p.Action),
+			Key: fmt.Sprintf("t%d", f.rng.IntN(3)), RequestHash: fmt.Sprintf("h%d", f.rng.IntN(5)/4)}
 	}
+	if f.checkTransition(p) && p.Idempotency != nil && f.rng.IntN(2) == 0 {
+		// A retry of a transition that happened, as after a lost answer.
+		f.advance(5)
+		p.Now = f.now
+		f.checkTransition(p)
+	}
+}
+
+// checkTransition runs p on the store and checks it against the plan; it
+// reports whether the transition happened.
+func (f *poolFuzz) checkTransition(p allot.ClaimTransitionStoreParams) bool {
+	f.t.Helper()
 	st := allot.TransitionState{MaxHoldTTL: 3 * time.Minute}
 	c, err := f.s.ClaimGet(ctx(f.t), p.ID)
 	switch {
@@ -316,6 +331,7 @@ func (f *poolFuzz) transition() {
 			f.fail("%s %s (%+v): store says %+v %v; the plan says %+v", p.Action, p.ID, p, got, gerr, w)
 		}
 	}
+	return want.Set != nil
 }
 
 // sameError: got is the error want is, by message and by kind.
