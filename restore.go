@@ -16,6 +16,12 @@ import (
 // RestoreReason is the reason of the numbers a restore skips.
 const RestoreReason = "restored from backup"
 
+// RestoreOwner is the owner of the ledger entries a restore writes.
+// LastActivity and SequenceActivity leave them out, so a restore run again
+// after one that stopped part-way still dates the backup by what was in it,
+// not by its own skips.
+const RestoreOwner = "allot restore"
+
 // RestoreActivity is how many numbers a sequence took (all periods) in
 // the hour, the day and the week before a backup.
 type RestoreActivity struct {

@@ -415,11 +415,13 @@ type AdminStore interface {
 	// SequenceCounters returns every period's counter of a sequence.
 	SequenceCounters(ctx context.Context, name string) ([]SequenceCounter, error)
 	// SequenceActivity returns how many numbers of a sequence (all
-	// periods) ledger entries created in [from, to) took.
+	// periods) ledger entries created in [from, to) took, leaving out a
+	// restore's own skips (RestoreOwner).
 	SequenceActivity(ctx context.Context, name string, from, to time.Time) (int64, error)
 	// LastActivity returns when the database was last written to (the
-	// newest ledger entry, claim, sequence or pool change, or server
-	// heartbeat; zero for an empty database).
+	// newest ledger entry other than a restore's own skips, claim,
+	// sequence or pool change, or server heartbeat; zero for an empty
+	// database).
 	LastActivity(ctx context.Context) (time.Time, error)
 	// SequenceSkip moves a period's counter past Count numbers (fewer if
 	// max comes first) and voids them with Reason, in one transaction;

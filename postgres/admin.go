@@ -64,16 +64,17 @@ func (s *Store) SequenceCounters(ctx context.Context, name string) ([]allot.Sequ
 func (s *Store) SequenceActivity(ctx context.Context, name string, from, to time.Time) (int64, error) {
 	var n int64
 	err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(last - first + 1), 0)::bigint FROM allot_sequence_ledger
-		WHERE sequence = $1 AND kind IN ('issued', 'leased', 'reserved') AND created_at >= $2 AND created_at < $3`,
-		name, from, to).Scan(&n)
+		WHERE sequence = $1 AND kind IN ('issued', 'leased', 'reserved') AND created_at >= $2 AND created_at < $3 AND owner IS DISTINCT FROM $4`,
+		name, from, to, allot.RestoreOwner).Scan(&n)
 	return n, translate(err, "read activity")
 }
 
 // LastActivity returns when the newest ledger entry or claim was written.
 func (s *Store) LastActivity(ctx context.Context) (time.Time, error) {
 	var t *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT greatest((SELECT max(created_at) FROM allot_sequence_ledger), (SELECT max(updated_at) FROM allot_claims),
-		(SELECT max(updated_at) FROM allot_sequences), (SELECT max(updated_at) FROM allot_pools), (SELECT max(seen_at) FROM allot_servers))`).Scan(&t)
+	err := s.pool.QueryRow(ctx, `SELECT greatest((SELECT max(created_at) FROM allot_sequence_ledger WHERE owner IS DISTINCT FROM $1),
+		(SELECT max(updated_at) FROM allot_claims), (SELECT max(updated_at) FROM allot_sequences), (SELECT max(updated_at) FROM allot_pools),
+		(SELECT max(seen_at) FROM allot_servers))`, allot.RestoreOwner).Scan(&t)
 	if err != nil || t == nil {
 		return time.Time{}, translate(err, "read activity")
 	}

@@ -86,17 +86,17 @@ func (s *Store) SequenceCounters(ctx context.Context, name string) ([]allot.Sequ
 func (s *Store) SequenceActivity(ctx context.Context, name string, from, to time.Time) (int64, error) {
 	var n int64
 	err := s.db.QueryRowContext(ctx, `SELECT coalesce(sum(last - first + 1), 0) FROM allot_sequence_ledger
-		WHERE sequence = ? AND kind IN ('issued', 'leased', 'reserved') AND created_at >= ? AND created_at < ?`,
-		name, micros(from), micros(to)).Scan(&n)
+		WHERE sequence = ? AND kind IN ('issued', 'leased', 'reserved') AND created_at >= ? AND created_at < ? AND owner IS NOT ?`,
+		name, micros(from), micros(to), allot.RestoreOwner).Scan(&n)
 	return n, translate(err, "read activity")
 }
 
 // LastActivity returns when the newest ledger entry or claim was written.
 func (s *Store) LastActivity(ctx context.Context) (time.Time, error) {
 	var v sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT max(t) FROM (SELECT max(created_at) AS t FROM allot_sequence_ledger
+	err := s.db.QueryRowContext(ctx, `SELECT max(t) FROM (SELECT max(created_at) AS t FROM allot_sequence_ledger WHERE owner IS NOT ?
 		UNION ALL SELECT max(updated_at) FROM allot_claims UNION ALL SELECT max(updated_at) FROM allot_sequences
-		UNION ALL SELECT max(updated_at) FROM allot_pools UNION ALL SELECT max(seen_at) FROM allot_servers)`).Scan(&v)
+		UNION ALL SELECT max(updated_at) FROM allot_pools UNION ALL SELECT max(seen_at) FROM allot_servers)`, allot.RestoreOwner).Scan(&v)
 	if err != nil || !v.Valid {
 		return time.Time{}, translate(err, "read activity")
 	}

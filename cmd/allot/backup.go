@@ -428,7 +428,7 @@ func restoreStore(ctx context.Context, as allot.AdminStore, o restoreOpts, apply
 		after := k.before + k.skip
 		if apply {
 			c, err := as.SequenceSkip(ctx, allot.SequenceSkipParams{Sequence: k.seq.Name, Period: k.period, Count: k.skip,
-				Reason: allot.RestoreReason, Owner: "allot restore"})
+				Reason: allot.RestoreReason, Owner: allot.RestoreOwner})
 			if err != nil {
 				return err
 			}

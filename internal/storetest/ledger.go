@@ -41,6 +41,7 @@ var ledgerTests = []struct {
 	{"LeaseBudgetAcrossDates", testLeaseBudgetAcrossDates},
 	{"ClosedPeriodCached", testClosedPeriodCached},
 	{"CloseWaitsForDelivery", testCloseWaitsForDelivery},
+	{"RestoreSkipsAreNotActivity", testRestoreSkipsAreNotActivity},
 }
 
 // seqService returns a service on s with cfg (Store set), closed at the end.
@@ -976,4 +977,35 @@ func (s *slowGiveBack) SequenceReturn(ctx context.Context, p allot.SequenceRetur
 		<-s.gate
 	}
 	return s.Store.SequenceReturn(ctx, p)
+}
+
+// testRestoreSkipsAreNotActivity: the numbers a restore skips don't count
+// as the database's activity, so a restore run again after one that
+// stopped part-way dates the backup, and rates its sequences, by what the
+// backup held.
+func testRestoreSkipsAreNotActivity(t *testing.T, open func() allot.Store) {
+	s := store(t, open)
+	as, ok := s.(allot.AdminStore)
+	if !ok {
+		t.Skip("not an AdminStore")
+	}
+	svc := seqService(t, s, allot.Config{})
+	create(t, svc, allot.SequenceCreateParams{Name: "g", Mode: allot.ModeGapless})
+	next(t, svc, allot.NextParams{Sequence: "g", Count: 5})
+	before, err := as.LastActivity(ctx(t))
+	if err != nil || before.IsZero() {
+		t.Fatalf("last activity: %v %v", before, err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if _, err := as.SequenceSkip(ctx(t), allot.SequenceSkipParams{Sequence: "g", Count: 100, Reason: allot.RestoreReason, Owner: allot.RestoreOwner}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := as.LastActivity(ctx(t))
+	if err != nil || !after.Equal(before) {
+		t.Fatalf("last activity after a restore's skip: %v (was %v) %v", after, before, err)
+	}
+	n, err := as.SequenceActivity(ctx(t), "g", before.Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil || n != 5 {
+		t.Fatalf("activity: %d %v, want the 5 numbers issued (not the 100 skipped)", n, err)
+	}
 }
