@@ -199,7 +199,10 @@ func restoreFrom(ctx context.Context, storeURL, from string, o restoreOpts, stdo
 		fmt.Fprintf(stdout, "dry run: the copy of %s was discarded; %s was not changed\n", from, path)
 		return nil
 	}
-	aside := fmt.Sprintf("%s.replaced-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+	aside := fmt.Sprintf("%s.replaced-%s", path, time.Now().UTC().Format("20060102T150405.000000000Z"))
+	if _, err := os.Lstat(aside); err == nil {
+		return fmt.Errorf("keep the old database aside: %s already exists; try again", aside)
+	}
 	if live {
 		if err := moveDB(path, aside); err != nil {
 			return fmt.Errorf("keep the old database aside: %w", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -45,26 +46,40 @@ func openStore(ctx context.Context, url string) (allot.Store, error) {
 }
 
 // openServingStore is openStore for serve and migrate: it also refuses a
-// SQLite backup that "allot restore" has not made safe yet, since serving
-// it as it is would hand out again the numbers issued after it was taken.
+// SQLite backup made by "allot backup" that "allot restore" has not made
+// safe yet, since serving it as it is would hand out again the numbers
+// issued after it was taken. It looks before migrating, so a refused
+// backup is left exactly as it was.
 func openServingStore(ctx context.Context, url string) (allot.Store, error) {
-	st, err := openStore(ctx, url)
+	if strings.HasPrefix(url, "sqlite:") {
+		if path, err := sqlite.PathFromURL(url); err == nil {
+			if _, err := os.Stat(path); err == nil {
+				if err := refuseUnrestored(ctx, path, url); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return openStore(ctx, url)
+}
+
+// refuseUnrestored fails for a SQLite file that still carries the record
+// "allot backup" writes and "allot restore" removes.
+func refuseUnrestored(ctx context.Context, path, url string) error {
+	ro, err := sqlite.OpenReadOnly(ctx, path)
 	if err != nil {
-		return nil, err
+		return nil // openStore says what is wrong with the file
 	}
-	if sq, ok := st.(*sqlite.Store); ok {
-		taken, _, found, err := sq.BackupTime(ctx)
-		if err == nil && found {
-			st.Close()
-			return nil, fmt.Errorf("%s is a backup taken at %s that was not restored: serving it as it is would issue again the numbers issued after it; "+
-				"run `allot restore --store %s` first (--margin 0 if you know nothing was issued since)", redactURL(url), taken.UTC().Format(time.RFC3339), redactURL(url))
-		}
-		if err != nil {
-			st.Close()
-			return nil, err
-		}
+	defer ro.Close()
+	taken, _, found, err := ro.BackupTime(ctx)
+	if err != nil {
+		return err
 	}
-	return st, nil
+	if found {
+		return fmt.Errorf("%s is a backup taken at %s that was not restored: serving it as it is would issue again the numbers issued after it; "+
+			"run `allot restore --store %s` first (--margin 0 if you know nothing was issued since)", redactURL(url), taken.UTC().Format(time.RFC3339), redactURL(url))
+	}
+	return nil
 }
 
 // openStoreReadOnly opens the store a URL names for reading only, without
