@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/allot/allot/batch"
@@ -19,15 +18,9 @@ import (
 // Pools.
 //
 // Claims on one pool are group-committed: concurrent claims share one
-// transaction, decided in arrival order by the store. While a pool is sold
-// out, a process rejects claims from memory for at most soldOutTTL without a
-// database round trip; units coming back anywhere (a release, an expiry, a
-// capacity raise, on any process) clear the flag at once where the store can
-// announce it (LISTEN/NOTIFY on PostgreSQL), and within soldOutTTL anyway.
-
-// soldOutTTL bounds how long a process trusts "sold out" without asking,
-// on the service's clock (Config.Now), the clock holds expire on.
-const soldOutTTL = time.Second
+// transaction, decided in arrival order by the store. In front of the
+// batches sits a chain of Admissions (see Admission): the built-in
+// sold-out cache, then Config.Admissions.
 
 // sweepEvery is how often each process expires holds; with the sweep's own
 // duration it keeps units coming back well within SweepBound.
@@ -44,32 +37,11 @@ type ClaimObserver interface {
 	ObserveClaim(pool, outcome string)
 }
 
+// poolRuntime caches a pool's settings.
 type poolRuntime struct {
-	soldOutUntil atomic.Int64  // unix nanoseconds
-	reopened     atomic.Uint64 // bumped by every reopen
-
 	mu       sync.Mutex
 	pool     *Pool
 	loadedAt time.Time
-}
-
-func (pr *poolRuntime) soldOut(now time.Time) bool { return now.UnixNano() < pr.soldOutUntil.Load() }
-
-func (pr *poolRuntime) reopen() {
-	pr.reopened.Add(1)
-	pr.soldOutUntil.Store(0)
-}
-
-// markSoldOut sets the sold-out flag unless the pool was reopened since gen
-// was read (units came back while the batch that saw none was committing).
-func (pr *poolRuntime) markSoldOut(gen uint64, until time.Time) {
-	if pr.reopened.Load() != gen {
-		return
-	}
-	pr.soldOutUntil.Store(until.UnixNano())
-	if pr.reopened.Load() != gen {
-		pr.soldOutUntil.Store(0) // a reopen raced the store above
-	}
 }
 
 type claimBatchResult struct {
@@ -79,12 +51,14 @@ type claimBatchResult struct {
 
 type poolState struct {
 	pools    sync.Map // name -> *poolRuntime
+	adm      admissions
 	claims   *batch.Batcher[string, PoolClaimRequest, claimBatchResult]
 	confirms *batch.Batcher[struct{}, ClaimConfirmRequest, *Claim]
 	claimObs ClaimObserver
 }
 
 func (s *Service) initPools() {
+	s.pl.adm = append(admissions{&soldOutCache{now: s.cfg.Now}}, s.cfg.Admissions...)
 	s.pl.claims = batch.New(s.flushClaims, batch.Opts{MaxBatch: 512, Isolate: isolate})
 	// Confirms share one batch across pools: each is a compare-and-set
 	// on its own claim, and one statement updates every pool row once.
@@ -114,7 +88,7 @@ func (s *Service) initPools() {
 			ctx, cancel := context.WithCancel(context.Background())
 			go func() { <-s.stop; cancel() }()
 			for ctx.Err() == nil {
-				err := l.PoolListen(ctx, func(pool string) { s.poolRuntime(pool).reopen() })
+				err := l.PoolListen(ctx, func(pool string) { s.pl.adm.returned(pool) })
 				if ctx.Err() != nil {
 					return
 				}
@@ -169,60 +143,55 @@ func (s *Service) now() time.Time { return s.cfg.Now().Truncate(time.Microsecond
 func (s *Service) SweepNow(ctx context.Context) error {
 	pools, err := s.store.PoolExpire(ctx, s.cfg.Now(), s.cfg.Owner)
 	for _, p := range pools {
-		s.poolRuntime(p).reopen()
+		s.pl.adm.returned(p)
 	}
 	return err
 }
 
+// flushClaims sends a batch to the store, less what the admissions refuse
+// from memory, and tells them what became of it.
 func (s *Service) flushClaims(ctx context.Context, pool string, reqs []PoolClaimRequest) ([]claimBatchResult, error) {
-	pr := s.poolRuntime(pool)
-	if pr.soldOut(s.cfg.Now()) {
-		// Requests that queued while the previous batch sold the pool out
-		// are answered from memory too; only keyed ones (which may be
-		// retries of a claim that got units) go to the database.
-		out := make([]claimBatchResult, len(reqs))
-		var keyed []PoolClaimRequest
-		var at []int
-		for i, r := range reqs {
-			if r.Idempotency != nil {
-				keyed, at = append(keyed, r), append(at, i)
-				continue
-			}
-			out[i].out.Err = &SoldOutError{Pool: pool, Requested: r.Quantity, Available: 0}
+	refused := make([]error, len(reqs))
+	marks := s.pl.adm.flush(pool, reqs, refused)
+	d := Decision{Requests: reqs, Results: make([]PoolClaimOutcome, len(reqs))}
+	var sent []PoolClaimRequest
+	var at []int
+	for i, r := range reqs {
+		if refused[i] != nil {
+			d.Results[i].Err = refused[i]
+			continue
 		}
-		if len(keyed) > 0 {
-			res, err := s.flushClaimsDB(ctx, pool, keyed)
-			if err != nil {
-				return nil, err
-			}
-			for j, i := range at {
-				out[i] = res[j]
-			}
-		}
-		return out, nil
+		sent, at = append(sent, r), append(at, i)
 	}
-	return s.flushClaimsDB(ctx, pool, reqs)
+	if len(sent) > 0 {
+		res, err := s.claimBatch(ctx, pool, sent)
+		if err != nil {
+			d.Err = err
+			s.pl.adm.decided(pool, marks, d)
+			return nil, err
+		}
+		d.Stored, d.Available = true, res.Available
+		for j, i := range at {
+			d.Results[i] = res.Results[j]
+		}
+	}
+	s.pl.adm.decided(pool, marks, d)
+	out := make([]claimBatchResult, len(reqs))
+	for i, r := range d.Results {
+		out[i] = claimBatchResult{out: r, available: d.Available}
+	}
+	return out, nil
 }
 
-func (s *Service) flushClaimsDB(ctx context.Context, pool string, reqs []PoolClaimRequest) ([]claimBatchResult, error) {
+// claimBatch is one store call for a batch of claims.
+func (s *Service) claimBatch(ctx context.Context, pool string, reqs []PoolClaimRequest) (*PoolClaimResult, error) {
 	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
-	gen := s.poolRuntime(pool).reopened.Load()
 	start := time.Now()
 	res, err := s.store.PoolClaim(ctx, PoolClaimParams{Pool: pool, Now: s.now(), Requests: reqs})
 	s.cfg.Metrics.ObserveBatch("claim", len(reqs), time.Since(start), err)
 	s.observe("claim batch", err)
-	if err != nil {
-		return nil, err
-	}
-	if res.Available <= 0 {
-		s.poolRuntime(pool).markSoldOut(gen, s.cfg.Now().Add(soldOutTTL))
-	}
-	out := make([]claimBatchResult, len(res.Results))
-	for i, r := range res.Results {
-		out[i] = claimBatchResult{out: r, available: res.Available}
-	}
-	return out, nil
+	return res, err
 }
 
 // PoolCreate validates params, fills defaults and stores a new pool.
@@ -306,7 +275,7 @@ func (s *Service) PoolPatch(ctx context.Context, name string, p PoolPatchParams)
 	pr.mu.Lock()
 	pr.pool, pr.loadedAt = &st.Pool, time.Now()
 	pr.mu.Unlock()
-	pr.reopen()
+	s.pl.adm.returned(name)
 	return st, nil
 }
 
@@ -337,7 +306,7 @@ func (s *Service) ClaimCreate(ctx context.Context, p ClaimCreateParams) (*Claim,
 	if err := ValidateCustomer(p.Customer); err != nil {
 		return nil, false, err
 	}
-	pl, pr, err := s.poolConfig(ctx, p.Pool)
+	pl, _, err := s.poolConfig(ctx, p.Pool)
 	if err != nil {
 		return nil, false, err
 	}
@@ -352,27 +321,25 @@ func (s *Service) ClaimCreate(ctx context.Context, p ClaimCreateParams) (*Claim,
 		}
 	}
 	req := PoolClaimRequest{ID: newClaimID(), Customer: p.Customer, Quantity: p.Quantity, TTL: ttl}
-	if p.IdempotencyKey == "" {
-		// The sold-out fast path. A keyed request skips it: its retry
-		// must find the claim it may already have.
-		if pr.soldOut(s.cfg.Now()) {
-			s.observeClaim(p.Pool, "sold_out")
-			return nil, false, &SoldOutError{Pool: p.Pool, Requested: p.Quantity, Available: 0}
+	if p.IdempotencyKey != "" {
+		tc := ""
+		if p.TTL != nil {
+			tc = time.Duration(*p.TTL).String()
 		}
-		return s.claimDo(ctx, p.Pool, req)
+		req.Idempotency = &IdempotencyParams{Scope: "pool:" + p.Pool + ":claim", Key: p.IdempotencyKey,
+			RequestHash: digest(p.Customer, strconv.FormatInt(p.Quantity, 10), tc)}
+		release, err := s.keyInFlight(req.Idempotency)
+		if err != nil {
+			return nil, false, err
+		}
+		defer release()
 	}
-	tc := ""
-	if p.TTL != nil {
-		tc = time.Duration(*p.TTL).String()
-	}
-	idem := &IdempotencyParams{Scope: "pool:" + p.Pool + ":claim", Key: p.IdempotencyKey,
-		RequestHash: digest(p.Customer, strconv.FormatInt(p.Quantity, 10), tc)}
-	release, err := s.keyInFlight(idem)
-	if err != nil {
+	// The admissions (the sold-out cache first) may refuse before the
+	// store is asked.
+	if err := s.pl.adm.admit(ctx, p.Pool, req); err != nil {
+		s.observeClaim(p.Pool, outcomeName(err))
 		return nil, false, err
 	}
-	defer release()
-	req.Idempotency = idem
 	return s.claimDo(ctx, p.Pool, req)
 }
 
@@ -590,7 +557,7 @@ func (s *Service) ClaimTransition(ctx context.Context, p ClaimTransitionParams) 
 		s.cfg.Failpoint(FailpointAfterCommit)
 	}
 	if p.Action == ActionRelease || p.Action == ActionCancel {
-		s.poolRuntime(c.Pool).reopen()
+		s.pl.adm.returned(c.Pool)
 	}
 	// A replay is reported by the store as the claim's current state.
 	return c.Effective(s.cfg.Now()), c.Replayed, nil

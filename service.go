@@ -50,6 +50,10 @@ type Config struct {
 	StoreTimeout time.Duration
 	// Metrics receives measurements. Defaults to a no-op.
 	Metrics Observer
+	// Admissions are asked, after the built-in sold-out cache and in
+	// order, before claims reach the store (see Admission): a waiting
+	// room, a Redis doorman. Defaults to none.
+	Admissions []Admission
 	// Failpoint, if set, is called at named points so crash tests can kill
 	// the process exactly there. The points are FailpointAfterCommit.
 	// Defaults to nil (no failpoints).

@@ -79,6 +79,7 @@ var poolTests = []struct {
 }{
 	{"PoolCRUD", testPoolCRUD},
 	{"PoolPlanDifferential", testPoolPlanDifferential},
+	{"AdmissionSeam", testAdmissionSeam},
 	{"ClaimTransitions", testClaimTransitions},
 	{"ClaimBatchOrder", testClaimBatchOrder},
 	{"PerCustomerLimit", testPerCustomerLimit},
