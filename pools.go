@@ -81,26 +81,7 @@ func (s *Service) initPools() {
 		}
 		return err
 	})
-	if l, ok := s.store.(PoolListener); ok {
-		s.bg.Add(1)
-		go func() {
-			defer s.bg.Done()
-			ctx, cancel := context.WithCancel(context.Background())
-			go func() { <-s.stop; cancel() }()
-			for ctx.Err() == nil {
-				err := l.PoolListen(ctx, func(pool string) { s.pl.adm.returned(pool) })
-				if ctx.Err() != nil {
-					return
-				}
-				s.report("pool notifications", err)
-				// Sold-out flags expire by themselves meanwhile.
-				select {
-				case <-ctx.Done():
-				case <-time.After(time.Second):
-				}
-			}
-		}()
-	}
+	s.listen(TopicPoolReturned, s.pl.adm.returned)
 }
 
 func (s *Service) poolRuntime(name string) *poolRuntime {

@@ -189,6 +189,9 @@ type Service struct {
 	// handoffs counts give-backs of undelivered numbers under way; Close
 	// waits for them with the busy leases.
 	handoffs atomic.Int64
+	// listeners are the handlers of the store's notices, by topic; set
+	// before New returns, read-only after.
+	listeners map[string][]func(payload string)
 }
 
 // coarseTick is how often Service.coarse is brought up to date.
@@ -270,6 +273,7 @@ func New(cfg Config) (*Service, error) {
 		}
 	})
 	s.initPools()
+	s.startListening()
 	return s, nil
 }
 
@@ -290,6 +294,52 @@ func (s *Service) loop(name string, every time.Duration, fn func(ctx context.Con
 				err := fn(ctx)
 				cancel()
 				s.report(name, err)
+			}
+		}
+	})
+}
+
+// listen registers fn for the store's notices on topic (see Notifier).
+// It must be called before New returns; the store is asked once for every
+// topic registered.
+func (s *Service) listen(topic string, fn func(payload string)) {
+	if s.listeners == nil {
+		s.listeners = map[string][]func(string){}
+	}
+	s.listeners[topic] = append(s.listeners[topic], fn)
+}
+
+// startListening runs one listener for every registered topic, when the
+// store is a Notifier, listening again a second after a failure (without
+// notices, what they keep fresh expires by itself: a sold-out flag within
+// a second).
+func (s *Service) startListening() {
+	n, ok := s.store.(Notifier)
+	if !ok || len(s.listeners) == 0 {
+		return
+	}
+	topics := make([]string, 0, len(s.listeners))
+	for t := range s.listeners {
+		topics = append(topics, t)
+	}
+	slices.Sort(topics)
+	s.goBackground(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() { <-s.stop; cancel() }()
+		for ctx.Err() == nil {
+			err := n.Listen(ctx, topics, func(topic, payload string) {
+				for _, fn := range s.listeners[topic] {
+					fn(payload)
+				}
+			})
+			if ctx.Err() != nil {
+				return
+			}
+			s.report("store notices", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
 			}
 		}
 	})

@@ -341,12 +341,21 @@ type PoolStore interface {
 	Audit(ctx context.Context, now time.Time) ([]AuditCheck, error)
 }
 
-// PoolListener is implemented by stores that can tell every process when a
-// pool gets units back (PostgreSQL's LISTEN/NOTIFY). Listen calls fn with
-// the pool's name until ctx ends.
-type PoolListener interface {
-	PoolListen(ctx context.Context, fn func(pool string)) error
+// Notifier is implemented by stores that tell every process sharing the
+// database about changes as they commit: PostgreSQL with LISTEN/NOTIFY,
+// SQLite in-process (every Service on one *sqlite.Store). Listen calls fn
+// with each notice published on one of topics, in commit order, until ctx
+// ends or notices may have been lost (the connection dropped, or fn fell
+// too far behind); it then returns the error, and the caller, which must
+// assume it missed notices, listens again.
+type Notifier interface {
+	Listen(ctx context.Context, topics []string, fn func(topic, payload string)) error
 }
+
+// TopicPoolReturned is the notice of a pool that got units back (a
+// release, a cancel, an expiry, a capacity raise, a reopen); the payload is
+// the pool's name.
+const TopicPoolReturned = "allot_pool"
 
 // PoolClaimParams are the inputs of Store.PoolClaim.
 type PoolClaimParams struct {

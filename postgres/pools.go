@@ -421,26 +421,29 @@ func (s *Store) PoolExpire(ctx context.Context, now time.Time, owner string) ([]
 	return out, translate(rows.Err(), "expire holds")
 }
 
-// PoolListen calls fn for every pool that gets units back, on any process.
-func (s *Store) PoolListen(ctx context.Context, fn func(pool string)) error {
+// Listen calls fn for every notice on topics, from any process, until
+// ctx ends or the connection fails. Each topic is a LISTEN channel.
+func (s *Store) Listen(ctx context.Context, topics []string, fn func(topic, payload string)) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return translate(err, "listen for pool notifications")
+		return translate(err, "listen for notices")
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, `LISTEN allot_pool`); err != nil {
-		return translate(err, "listen for pool notifications")
-	}
 	defer func() {
 		// Don't hand a listening connection back to the pool.
 		_ = conn.Conn().Close(context.Background())
 	}()
+	for _, t := range topics {
+		if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{t}.Sanitize()); err != nil {
+			return translate(err, "listen for notices")
+		}
+	}
 	for {
 		n, err := conn.Conn().WaitForNotification(ctx)
 		if err != nil {
-			return translate(err, "listen for pool notifications")
+			return translate(err, "listen for notices")
 		}
-		fn(n.Payload)
+		fn(n.Channel, n.Payload)
 	}
 }
 

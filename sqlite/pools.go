@@ -151,6 +151,11 @@ func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchPa
 	if err != nil {
 		return nil, translate(err, fmt.Sprintf("update pool %q", name))
 	}
+	if p.Capacity != nil || p.State == allot.PoolOpen || p.OpensAt != nil || p.ClosesAt != nil {
+		// Units may be back, or on sale again (PostgreSQL's trigger is
+		// stricter; a spurious notice only costs a round trip).
+		s.publish(allot.TopicPoolReturned, name)
+	}
 	return s.PoolGet(ctx, name, now)
 }
 
@@ -341,6 +346,9 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 	if refused != nil {
 		return nil, refused
 	}
+	if !out.Replayed && (out.Status == allot.ClaimReleased || out.Status == allot.ClaimCancelled) {
+		s.publish(allot.TopicPoolReturned, out.Pool)
+	}
 	return out, nil
 }
 
@@ -416,6 +424,9 @@ func (s *Store) PoolExpire(ctx context.Context, now time.Time, owner string) ([]
 	})
 	if err != nil {
 		return nil, translate(err, "expire holds")
+	}
+	for _, p := range out {
+		s.publish(allot.TopicPoolReturned, p)
 	}
 	return out, nil
 }

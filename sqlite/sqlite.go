@@ -38,8 +38,9 @@ const PathDefault = "./allot.db"
 
 // Store is the SQLite implementation of allot.Store.
 type Store struct {
-	db   *sql.DB
-	path string
+	db      *sql.DB
+	path    string
+	notices *notices
 }
 
 var _ allot.Store = (*Store)(nil)
@@ -122,7 +123,7 @@ func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: can't open %s: %s", path, diagnose(path, readOnly, err))
 	}
-	return &Store{db: db, path: path}, nil
+	return &Store{db: db, path: path, notices: noticesFor(path)}, nil
 }
 
 // diagnose says why SQLite could not open path in words a user can act on.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/allot/allot"
 )
@@ -122,4 +123,46 @@ func testAdmissionSeam(t *testing.T, open func() allot.Store) {
 		t.Fatalf("a claim after a release: %v", err)
 	}
 	auditOK(t, svc)
+}
+
+// testNoticesReopen: units coming back through one Service reach another
+// sharing the store through the store's notices (LISTEN/NOTIFY on
+// PostgreSQL, in-process on SQLite). The second Service's clock is frozen,
+// so its sold-out flag would never expire by itself: only the notice can
+// clear it.
+func testNoticesReopen(t *testing.T, open func() allot.Store) {
+	sa, sb := store(t, open), store(t, open)
+	if _, ok := sa.(allot.Notifier); !ok {
+		t.Fatalf("%T is not an allot.Notifier", sa)
+	}
+	frozen := &clock{now: time.Now()}
+	a, err := allot.New(allot.Config{Store: sa, Now: frozen.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close(context.Background()) })
+	b := service(t, sb)
+	if _, err := b.PoolCreate(ctx(t), allot.PoolCreateParams{Name: "n", Capacity: ptr[int64](1), PerCustomer: ptr[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := claim(t, a, "n", "x", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := claim(t, a, "n", "y", 1); !errors.Is(err, allot.ErrSoldOut) {
+		t.Fatalf("sold out: %v", err)
+	}
+	if _, err := b.PoolPatch(ctx(t), "n", allot.PoolPatchParams{Capacity: ptr[int64](2)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := claim(t, a, "n", "y", 1)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, allot.ErrSoldOut) || time.Now().After(deadline) {
+			t.Fatalf("a claim after another service raised the capacity: %v (the notice never arrived)", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -80,6 +80,7 @@ var poolTests = []struct {
 	{"PoolCRUD", testPoolCRUD},
 	{"PoolPlanDifferential", testPoolPlanDifferential},
 	{"AdmissionSeam", testAdmissionSeam},
+	{"NoticesReopen", testNoticesReopen},
 	{"ClaimTransitions", testClaimTransitions},
 	{"ClaimBatchOrder", testClaimBatchOrder},
 	{"PerCustomerLimit", testPerCustomerLimit},
