@@ -30,13 +30,6 @@ const sweepEvery = 500 * time.Millisecond
 // (max_quantity, hold_ttl) before reading them again.
 const poolConfigTTL = time.Second
 
-// ClaimObserver is implemented by Observers that also count claims.
-type ClaimObserver interface {
-	// ObserveClaim counts one claim outcome: "held", or a rejection
-	// reason ("sold_out", "customer_limit", "pool_closed", …).
-	ObserveClaim(pool, outcome string)
-}
-
 // poolRuntime caches a pool's settings.
 type poolRuntime struct {
 	mu       sync.Mutex
@@ -54,7 +47,6 @@ type poolState struct {
 	adm      admissions
 	claims   *batch.Batcher[string, PoolClaimRequest, claimBatchResult]
 	confirms *batch.Batcher[struct{}, ClaimConfirmRequest, *Claim]
-	claimObs ClaimObserver
 }
 
 func (s *Service) initPools() {
@@ -67,13 +59,10 @@ func (s *Service) initPools() {
 		defer cancel()
 		start := time.Now()
 		out, err := s.store.ClaimConfirmBatch(ctx, s.now(), reqs)
-		s.cfg.Metrics.ObserveBatch("confirm", len(reqs), time.Since(start), err)
+		s.cfg.Metrics.Observe(BatchEvent{Kind: "confirm", Size: len(reqs), Duration: time.Since(start), Err: err})
 		s.observe("confirm batch", err)
 		return out, err
 	}, batch.Opts{MaxBatch: 512, Isolate: isolate})
-	if co, ok := s.cfg.Metrics.(ClaimObserver); ok {
-		s.pl.claimObs = co
-	}
 	s.loop("expire holds", sweepEvery, func(ctx context.Context) error {
 		err := s.SweepNow(ctx)
 		if err == nil {
@@ -170,7 +159,7 @@ func (s *Service) claimBatch(ctx context.Context, pool string, reqs []PoolClaimR
 	defer cancel()
 	start := time.Now()
 	res, err := s.store.PoolClaim(ctx, PoolClaimParams{Pool: pool, Now: s.now(), Requests: reqs})
-	s.cfg.Metrics.ObserveBatch("claim", len(reqs), time.Since(start), err)
+	s.cfg.Metrics.Observe(BatchEvent{Kind: "claim", Size: len(reqs), Duration: time.Since(start), Err: err})
 	s.observe("claim batch", err)
 	return res, err
 }
@@ -354,9 +343,7 @@ func (s *Service) claimDo(ctx context.Context, pool string, req PoolClaimRequest
 }
 
 func (s *Service) observeClaim(pool, outcome string) {
-	if s.pl.claimObs != nil {
-		s.pl.claimObs.ObserveClaim(pool, outcome)
-	}
+	s.cfg.Metrics.Observe(ClaimEvent{Pool: pool, Outcome: outcome})
 }
 
 func outcomeName(err error) string {

@@ -682,7 +682,7 @@ func (s *Service) flushAdvance(ctx context.Context, k advanceKey, reqs []Sequenc
 	res, err := s.store.SequenceAdvance(ctx, SequenceAdvanceParams{
 		Sequence: k.seq, Period: k.period, Kind: k.kind, Owner: s.cfg.Owner, Batch: id, Pending: k.kind == LedgerIssued, Requests: reqs,
 	})
-	s.cfg.Metrics.ObserveBatch(string(k.kind), len(reqs), time.Since(start), err)
+	s.cfg.Metrics.Observe(BatchEvent{Kind: string(k.kind), Size: len(reqs), Duration: time.Since(start), Err: err})
 	s.observe("group commit", err)
 	if err != nil {
 		if unavailable(err) {

@@ -17,6 +17,7 @@ import (
 	"github.com/allot/allot"
 	"github.com/allot/allot/client"
 	"github.com/allot/allot/httpapi"
+	"github.com/allot/allot/metrics"
 	"github.com/allot/allot/sqlite"
 )
 
@@ -50,7 +51,7 @@ func newServerWith(t *testing.T, wrap func(http.Handler) http.Handler, configure
 		t.Fatalf("migrate: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
-	metrics := httpapi.NewMetrics(nil)
+	metrics := metrics.New(nil)
 	cfg := allot.Config{Store: st, Logger: log, Metrics: metrics}
 	if configure != nil {
 		configure(&cfg)

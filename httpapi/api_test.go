@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/allot/allot"
+	"github.com/allot/allot/metrics"
 	"github.com/allot/allot/wire"
 )
 
@@ -547,7 +548,7 @@ func TestConfigErrors(t *testing.T) {
 		"bad role":   {Service: e.svc, Keys: map[string]Role{"k": "root"}},
 		"empty key":  {Service: e.svc, Keys: map[string]Role{"": RoleAdmin}},
 		"space key":  {Service: e.svc, Keys: map[string]Role{"a b": RoleAdmin}},
-		"two regs":   {Service: e.svc, Metrics: NewMetrics(nil), Registry: e.reg},
+		"two regs":   {Service: e.svc, Metrics: metrics.New(nil), Registry: e.reg},
 		"reused reg": {Service: e.svc, Registry: e.reg},
 	} {
 		if _, err := New(cfg); err == nil {

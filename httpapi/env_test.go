@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/allot/allot"
+	"github.com/allot/allot/metrics"
 	"github.com/allot/allot/sqlite"
 )
 
@@ -50,7 +51,7 @@ func newEnvWith(t testing.TB, keys map[string]Role, configure func(*allot.Config
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	reg := prometheus.NewRegistry()
-	metrics := NewMetrics(reg)
+	metrics := metrics.New(reg)
 	cfg := allot.Config{Store: st, Logger: log, Metrics: metrics}
 	if configure != nil {
 		configure(&cfg)

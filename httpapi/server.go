@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/allot/allot"
+	"github.com/allot/allot/metrics"
 	"github.com/allot/allot/wire"
 )
 
@@ -59,10 +60,10 @@ type Config struct {
 	// Registry is where metrics are registered and what /metrics serves.
 	// Defaults to Metrics' registry, or a new one.
 	Registry *prometheus.Registry
-	// Metrics records HTTP and batch metrics. Create it with NewMetrics
+	// Metrics records HTTP and batch metrics. Create it with metrics.New
 	// before the Service so it can also be the Service's Observer
-	// (allot.Config.Metrics). Defaults to NewMetrics(Registry).
-	Metrics *Metrics
+	// (allot.Config.Metrics). Defaults to metrics.New(Registry).
+	Metrics *metrics.Metrics
 	// RequestTimeout bounds each request: past it the request is
 	// cancelled (what it took is given back) and answered 503. The
 	// Service's StoreTimeout bounds the database calls inside it.
@@ -79,7 +80,7 @@ type Server struct {
 	keys       map[string]Role
 	log        *slog.Logger
 	reg        *prometheus.Registry
-	mets       *Metrics
+	mets       *metrics.Metrics
 	prom       http.Handler
 	mux        *http.ServeMux
 	metricsMux *http.ServeMux // MetricsHandler
@@ -114,18 +115,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	switch {
 	case cfg.Metrics == nil:
-		cfg.Metrics = NewMetrics(cfg.Registry)
-	case cfg.Registry != nil && cfg.Registry != cfg.Metrics.reg:
+		cfg.Metrics = metrics.New(cfg.Registry)
+	case cfg.Registry != nil && cfg.Registry != cfg.Metrics.Registry():
 		return nil, errors.New("httpapi: Config.Metrics was created on a different registry than Config.Registry")
 	}
-	cfg.Registry = cfg.Metrics.reg
-	seqs := &sequenceCollector{svc: cfg.Service, log: cfg.Logger}
-	if err := cfg.Registry.Register(seqs); err != nil {
-		return nil, fmt.Errorf("httpapi: register sequence gauges (one Server per registry): %w", err)
-	}
-	if err := cfg.Registry.Register(&poolCollector{svc: cfg.Service, log: cfg.Logger}); err != nil {
-		cfg.Registry.Unregister(seqs)
-		return nil, fmt.Errorf("httpapi: register pool gauges (one Server per registry): %w", err)
+	cfg.Registry = cfg.Metrics.Registry()
+	if err := cfg.Metrics.CollectService(cfg.Service, cfg.Logger); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
@@ -214,12 +210,12 @@ type endpoint struct {
 	checkQuery bool
 	query      []string
 	handle     func(s *Server, w http.ResponseWriter, r *http.Request) outcome
-	obs        *codeObservers
+	obs        *metrics.RouteObservers
 	limits     statusLimiters // of the access log of errors
 }
 
 func (s *Server) endpoint(pattern string, a access, h func(*Server, http.ResponseWriter, *http.Request) outcome) *endpoint {
-	return &endpoint{s: s, pattern: pattern, access: a, handle: h, obs: s.mets.route(pattern), limits: statusLimiters{log: s.errs, route: pattern}}
+	return &endpoint{s: s, pattern: pattern, access: a, handle: h, obs: s.mets.Route(pattern), limits: statusLimiters{log: s.errs, route: pattern}}
 }
 
 var (
@@ -246,7 +242,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out = s.problem(w, r, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
 		}
 		d := time.Since(start)
-		e.obs.get(out.status).Observe(d.Seconds())
+		e.obs.Get(out.status).Observe(d.Seconds())
 		e.logRequest(w, r, out, start, d)
 	}()
 	w.Header()[headerRequestID] = []string{s.requestID(r)}

@@ -18,6 +18,7 @@ import (
 	"github.com/allot/allot"
 	"github.com/allot/allot/bench"
 	"github.com/allot/allot/httpapi"
+	"github.com/allot/allot/metrics"
 )
 
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -139,7 +140,7 @@ targets at a running server instead (with --key if it needs one).`, stdout)
 		}
 		defer st.Close()
 		reg := prometheus.NewRegistry()
-		metrics := httpapi.NewMetrics(reg)
+		metrics := metrics.New(reg)
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		svc, err := allot.New(allot.Config{Store: st, Logger: log, Metrics: metrics})
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/allot/allot"
 	"github.com/allot/allot/bench"
 	"github.com/allot/allot/httpapi"
+	"github.com/allot/allot/metrics"
 	"github.com/allot/allot/postgres"
 )
 
@@ -156,7 +157,7 @@ func startPoolBench(ctx context.Context, f *poolBenchFlags, stderr io.Writer) (_
 		}
 		b.cleanup = append(b.cleanup, func() { st.Close() })
 		reg := prometheus.NewRegistry()
-		metrics := httpapi.NewMetrics(reg)
+		metrics := metrics.New(reg)
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		svc, err := allot.New(allot.Config{Store: st, Logger: log, Metrics: metrics})
 		if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/allot/allot"
 	"github.com/allot/allot/httpapi"
 	"github.com/allot/allot/internal/testlog"
+	"github.com/allot/allot/metrics"
 	"github.com/allot/allot/sqlite"
 )
 
@@ -74,7 +75,7 @@ func newAPI(t *testing.T) string {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	metrics := httpapi.NewMetrics(nil)
+	metrics := metrics.New(nil)
 	svc, err := allot.New(allot.Config{Store: st, Logger: log, Metrics: metrics})
 	if err != nil {
 		t.Fatal(err)

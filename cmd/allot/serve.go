@@ -19,6 +19,7 @@ import (
 
 	"github.com/allot/allot"
 	"github.com/allot/allot/httpapi"
+	"github.com/allot/allot/metrics"
 )
 
 // listenDefault is loopback: with no API keys allot must not be reachable
@@ -84,7 +85,7 @@ flight finish, and the unused rest of every lease goes back to the counter.`, st
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := httpapi.NewMetrics(reg)
+	metrics := metrics.New(reg)
 	cfg := allot.Config{Store: st, Logger: log, Metrics: metrics, StoreTimeout: *timeout}
 	if fp := getenv("ALLOT_FAILPOINT"); fp != "" {
 		// For crash tests only: kill -9 this process at the named point.

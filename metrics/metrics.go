@@ -1,8 +1,14 @@
-package httpapi
+// Package metrics records allot's measurements on a Prometheus registry:
+// the service's events (group commits, claim outcomes) through
+// allot.Observer, the HTTP layer's request durations, and gauges of every
+// sequence and pool computed when scraped. The HTTP server serves the
+// registry at /metrics; nothing here depends on HTTP.
+package metrics
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -18,10 +24,9 @@ import (
 const collectTimeout = 2 * time.Second
 
 // Metrics records allot's HTTP, group-commit and claim metrics on a
-// Prometheus registry. It implements allot.Observer and
-// allot.ClaimObserver, so the same value can be passed to
-// allot.Config.Metrics and to Config.Metrics. It is safe for concurrent
-// use.
+// Prometheus registry. It implements allot.Observer, so the same value can
+// be passed to allot.Config.Metrics and to httpapi.Config.Metrics. It is
+// safe for concurrent use.
 type Metrics struct {
 	reg             *prometheus.Registry
 	requestDuration *prometheus.HistogramVec
@@ -37,10 +42,7 @@ type Metrics struct {
 	claimCounters atomic.Pointer[map[claimKey]prometheus.Counter] // copy on write
 }
 
-var (
-	_ allot.Observer      = (*Metrics)(nil)
-	_ allot.ClaimObserver = (*Metrics)(nil)
-)
+var _ allot.Observer = (*Metrics)(nil)
 
 // claimKey is the label pair of allot_claims_total.
 type claimKey struct{ pool, outcome string }
@@ -50,11 +52,11 @@ type kindObservers struct {
 	errors         prometheus.Counter
 }
 
-// NewMetrics creates allot's metrics on reg (a new registry if reg is
-// nil). Calling it again with the same registry returns Metrics sharing
-// the metrics already registered. It panics only if reg holds different
+// New creates allot's metrics on reg (a new registry if reg is nil).
+// Calling it again with the same registry returns Metrics sharing the
+// metrics already registered. It panics only if reg holds different
 // metrics under the same names, which is a programming error.
-func NewMetrics(reg *prometheus.Registry) *Metrics {
+func New(reg *prometheus.Registry) *Metrics {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
@@ -97,15 +99,25 @@ func register[C prometheus.Collector](reg *prometheus.Registry, c C) C {
 			return existing
 		}
 	}
-	panic("httpapi: " + err.Error())
+	panic("metrics: " + err.Error())
 }
 
 // Registry returns the registry the metrics live on.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// ObserveBatch implements allot.Observer: it records the size and duration
-// of one group commit, and counts it as failed when err is set.
-func (m *Metrics) ObserveBatch(kind string, size int, d time.Duration, err error) {
+// Observe implements allot.Observer: a group commit's size and duration
+// (and whether it failed) for an allot.BatchEvent, one claim outcome of a
+// pool for an allot.ClaimEvent. Other events are ignored.
+func (m *Metrics) Observe(e allot.Event) {
+	switch e := e.(type) {
+	case allot.BatchEvent:
+		m.observeBatch(e.Kind, e.Size, e.Duration, e.Err)
+	case allot.ClaimEvent:
+		m.observeClaim(e.Pool, e.Outcome)
+	}
+}
+
+func (m *Metrics) observeBatch(kind string, size int, d time.Duration, err error) {
 	o := m.kind(kind)
 	o.size.Observe(float64(size))
 	o.duration.Observe(d.Seconds())
@@ -114,10 +126,10 @@ func (m *Metrics) ObserveBatch(kind string, size int, d time.Duration, err error
 	}
 }
 
-// ObserveClaim implements allot.ClaimObserver: it counts one claim
-// outcome of a pool. The rate of outcome "held" is claims per second; the
-// other outcomes are rejections by reason.
-func (m *Metrics) ObserveClaim(pool, outcome string) {
+// observeClaim counts one claim outcome of a pool. The rate of outcome
+// "held" is claims per second; the other outcomes are rejections by
+// reason.
+func (m *Metrics) observeClaim(pool, outcome string) {
 	k := claimKey{pool, outcome}
 	if p := m.claimCounters.Load(); p != nil {
 		if c, ok := (*p)[k]; ok {
@@ -177,21 +189,22 @@ func (m *Metrics) kind(kind string) kindObservers {
 	return o
 }
 
-// route returns the request-duration observers of one route pattern.
-func (m *Metrics) route(pattern string) *codeObservers {
-	return &codeObservers{vec: m.requestDuration, route: pattern}
+// Route returns the request-duration histograms of one route pattern.
+func (m *Metrics) Route(pattern string) *RouteObservers {
+	return &RouteObservers{vec: m.requestDuration, route: pattern}
 }
 
-// codeObservers caches the histogram of one route per status code, so a
+// RouteObservers caches the histogram of one route per status code, so a
 // request costs an atomic load and a small map lookup, not a label hash.
-type codeObservers struct {
+type RouteObservers struct {
 	vec   *prometheus.HistogramVec
 	route string
 	mu    sync.Mutex
 	codes atomic.Pointer[map[int]prometheus.Observer] // copy on write
 }
 
-func (c *codeObservers) get(code int) prometheus.Observer {
+// Get returns the histogram of the route's responses with status code.
+func (c *RouteObservers) Get(code int) prometheus.Observer {
 	if p := c.codes.Load(); p != nil {
 		if o, ok := (*p)[code]; ok {
 			return o
@@ -215,6 +228,21 @@ func (c *codeObservers) get(code int) prometheus.Observer {
 	next[code] = o
 	c.codes.Store(&next)
 	return o
+}
+
+// CollectService registers, on the metrics' registry, the gauges of every
+// sequence and pool of svc, computed when scraped. One Service per
+// registry: a second registration fails.
+func (m *Metrics) CollectService(svc *allot.Service, log *slog.Logger) error {
+	seqs := &sequenceCollector{svc: svc, log: log}
+	if err := m.reg.Register(seqs); err != nil {
+		return fmt.Errorf("register sequence gauges (one Server per registry): %w", err)
+	}
+	if err := m.reg.Register(&poolCollector{svc: svc, log: log}); err != nil {
+		m.reg.Unregister(seqs)
+		return fmt.Errorf("register pool gauges (one Server per registry): %w", err)
+	}
+	return nil
 }
 
 var (
