@@ -27,7 +27,7 @@ func BenchmarkNextCached(b *testing.B) {
 			if err := st.Migrate(ctx); err != nil {
 				b.Fatal(err)
 			}
-			svc, err := allot.New(allot.Config{Store: st})
+			svc, err := allot.New(context.Background(), allot.Config{Store: st})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -263,10 +263,10 @@ type advanceKey struct {
 }
 
 // New returns a Service over cfg.Store and starts its background loops.
-// It does not run migrations. Registering the server in the store is
-// bounded by StoreTimeout; Close stops the Service.
-func New(cfg Config) (*Service, error) {
-	ctx := context.Background()
+// It does not run migrations. ctx bounds only the start (registering the
+// server in the store, within StoreTimeout at most): the Service runs
+// until Close, whatever becomes of ctx.
+func New(ctx context.Context, cfg Config) (*Service, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err

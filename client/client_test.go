@@ -56,7 +56,7 @@ func newServerWith(t *testing.T, wrap func(http.Handler) http.Handler, configure
 	if configure != nil {
 		configure(&cfg)
 	}
-	svc, err := allot.New(cfg)
+	svc, err := allot.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("allot.New: %v", err)
 	}

@@ -56,7 +56,7 @@ func newEnvWith(t testing.TB, keys map[string]Role, configure func(*allot.Config
 	if configure != nil {
 		configure(&cfg)
 	}
-	svc, err := allot.New(cfg)
+	svc, err := allot.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("allot.New: %v", err)
 	}

@@ -37,7 +37,7 @@ func TestStoreOutage(t *testing.T) {
 	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	reg := prometheus.NewRegistry()
-	svc, err := allot.New(allot.Config{Store: st, Logger: log, StoreTimeout: time.Second})
+	svc, err := allot.New(context.Background(), allot.Config{Store: st, Logger: log, StoreTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

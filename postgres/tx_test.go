@@ -25,7 +25,7 @@ func TestNextTx(t *testing.T) {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := allot.New(allot.Config{Store: st})
+	svc, err := allot.New(context.Background(), allot.Config{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,7 +142,7 @@ targets at a running server instead (with --key if it needs one).`, stdout)
 		reg := prometheus.NewRegistry()
 		metrics := metrics.New(reg)
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		svc, err := allot.New(allot.Config{Store: st, Logger: log, Metrics: metrics})
+		svc, err := allot.New(context.Background(), allot.Config{Store: st, Logger: log, Metrics: metrics})
 		if err != nil {
 			return err
 		}

@@ -159,7 +159,7 @@ func startPoolBench(ctx context.Context, f *poolBenchFlags, stderr io.Writer) (_
 		reg := prometheus.NewRegistry()
 		metrics := metrics.New(reg)
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		svc, err := allot.New(allot.Config{Store: st, Logger: log, Metrics: metrics})
+		svc, err := allot.New(context.Background(), allot.Config{Store: st, Logger: log, Metrics: metrics})
 		if err != nil {
 			return nil, err
 		}

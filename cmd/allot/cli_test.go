@@ -76,7 +76,7 @@ func newAPI(t *testing.T) string {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	metrics := metrics.New(nil)
-	svc, err := allot.New(allot.Config{Store: st, Logger: log, Metrics: metrics})
+	svc, err := allot.New(context.Background(), allot.Config{Store: st, Logger: log, Metrics: metrics})
 	if err != nil {
 		t.Fatal(err)
 	}

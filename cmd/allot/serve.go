@@ -97,7 +97,7 @@ flight finish, and the unused rest of every lease goes back to the counter.`, st
 			}
 		}
 	}
-	svc, err := allot.New(cfg)
+	svc, err := allot.New(ctx, cfg)
 	if err != nil {
 		return err
 	}

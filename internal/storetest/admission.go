@@ -69,7 +69,7 @@ func (g *gate) last(t *testing.T) (allot.Decision, allot.PoolClaimOutcome) {
 func testAdmissionSeam(t *testing.T, open func() allot.Store) {
 	s := store(t, open)
 	g := &gate{}
-	svc, err := allot.New(allot.Config{Store: s, Admissions: []allot.Admission{g}})
+	svc, err := allot.New(ctx(t), allot.Config{Store: s, Admissions: []allot.Admission{g}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func testNoticesReopen(t *testing.T, open func() allot.Store) {
 		t.Fatalf("%T is not an allot.Notifier", sa)
 	}
 	frozen := &clock{now: time.Now()}
-	a, err := allot.New(allot.Config{Store: sa, Now: frozen.Now})
+	a, err := allot.New(ctx(t), allot.Config{Store: sa, Now: frozen.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

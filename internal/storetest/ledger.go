@@ -48,7 +48,7 @@ var ledgerTests = []struct {
 func seqService(t *testing.T, s allot.Store, cfg allot.Config) *allot.Service {
 	t.Helper()
 	cfg.Store = s
-	svc, err := allot.New(cfg)
+	svc, err := allot.New(ctx(t), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func ledgerOf(t *testing.T, s allot.Store, seq string) []allot.LedgerEntry {
 // to the counter, and a lease never takes more than 1/32 of what is left.
 func testLeaseCappedAndHandedBack(t *testing.T, open func() allot.Store) {
 	s := store(t, open)
-	svc, err := allot.New(allot.Config{Store: s, Owner: "a"})
+	svc, err := allot.New(ctx(t), allot.Config{Store: s, Owner: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func testLeaseCappedAndHandedBack(t *testing.T, open func() allot.Store) {
 // counter only if nothing was taken after it; otherwise it is voided.
 func testTailVoidedWhenTakenAfter(t *testing.T, open func() allot.Store) {
 	s := store(t, open)
-	a, err := allot.New(allot.Config{Store: s, Owner: "a"})
+	a, err := allot.New(ctx(t), allot.Config{Store: s, Owner: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func testTailVoidedWhenTakenAfter(t *testing.T, open func() allot.Store) {
 // leased, not issued.
 func testCountsFromTheDatabase(t *testing.T, open func() allot.Store) {
 	s := store(t, open)
-	a, err := allot.New(allot.Config{Store: s, Owner: "a"})
+	a, err := allot.New(ctx(t), allot.Config{Store: s, Owner: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -676,7 +676,7 @@ func testStoreTimeout(t *testing.T, open func() allot.Store) {
 // dates neither grows without bound nor burns numbers.
 func testIdleLeasesBounded(t *testing.T, open func() allot.Store) {
 	s := store(t, open)
-	svc, err := allot.New(allot.Config{Store: s, LeaseIdle: time.Second, LeasesMax: 3})
+	svc, err := allot.New(ctx(t), allot.Config{Store: s, LeaseIdle: time.Second, LeasesMax: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -734,7 +734,7 @@ var errClientGone = errors.New("client gone")
 // graceful stop leaves nothing issued that nobody got.
 func testTakeAcrossLeasesPutBack(t *testing.T, open func() allot.Store) {
 	s := store(t, open)
-	svc, err := allot.New(allot.Config{Store: s})
+	svc, err := allot.New(ctx(t), allot.Config{Store: s})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -909,7 +909,7 @@ func testClosedPeriodCached(t *testing.T, open func() allot.Store) {
 func testCloseWaitsForDelivery(t *testing.T, open func() allot.Store) {
 	s := store(t, open)
 	slow := &slowGiveBack{Store: s, gate: make(chan struct{})}
-	svc, err := allot.New(allot.Config{Store: slow})
+	svc, err := allot.New(ctx(t), allot.Config{Store: slow})
 	if err != nil {
 		t.Fatal(err)
 	}

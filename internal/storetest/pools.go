@@ -26,7 +26,7 @@ func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.U
 func poolService(t *testing.T, s allot.Store) (*allot.Service, *clock) {
 	t.Helper()
 	clk := &clock{now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
-	svc, err := allot.New(allot.Config{Store: s, Now: clk.Now})
+	svc, err := allot.New(ctx(t), allot.Config{Store: s, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,7 +117,7 @@ func advance(t *testing.T, s allot.Store, seq, period string, counts ...int64) [
 
 func service(t *testing.T, s allot.Store) *allot.Service {
 	t.Helper()
-	svc, err := allot.New(allot.Config{Store: s})
+	svc, err := allot.New(ctx(t), allot.Config{Store: s})
 	if err != nil {
 		t.Fatalf("allot.New: %v", err)
 	}
@@ -462,7 +462,7 @@ func assertGapless(t *testing.T, nums []int64, start int64) {
 // every number taken.
 func testCachedConcurrentAndClose(t *testing.T, open func() allot.Store) {
 	s := store(t, open)
-	svc, err := allot.New(allot.Config{Store: s})
+	svc, err := allot.New(ctx(t), allot.Config{Store: s})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -680,7 +680,7 @@ func testServiceParseAndVoid(t *testing.T, open func() allot.Store) {
 // stopped (or with Force, for a server that crashed).
 func testVoidAcrossServers(t *testing.T, open func() allot.Store) {
 	st := store(t, open)
-	a, err := allot.New(allot.Config{Store: st, Owner: "server-a"})
+	a, err := allot.New(ctx(t), allot.Config{Store: st, Owner: "server-a"})
 	if err != nil {
 		t.Fatal(err)
 	}
