@@ -167,13 +167,6 @@ type allocator struct {
 	counterLast, max int64
 }
 
-// allocator returns the allocator of a period and date, nil if none.
-func (rt *seqRuntime) allocator(k allocKey) *allocator {
-	rt.allocMu.Lock()
-	defer rt.allocMu.Unlock()
-	return rt.allocs[k]
-}
-
 // allocatorFor returns the allocator of a period and date, creating it.
 // Past Config.LeasesMax allocators, the one used least recently is retired
 // (its lease given back in the background).

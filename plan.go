@@ -49,14 +49,6 @@ type AdvancePlan struct {
 	RowOf []int
 }
 
-// Span is the range of numbers the batch takes (empty when it takes none).
-func (p AdvancePlan) Span() Span {
-	if len(p.Rows) == 0 {
-		return Span{1, 0}
-	}
-	return Span{p.Rows[0].First, p.Rows[len(p.Rows)-1].Last}
-}
-
 // LedgerRow is a taken entry a batch writes.
 type LedgerRow struct {
 	Kind LedgerKind

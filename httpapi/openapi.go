@@ -8,6 +8,3 @@ import _ "embed"
 //
 //go:embed openapi.json
 var openapiJSON []byte
-
-// OpenAPI returns a copy of the embedded OpenAPI 3.1 document.
-func OpenAPI() []byte { return append([]byte(nil), openapiJSON...) }

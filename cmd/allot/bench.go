@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/allot/allot"
-	"github.com/allot/allot/internal/bench"
 	"github.com/allot/allot/httpapi"
+	"github.com/allot/allot/internal/bench"
 	"github.com/allot/allot/metrics"
 )
 

@@ -19,8 +19,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/allot/allot"
-	"github.com/allot/allot/internal/bench"
 	"github.com/allot/allot/httpapi"
+	"github.com/allot/allot/internal/bench"
 	"github.com/allot/allot/metrics"
 	"github.com/allot/allot/postgres"
 )

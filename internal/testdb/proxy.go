@@ -37,9 +37,6 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	return p
 }
 
-// Addr is the proxy's host:port.
-func (p *Proxy) Addr() string { return p.addr }
-
 // URL returns u (a postgres:// URL) with its host replaced by the proxy's.
 func (p *Proxy) URL(u string) string {
 	pu, err := url.Parse(u)
