@@ -62,4 +62,33 @@
 // which reads truthfully as leased or unanswered. A Service trusts its
 // Config.Now clock for holds, dates and deadlines; servers sharing a
 // database should keep their clocks in sync.
+//
+// # Where a change goes
+//
+// One package per technology, the domain in this one:
+//
+//   - this package: the types and their validation (sequence.go, pool.go,
+//     text.go), the rules as pure functions both stores run (plan.go for
+//     sequences, poolplan.go for claims and transitions, ledgertx.go for
+//     the ledger's transactions), the seams (store.go: Store, PoolStore,
+//     AdminStore, Notifier; admission.go: Admission; observe.go:
+//     Observer), and the Service: service.go holds Config, New, Close and
+//     the background loops, sequences.go and cached.go the sequence
+//     operations, pools.go the pool operations, idempotency.go the keys,
+//     ledger.go and ledgerwork.go what a server owes the ledger, health.go
+//     the store's health report, restore.go the restore rules;
+//   - sqlite and postgres: one Store each, a file per feature like this
+//     package (sequences.go, pools.go, idempotency.go, ledger.go,
+//     admin.go), their numbered migrations (a shipped migration is never
+//     edited: add one, and pin its checksum in internal/migrate), and a
+//     schema.sql generated from them by a test; a rule belongs in the Go
+//     plan, and in PL/pgSQL only where PostgreSQL must decide a batch in
+//     one statement, with the differential test in internal/storetest
+//     checking the two agree;
+//   - internal/storetest: the conformance suite every store runs; a new
+//     Store method gets its test there, not in one store's package;
+//   - batch: group commit; format: ID templates; wire: the HTTP contract
+//     shared by httpapi and client (problem codes); metrics: Prometheus;
+//     httpapi: the HTTP server; client: the Go client; cmd/allot: the CLI;
+//     internal/bench: the load generator and baselines of allot bench.
 package allot

@@ -3,12 +3,9 @@ package allot
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base32"
-	"encoding/hex"
 	"errors"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -258,11 +255,6 @@ func newClaimID() string {
 	return "clm_" + claimIDEncoding.EncodeToString(b[:])
 }
 
-func digest(parts ...string) string {
-	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	return hex.EncodeToString(sum[:])
-}
-
 // ClaimCreate asks for units of a pool. It returns the claim and whether
 // it is a replay of an earlier request with the same Idempotency-Key.
 func (s *Service) ClaimCreate(ctx context.Context, p ClaimCreateParams) (*Claim, bool, error) {
@@ -358,26 +350,6 @@ func outcomeName(err error) string {
 		return "idempotency_mismatch"
 	}
 	return "error"
-}
-
-// keyInFlight marks an idempotency key as in flight in this process, or
-// fails with ErrIdempotencyInFlight if it already is.
-func (s *Service) keyInFlight(idem *IdempotencyParams) (func(), error) {
-	slot := idem.Scope + "\x00" + idem.Key
-	if err := ValidateIdempotencyKey(idem.Key); err != nil {
-		return nil, err
-	}
-	s.inflightMu.Lock()
-	defer s.inflightMu.Unlock()
-	if _, busy := s.inflight[slot]; busy {
-		return nil, Errorf(ErrIdempotencyInFlight, "key %q is in flight: its first request is still running; retry shortly", idem.Key)
-	}
-	s.inflight[slot] = struct{}{}
-	return func() {
-		s.inflightMu.Lock()
-		delete(s.inflight, slot)
-		s.inflightMu.Unlock()
-	}, nil
 }
 
 // ClaimGet returns a claim; a hold past expiry reads as expired.

@@ -2,8 +2,8 @@ package allot
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -476,17 +476,6 @@ func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
 	return res, nil
 }
 
-func (s *Service) deliverReplay(p NextParams, rt *seqRuntime, rec *IdempotencyRecord, hash string) (*NextResult, error) {
-	res, err := s.replay(rt, rec, hash, p.IdempotencyKey)
-	if err == nil && p.Deliver != nil {
-		err = p.Deliver(res)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
 // prepareNext validates p, filling its defaults, and works out the date,
 // period, ledger date and deadline of the numbers.
 func (s *Service) prepareNext(ctx context.Context, p *NextParams, np *nextPlan) (*seqRuntime, error) {
@@ -712,41 +701,6 @@ func (s *Service) flushAdvance(ctx context.Context, k advanceKey, reqs []Sequenc
 		}
 	}
 	return res, nil
-}
-
-// idempotency validates an Idempotency-Key and digests the request.
-func (s *Service) idempotency(rt *seqRuntime, p NextParams, np nextPlan) (*IdempotencyParams, string, error) {
-	if err := ValidateIdempotencyKey(p.IdempotencyKey); err != nil {
-		return nil, "", err
-	}
-	text := "count=" + strconv.FormatInt(p.Count, 10) + "\x00date=" + p.Date
-	if p.Reference != "" {
-		text += "\x00reference=" + p.Reference
-	}
-	if p.ConfirmWithin != 0 {
-		text += "\x00confirm_within=" + p.ConfirmWithin.String()
-	}
-	sum := sha256.Sum256([]byte(text))
-	hash := hex.EncodeToString(sum[:])
-	idem := &IdempotencyParams{Scope: "sequence:" + rt.seq.Name, Key: p.IdempotencyKey, RequestHash: hash}
-	if rt.usesDate {
-		idem.Date = DateString(np.date)
-	}
-	return idem, hash, nil
-}
-
-func (s *Service) replay(rt *seqRuntime, rec *IdempotencyRecord, hash, key string) (*NextResult, error) {
-	if rec.RequestHash != hash {
-		return nil, Errorf(ErrIdempotencyMismatch, "key %q was first used with a different count, date, reference or confirm_within", key)
-	}
-	np := nextPlan{period: rec.Period, confirmBy: rec.ConfirmBy}
-	if rec.Date != "" {
-		var err error
-		if np.date, err = ParseDate("date", rec.Date); err != nil {
-			return nil, fmt.Errorf("stored idempotency record %q: %w", key, err)
-		}
-	}
-	return s.result(rt, np, rec.First, rec.Last-rec.First+1, 0, 0, true)
 }
 
 // SequenceParse decodes an ID and says what the ledger says of it.
@@ -1021,4 +975,16 @@ func (s *Service) SequenceLedger(ctx context.Context, name, after string, limit 
 		page.Entries = []LedgerEntry{}
 	}
 	return page, nil
+}
+
+type advanceKey struct {
+	seq    string
+	period string
+	kind   LedgerKind
+}
+
+func newBatchID() int64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return int64(binary.LittleEndian.Uint64(b[:]) &^ (1 << 63))
 }

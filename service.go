@@ -3,7 +3,6 @@ package allot
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -63,53 +62,6 @@ type Config struct {
 // FailpointAfterCommit is reached after a request's numbers committed and
 // before its answer is built.
 const FailpointAfterCommit = "after-commit"
-
-// Observer receives the service's measurements as events, one method for
-// every kind (BatchEvent, ClaimEvent, and those later parts add), so a new
-// measurement needs no new interface. Implementations ignore the events
-// they don't know, and must be safe for concurrent use and quick: Observe
-// is called on request paths.
-type Observer interface {
-	Observe(e Event)
-}
-
-// Event is a measurement: one of the *Event types.
-type Event interface {
-	// EventName names the kind of event, e.g. "batch".
-	EventName() string
-}
-
-// BatchEvent is one group commit.
-type BatchEvent struct {
-	// Kind is what the batch did: "issued", "leased", "reserved" (a
-	// sequence's numbers), "claim" or "confirm".
-	Kind string
-	// Size is the number of requests in it.
-	Size int
-	// Duration is how long the store took.
-	Duration time.Duration
-	// Err is the store's failure, nil when it committed.
-	Err error
-}
-
-// EventName implements Event.
-func (BatchEvent) EventName() string { return "batch" }
-
-// ClaimEvent is one claim's outcome.
-type ClaimEvent struct {
-	Pool string
-	// Outcome is "held", or the reason it was refused ("sold_out",
-	// "customer_limit", "pool_closed", "idempotency_mismatch", "error",
-	// or an admission's own).
-	Outcome string
-}
-
-// EventName implements Event.
-func (ClaimEvent) EventName() string { return "claim" }
-
-type nopObserver struct{}
-
-func (nopObserver) Observe(Event) {}
 
 // Defaults of Config.
 const (
@@ -256,12 +208,6 @@ func (s *Service) goBackground(fn func()) bool {
 	return true
 }
 
-type advanceKey struct {
-	seq    string
-	period string
-	kind   LedgerKind
-}
-
 // New returns a Service over cfg.Store and starts its background loops.
 // It does not run migrations. ctx bounds only the start (registering the
 // server in the store, within StoreTimeout at most): the Service runs
@@ -400,14 +346,6 @@ func unavailable(err error) bool {
 	return errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
-func (s *Service) purgeKeys(ctx context.Context) error {
-	n, err := s.store.IdempotencyPurge(ctx, s.cfg.Now().Add(-s.cfg.IdempotencyTTL))
-	if err == nil && n > 0 {
-		s.log.Info("purged idempotency keys", "count", n)
-	}
-	return err
-}
-
 // isolate says whether a failed batch should be retried request by
 // request: when the store blamed the data (ErrInvalid), one request may be
 // at fault, and the others must not fail with it.
@@ -432,12 +370,6 @@ func (s *Service) enter() error {
 // storeCtx bounds a store call made for a request by StoreTimeout.
 func (s *Service) storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.cfg.StoreTimeout)
-}
-
-func newBatchID() int64 {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return int64(binary.LittleEndian.Uint64(b[:]) &^ (1 << 63))
 }
 
 // Close stops taking requests, waits for those in progress, and gives back

@@ -173,19 +173,6 @@ type SequenceAdvanceRequest struct {
 	ConfirmBy *time.Time
 }
 
-// IdempotencyParams identify a request made with an Idempotency-Key.
-type IdempotencyParams struct {
-	// Scope namespaces the key, e.g. "sequence:invoices".
-	Scope string
-	// Key is the client's Idempotency-Key.
-	Key string
-	// RequestHash is a digest of the request body; a retry must match it.
-	RequestHash string
-	// Date is the document date the IDs were rendered with (YYYY-MM-DD),
-	// kept so a replay renders the same IDs on a later day.
-	Date string
-}
-
 // SequenceAdvanceResult is one caller's outcome of a batch.
 type SequenceAdvanceResult struct {
 	// First and Last bound the numbers taken (inclusive) when Err and
@@ -281,24 +268,6 @@ type SequenceLedgerParams struct {
 	AfterID int64
 	// Limit caps the number of entries (1..1000).
 	Limit int
-}
-
-// IdempotencyRecord is a stored outcome of a request made with an
-// Idempotency-Key.
-type IdempotencyRecord struct {
-	Scope       string
-	Key         string
-	RequestHash string
-	// Period, Date, First and Last are the outcome of a sequence request;
-	// ConfirmBy the deadline of reserved numbers.
-	Period    string
-	Date      string
-	First     int64
-	Last      int64
-	ConfirmBy *time.Time
-	// Result is the outcome of a pool request: the claim's id.
-	Result    string
-	CreatedAt time.Time
 }
 
 // PoolStore is the pool half of the storage seam. Every guarantee (held +

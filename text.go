@@ -23,20 +23,6 @@ func ValidateText(field, v string, max int) error {
 	return nil
 }
 
-// ValidateIdempotencyKey checks an Idempotency-Key: 1 to 255 printable
-// ASCII characters.
-func ValidateIdempotencyKey(key string) error {
-	if len(key) > 255 {
-		return Invalidf("Idempotency-Key", "must be at most 255 characters, got %d", len(key))
-	}
-	for i := 0; i < len(key); i++ {
-		if key[i] < 0x20 || key[i] > 0x7e {
-			return Invalidf("Idempotency-Key", "must be printable ASCII (a UUID is a good choice)")
-		}
-	}
-	return nil
-}
-
 var claimIDRE = regexp.MustCompile(`^clm_[0-9a-z]{16}$`)
 
 // validClaimID reports whether id has the shape allot gives claim ids.

@@ -378,42 +378,6 @@ func advanceTx(ctx context.Context, tx pgx.Tx, p allot.SequenceAdvanceParams) ([
 	return plan.Results, nil
 }
 
-func existingKeys(ctx context.Context, tx pgx.Tx, p allot.SequenceAdvanceParams) (map[string]*allot.IdempotencyRecord, error) {
-	var scope string
-	var keys []string
-	for _, r := range p.Requests {
-		if r.Idempotency != nil {
-			scope = r.Idempotency.Scope
-			keys = append(keys, r.Idempotency.Key)
-		}
-	}
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	recs, err := list(ctx, tx, "read idempotency keys", scanIdem, `SELECT `+idemCols+` FROM allot_idempotency WHERE scope = $1 AND key = ANY($2)`, scope, keys)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]*allot.IdempotencyRecord, len(recs))
-	for _, rec := range recs {
-		out[rec.Key] = rec
-	}
-	return out, nil
-}
-
-const idemCols = `scope, key, request_hash, period, date, first, last, confirm_by, created_at, result`
-
-func scanIdem(row pgx.Row) (*allot.IdempotencyRecord, error) {
-	var r allot.IdempotencyRecord
-	err := row.Scan(&r.Scope, &r.Key, &r.RequestHash, &r.Period, &r.Date, &r.First, &r.Last, &r.ConfirmBy, &r.CreatedAt, &r.Result)
-	r.CreatedAt = r.CreatedAt.UTC()
-	if r.ConfirmBy != nil {
-		t := r.ConfirmBy.UTC()
-		r.ConfirmBy = &t
-	}
-	return &r, err
-}
-
 // ServerStart records that a server started.
 func (s *Store) ServerStart(ctx context.Context, owner string) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO allot_servers (owner, started_at, seen_at) VALUES ($1, now(), now())
@@ -464,22 +428,4 @@ func (s *Store) SequenceLedger(ctx context.Context, p allot.SequenceLedgerParams
 	return list(ctx, s.pool, "ledger", scanLedgerValue,
 		`SELECT `+ledgerCols+` FROM allot_sequence_ledger WHERE sequence = $1 AND id > $2 ORDER BY id LIMIT $3`,
 		p.Sequence, p.AfterID, p.Limit)
-}
-
-// IdempotencyGet returns a stored record.
-func (s *Store) IdempotencyGet(ctx context.Context, scope, key string) (*allot.IdempotencyRecord, error) {
-	r, err := scanIdem(s.pool.QueryRow(ctx, `SELECT `+idemCols+` FROM allot_idempotency WHERE scope = $1 AND key = $2`, scope, key))
-	if err != nil {
-		return nil, translate(err, fmt.Sprintf("idempotency key %q", key))
-	}
-	return r, nil
-}
-
-// IdempotencyPurge deletes records created before the given time.
-func (s *Store) IdempotencyPurge(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM allot_idempotency WHERE created_at < $1`, before)
-	if err != nil {
-		return 0, translate(err, "purge idempotency keys")
-	}
-	return tag.RowsAffected(), nil
 }
