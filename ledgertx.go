@@ -173,3 +173,63 @@ func ReadNear(l *PeriodLedger, spans []Span, taken func(Span) ([]LedgerEntry, er
 	slices.SortFunc(l.Taken, func(a, b LedgerEntry) int { return cmp.Compare(a.First, b.First) })
 	return nil
 }
+
+// Ledger kind predicates, written exactly as the stores' partial indexes
+// on the ledger are, so a lookup filtered by one uses its index.
+const (
+	TakenKindsSQL    = `kind IN ('issued', 'leased', 'reserved')`
+	VoidedKindSQL    = `kind = 'voided'`
+	ConfirmedKindSQL = `kind = 'confirmed'`
+)
+
+// ReadNumberInfo reads what the ledger says of number n for a store's
+// SequenceNumberInfo. nearest returns the entry whose kind matches the
+// predicate (one of the *KindSQL constants) with the highest first number
+// at or below n, nil when there is none; ownerLive says whether the server
+// that owns a lease still runs.
+func ReadNumberInfo(n int64, nearest func(kinds string) (*LedgerEntry, error), ownerLive func(owner string) (bool, error)) (*NumberInfo, error) {
+	info := &NumberInfo{}
+	for _, k := range []struct {
+		dst   **LedgerEntry
+		kinds string
+	}{{&info.Taken, TakenKindsSQL}, {&info.Voided, VoidedKindSQL}, {&info.Confirmed, ConfirmedKindSQL}} {
+		e, err := nearest(k.kinds)
+		if err != nil {
+			return nil, err
+		}
+		if e != nil && e.Last >= n {
+			*k.dst = e
+		}
+	}
+	if t := info.Taken; t != nil && t.Kind == LedgerLeased && t.Pending {
+		live, err := ownerLive(t.Owner)
+		if err != nil {
+			return nil, err
+		}
+		info.OwnerStopped = !live
+	}
+	return info, nil
+}
+
+// ApplyMax checks a new max inside a store's update transaction and sets
+// it on q: it may not go below highest, the highest number taken in any
+// period (nil when none), and when it grows the range may not reach into
+// another sequence's (others lists every sequence, under whatever lock the
+// store needs for that).
+func ApplyMax(q *Sequence, max int64, highest *int64, others func() ([]*Sequence, error)) error {
+	if highest != nil && max < *highest {
+		return Invalidf("max", "%d is below %d, the highest number already taken: max may only go down to that", max, *highest)
+	}
+	if max > q.Max {
+		q.Max = max
+		all, err := others()
+		if err != nil {
+			return err
+		}
+		if err := FindOverlap(q, all); err != nil {
+			return err
+		}
+	}
+	q.Max = max
+	return nil
+}

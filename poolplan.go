@@ -289,3 +289,25 @@ func PlanTransition(p ClaimTransitionStoreParams, st TransitionState, late func(
 	plan.Set = &next
 	return plan, nil
 }
+
+// CheckPoolUpdate decides whether a pool change may be made, inside the
+// store's transaction, after the pool's holds past expiry gave their units
+// back: capacity may not go below what is held and sold, and a
+// per-customer limit may not go below what a customer already has
+// (topCustomer returns the most units one customer holds or bought, and
+// false when nobody has any).
+func CheckPoolUpdate(cur *PoolState, p PoolPatchParams, topCustomer func() (int64, bool, error)) error {
+	if p.Capacity != nil && *p.Capacity < cur.Held+cur.Confirmed {
+		return &CapacityError{Pool: cur.Name, Requested: *p.Capacity, Held: cur.Held, Confirmed: cur.Confirmed, CapacityNow: cur.Capacity}
+	}
+	if p.PerCustomer != nil && *p.PerCustomer > 0 {
+		top, ok, err := topCustomer()
+		if err != nil {
+			return err
+		}
+		if ok && top > *p.PerCustomer {
+			return Errorf(ErrInvalidState, "per_customer can't go to %d: a customer already has %d units of pool %q", *p.PerCustomer, top, cur.Name)
+		}
+	}
+	return nil
+}

@@ -278,40 +278,24 @@ func (s *Store) SequencePeriodClose(ctx context.Context, p allot.SequencePeriodC
 	return s.SequenceCounterGet(ctx, p.Sequence, p.Period)
 }
 
-// SequenceNumberInfo returns what the ledger says of number n.
+// SequenceNumberInfo returns what the ledger says of number n: each
+// lookup is one backward probe of the partial index its kind filter names.
 func (s *Store) SequenceNumberInfo(ctx context.Context, name, period string, n int64) (*allot.NumberInfo, error) {
 	if _, err := s.SequenceGet(ctx, name); err != nil {
 		return nil, err
 	}
-	info := &allot.NumberInfo{}
-	// Each kind filter is written as its partial index's predicate, so
-	// every lookup is one backward index probe.
-	find := func(kinds string) (*allot.LedgerEntry, error) {
+	info, err := allot.ReadNumberInfo(n, func(kinds string) (*allot.LedgerEntry, error) {
 		e, err := scanLedger(s.pool.QueryRow(ctx, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
 			WHERE sequence = $1 AND period = $2 AND `+kinds+` AND first <= $3 ORDER BY first DESC LIMIT 1`, name, period, n))
-		if errors.Is(err, pgx.ErrNoRows) || err == nil && e.Last < n {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, nil
 		}
 		return e, err
-	}
-	var err error
-	if info.Taken, err = find(`kind IN ('issued', 'leased', 'reserved')`); err != nil {
-		return nil, translate(err, "read ledger")
-	}
-	if info.Voided, err = find(`kind = 'voided'`); err != nil {
-		return nil, translate(err, "read ledger")
-	}
-	if info.Confirmed, err = find(`kind = 'confirmed'`); err != nil {
-		return nil, translate(err, "read ledger")
-	}
-	if t := info.Taken; t != nil && t.Kind == allot.LedgerLeased && t.Pending {
-		var live bool
-		if err := s.pool.QueryRow(ctx, `SELECT `+liveOwnerSQL, t.Owner, silentCutoff()).Scan(&live); err != nil {
-			return nil, translate(err, "read servers")
-		}
-		info.OwnerStopped = !live
-	}
-	return info, nil
+	}, func(owner string) (live bool, err error) {
+		err = s.pool.QueryRow(ctx, `SELECT `+liveOwnerSQL, owner, silentCutoff()).Scan(&live)
+		return live, err
+	})
+	return info, translate(err, "read ledger")
 }
 
 // SequenceBatchEntries returns the pending taken entries of a batch.

@@ -94,17 +94,12 @@ func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchPa
 		if err != nil {
 			return translate(err, fmt.Sprintf("pool %q", name))
 		}
-		if p.Capacity != nil && *p.Capacity < cur.Held+cur.Confirmed {
-			return &allot.CapacityError{Pool: name, Requested: *p.Capacity, Held: cur.Held, Confirmed: cur.Confirmed, CapacityNow: cur.Capacity}
-		}
-		if p.PerCustomer != nil && *p.PerCustomer > 0 {
+		if err := allot.CheckPoolUpdate(cur, p, func() (int64, bool, error) {
 			var top *int64
-			if err := tx.QueryRow(ctx, topCustomerSQL, name).Scan(&top); err != nil {
-				return err
-			}
-			if top != nil && *top > *p.PerCustomer {
-				return allot.Errorf(allot.ErrInvalidState, "per_customer can't go to %d: a customer already has %d units of pool %q", *p.PerCustomer, *top, name)
-			}
+			err := tx.QueryRow(ctx, topCustomerSQL, name).Scan(&top)
+			return deref64(top), top != nil, err
+		}); err != nil {
+			return err
 		}
 		ms := func(d *allot.Duration) *int64 {
 			if d == nil {
@@ -231,12 +226,7 @@ type claimRefusal struct{ available, limit, used *int64 }
 
 // err turns a refusal reported by the database into its error.
 func (o claimRefusal) err(outcome, pool string, r allot.PoolClaimRequest) error {
-	v := func(p *int64) int64 {
-		if p == nil {
-			return 0
-		}
-		return *p
-	}
+	v := deref64
 	switch outcome {
 	case "sold_out":
 		return &allot.SoldOutError{Pool: pool, Requested: r.Quantity, Available: v(o.available)}
@@ -344,6 +334,13 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 		return nil, allot.HoldTooLong(time.UnixMilli(*n1))
 	}
 	return nil, fmt.Errorf("postgres: unknown transition outcome %q", outcome)
+}
+
+func deref64(n *int64) int64 {
+	if n == nil {
+		return 0
+	}
+	return *n
 }
 
 func deref(s *string) string {

@@ -111,23 +111,14 @@ func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams
 			if err := tx.QueryRow(ctx, `SELECT max(last) FROM allot_sequence_counters WHERE sequence = $1`, p.Name).Scan(&highest); err != nil {
 				return translate(err, "read counters")
 			}
-			if highest != nil && *p.Max < *highest {
-				return allot.Invalidf("max", "%d is below %d, the highest number already taken: max may only go down to that", *p.Max, *highest)
-			}
-			if *p.Max > q.Max {
+			if err := allot.ApplyMax(q, *p.Max, highest, func() ([]*allot.Sequence, error) {
 				if _, err := tx.Exec(ctx, lockSequences); err != nil {
-					return err
+					return nil, err
 				}
-				q.Max = *p.Max
-				others, err := list(ctx, tx, "list sequences", scanSeq, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
-				if err != nil {
-					return err
-				}
-				if err := allot.FindOverlap(q, others); err != nil {
-					return err
-				}
+				return list(ctx, tx, "list sequences", scanSeq, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
+			}); err != nil {
+				return err
 			}
-			q.Max = *p.Max
 		}
 		p.ApplyTo(q)
 		// Lock the counters in period order, the order every

@@ -106,17 +106,12 @@ func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchPa
 		if err != nil {
 			return translate(err, fmt.Sprintf("pool %q", name))
 		}
-		if p.Capacity != nil && *p.Capacity < cur.Held+cur.Confirmed {
-			return &allot.CapacityError{Pool: name, Requested: *p.Capacity, Held: cur.Held, Confirmed: cur.Confirmed, CapacityNow: cur.Capacity}
-		}
-		if p.PerCustomer != nil && *p.PerCustomer > 0 {
+		if err := allot.CheckPoolUpdate(cur, p, func() (int64, bool, error) {
 			var top sql.NullInt64
-			if err := tx.QueryRowContext(ctx, topCustomerSQL, name).Scan(&top); err != nil {
-				return err
-			}
-			if top.Valid && top.Int64 > *p.PerCustomer {
-				return allot.Errorf(allot.ErrInvalidState, "per_customer can't go to %d: a customer already has %d units of pool %q", *p.PerCustomer, top.Int64, name)
-			}
+			err := tx.QueryRowContext(ctx, topCustomerSQL, name).Scan(&top)
+			return top.Int64, top.Valid, err
+		}); err != nil {
+			return err
 		}
 		ms := func(d *allot.Duration) any {
 			if d == nil {

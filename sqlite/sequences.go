@@ -107,24 +107,15 @@ func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams
 			return translate(err, fmt.Sprintf("sequence %q", p.Name))
 		}
 		if p.Max != nil {
-			var highest sql.NullInt64
+			var highest *int64
 			if err := tx.QueryRowContext(ctx, `SELECT max(last) FROM allot_sequence_counters WHERE sequence = ?`, p.Name).Scan(&highest); err != nil {
 				return err
 			}
-			if highest.Valid && *p.Max < highest.Int64 {
-				return allot.Invalidf("max", "%d is below %d, the highest number already taken: max may only go down to that", *p.Max, highest.Int64)
+			if err := allot.ApplyMax(q, *p.Max, highest, func() ([]*allot.Sequence, error) {
+				return list(ctx, tx, "list sequences", scanSeq, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
+			}); err != nil {
+				return err
 			}
-			if *p.Max > q.Max {
-				q.Max = *p.Max
-				others, err := list(ctx, tx, "list sequences", scanSeq, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
-				if err != nil {
-					return err
-				}
-				if err := allot.FindOverlap(q, others); err != nil {
-					return err
-				}
-			}
-			q.Max = *p.Max
 		}
 		p.ApplyTo(q)
 		if _, err := tx.ExecContext(ctx, `UPDATE allot_sequence_counters SET max = ? WHERE sequence = ?`, q.Max, p.Name); err != nil {
