@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"time"
 )
 
 // LedgerTx is what a store lends the ledger operations inside one of its
@@ -23,6 +24,58 @@ type LedgerTx interface {
 	// OwnerLive says whether server owner is running: it has not stopped
 	// and was seen within ServerSilentAfter.
 	OwnerLive(ctx context.Context, owner string) (bool, error)
+	// DueReserved returns, as they are now, the entries of ids that are
+	// still pending reservations with a deadline at or before now, by
+	// first number.
+	DueReserved(ctx context.Context, ids []int64, now time.Time) ([]LedgerEntry, error)
+	// ReservationsSwept records that owner voided reservations past
+	// their deadline at now (what the audit checks the sweeper against).
+	ReservationsSwept(ctx context.Context, owner string, now time.Time) error
+}
+
+// ExpireReservedTx is one period's part of Store.SequenceExpireReserved,
+// run in tx: it voids the entries of group (pending reservations of one
+// period found past their deadline) that still are, once the period's
+// counter is locked (a confirm may have settled one meanwhile, or a
+// give-back handed one back), and returns how many numbers it voided.
+func ExpireReservedTx(ctx context.Context, tx LedgerTx, group []LedgerEntry, now time.Time, owner string) (int64, error) {
+	spans := make([]Span, len(group))
+	ids := make([]int64, len(group))
+	for i, e := range group {
+		spans[i], ids[i] = Span{First: e.First, Last: e.Last}, e.ID
+	}
+	l, _, err := tx.Ledger(ctx, group[0].Sequence, group[0].Period, spans)
+	if err != nil {
+		return 0, err
+	}
+	if l.Taken, err = tx.DueReserved(ctx, ids, now); err != nil {
+		return 0, err
+	}
+	plan := PlanExpire(l)
+	if _, err := tx.Apply(ctx, l, plan, owner); err != nil {
+		return 0, err
+	}
+	if plan.Voided > 0 {
+		if err := tx.ReservationsSwept(ctx, owner, now); err != nil {
+			return 0, err
+		}
+	}
+	return plan.Voided, nil
+}
+
+// ByPeriod splits entries ordered by sequence and period into the runs of
+// one period each.
+func ByPeriod(es []LedgerEntry) [][]LedgerEntry {
+	var out [][]LedgerEntry
+	for len(es) > 0 {
+		n := 1
+		for n < len(es) && es[n].Sequence == es[0].Sequence && es[n].Period == es[0].Period {
+			n++
+		}
+		out = append(out, es[:n])
+		es = es[n:]
+	}
+	return out
 }
 
 // VoidTx is Store.SequenceVoid, run in tx.

@@ -142,6 +142,18 @@ func (t ledgerTx) OwnerLive(ctx context.Context, owner string) (live bool, err e
 	return live, err
 }
 
+func (t ledgerTx) DueReserved(ctx context.Context, ids []int64, now time.Time) ([]allot.LedgerEntry, error) {
+	return list(ctx, t.tx, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+		WHERE id = ANY($1) AND kind = 'reserved' AND pending AND confirm_by <= $2 ORDER BY first`, ids, now)
+}
+
+func (t ledgerTx) ReservationsSwept(ctx context.Context, owner string, now time.Time) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO allot_reservation_sweeps (id, owner, swept_at) VALUES (1, $1, $2)
+		ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, swept_at = GREATEST(allot_reservation_sweeps.swept_at, excluded.swept_at)`,
+		owner, now)
+	return err
+}
+
 // SequenceVoid records a voided range, as allot.PlanVoid decides.
 func (s *Store) SequenceVoid(ctx context.Context, p allot.SequenceVoidParams) (*allot.LedgerEntry, error) {
 	var out *allot.LedgerEntry
@@ -189,48 +201,15 @@ func (s *Store) SequenceConfirm(ctx context.Context, p allot.SequenceConfirmPara
 func (s *Store) SequenceExpireReserved(ctx context.Context, now time.Time, owner string) (int64, error) {
 	due, err := list(ctx, s.pool, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
 		WHERE pending AND kind = 'reserved' AND confirm_by <= $1 ORDER BY sequence, period, first LIMIT 5000`, now)
-	if err != nil || len(due) == 0 {
-		return 0, err
+	if err != nil {
+		return 0, translate(err, "void expired reservations")
 	}
 	var voided int64
-	for len(due) > 0 {
-		n := 1
-		for n < len(due) && due[n].Sequence == due[0].Sequence && due[n].Period == due[0].Period {
-			n++
-		}
-		group := due[:n]
-		due = due[n:]
+	for _, group := range allot.ByPeriod(due) {
 		err := s.withTx(ctx, func(tx pgx.Tx) error {
-			spans := make([]allot.Span, len(group))
-			for i, e := range group {
-				spans[i] = allot.Span{First: e.First, Last: e.Last}
-			}
-			l, _, err := periodLedger(ctx, tx, group[0].Sequence, group[0].Period, spans)
-			if err != nil {
-				return err
-			}
-			// Plan from the entries as they are now, read under the
-			// counter lock: a confirm may have settled one meanwhile, or a
-			// give-back handed one back.
-			due, err := list(ctx, tx, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
-				WHERE id = ANY($1) AND kind = 'reserved' AND pending AND confirm_by <= $2 ORDER BY first`, entryIDs(group), now)
-			if err != nil {
-				return err
-			}
-			l.Taken = due
-			plan := allot.PlanExpire(l)
-			if _, err := apply(ctx, tx, l, plan, owner); err != nil {
-				return err
-			}
-			if plan.Voided > 0 {
-				if _, err := tx.Exec(ctx, `INSERT INTO allot_reservation_sweeps (id, owner, swept_at) VALUES (1, $1, $2)
-					ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, swept_at = GREATEST(allot_reservation_sweeps.swept_at, excluded.swept_at)`,
-					owner, now); err != nil {
-					return err
-				}
-			}
-			voided += plan.Voided
-			return nil
+			n, err := allot.ExpireReservedTx(ctx, ledgerTx{tx}, group, now, owner)
+			voided += n
+			return err
 		})
 		if err != nil {
 			return voided, translate(err, "void expired reservations")
@@ -303,12 +282,4 @@ func (s *Store) SequenceBatchEntries(ctx context.Context, name, period string, b
 	return list(ctx, s.pool, "read ledger", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
 		WHERE sequence = $1 AND period = $2 AND pending AND batch = $3 AND kind IN ('issued', 'leased', 'reserved') ORDER BY first`,
 		name, period, batch)
-}
-
-func entryIDs(es []allot.LedgerEntry) []int64 {
-	out := make([]int64, len(es))
-	for i, e := range es {
-		out[i] = e.ID
-	}
-	return out
 }

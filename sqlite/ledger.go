@@ -133,6 +133,22 @@ func (t ledgerTx) OwnerLive(ctx context.Context, owner string) (live bool, err e
 	return live, err
 }
 
+func (t ledgerTx) DueReserved(ctx context.Context, ids []int64, now time.Time) ([]allot.LedgerEntry, error) {
+	args := []any{micros(now)}
+	marks := make([]string, len(ids))
+	for i, id := range ids {
+		args, marks[i] = append(args, id), "?"
+	}
+	return list(ctx, t.tx, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+		WHERE kind = 'reserved' AND pending AND confirm_by <= ? AND id IN (`+strings.Join(marks, ", ")+`) ORDER BY first`, args...)
+}
+
+func (t ledgerTx) ReservationsSwept(ctx context.Context, owner string, now time.Time) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO allot_reservation_sweeps (id, owner, swept_at) VALUES (1, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, swept_at = max(swept_at, excluded.swept_at)`, owner, micros(now))
+	return err
+}
+
 // SequenceVoid records a voided range, as allot.PlanVoid decides.
 func (s *Store) SequenceVoid(ctx context.Context, p allot.SequenceVoidParams) (*allot.LedgerEntry, error) {
 	var out *allot.LedgerEntry
@@ -182,45 +198,21 @@ func (s *Store) SequenceConfirm(ctx context.Context, p allot.SequenceConfirmPara
 
 // SequenceExpireReserved voids the reservations past their deadline.
 func (s *Store) SequenceExpireReserved(ctx context.Context, now time.Time, owner string) (int64, error) {
-	var voided int64
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		voided = 0
-		due, err := list(ctx, tx, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
-			WHERE pending AND kind = 'reserved' AND confirm_by <= ? ORDER BY sequence, period, first LIMIT 5000`, micros(now))
-		if err != nil || len(due) == 0 {
-			return err
-		}
-		for len(due) > 0 {
-			n := 1
-			for n < len(due) && due[n].Sequence == due[0].Sequence && due[n].Period == due[0].Period {
-				n++
-			}
-			group := due[:n]
-			due = due[n:]
-			spans := make([]allot.Span, len(group))
-			for i, e := range group {
-				spans[i] = allot.Span{First: e.First, Last: e.Last}
-			}
-			l, _, err := periodLedger(ctx, tx, group[0].Sequence, group[0].Period, spans)
-			if err != nil {
-				return err
-			}
-			l.Taken = group
-			plan := allot.PlanExpire(l)
-			if _, err := apply(ctx, tx, l, plan, owner); err != nil {
-				return err
-			}
-			voided += plan.Voided
-		}
-		if voided == 0 {
-			return nil
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO allot_reservation_sweeps (id, owner, swept_at) VALUES (1, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, swept_at = max(swept_at, excluded.swept_at)`, owner, micros(now))
-		return err
-	})
+	due, err := list(ctx, s.db, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+		WHERE pending AND kind = 'reserved' AND confirm_by <= ? ORDER BY sequence, period, first LIMIT 5000`, micros(now))
 	if err != nil {
 		return 0, translate(err, "void expired reservations")
+	}
+	var voided int64
+	for _, group := range allot.ByPeriod(due) {
+		err := s.withTx(ctx, func(tx *sql.Tx) error {
+			n, err := allot.ExpireReservedTx(ctx, ledgerTx{tx}, group, now, owner)
+			voided += n
+			return err
+		})
+		if err != nil {
+			return voided, translate(err, "void expired reservations")
+		}
 	}
 	return voided, nil
 }
