@@ -41,9 +41,10 @@ var notesNearSQL = map[allot.LedgerKind]string{
 	allot.LedgerConfirmed: strings.ReplaceAll(notesNear, "KIND", "confirmed"),
 }
 
-// periodLedger locks the counter of a period and reads the entries around
+// Ledger locks the counter of a period and reads the entries around
 // spans. exists is false when the period has no counter yet.
-func periodLedger(ctx context.Context, tx pgx.Tx, seq, period string, spans []allot.Span) (l allot.PeriodLedger, exists bool, err error) {
+func (t ledgerTx) Ledger(ctx context.Context, seq, period string, spans []allot.Span) (l allot.PeriodLedger, exists bool, err error) {
+	tx := t.tx
 	l = allot.PeriodLedger{Sequence: seq, Period: period}
 	err = tx.QueryRow(ctx, `SELECT start FROM allot_sequences WHERE name = $1`, seq).Scan(&l.Start)
 	if err != nil {
@@ -65,9 +66,10 @@ func periodLedger(ctx context.Context, tx pgx.Tx, seq, period string, spans []al
 	return l, true, err
 }
 
-// apply writes a plan: row changes, notes, the counter, settles. It
+// Apply writes a plan: row changes, notes, the counter, settles. It
 // returns the last note written.
-func apply(ctx context.Context, tx pgx.Tx, l allot.PeriodLedger, plan allot.LedgerPlan, owner string) (*allot.LedgerEntry, error) {
+func (t ledgerTx) Apply(ctx context.Context, l allot.PeriodLedger, plan allot.LedgerPlan, owner string) (*allot.LedgerEntry, error) {
+	tx := t.tx
 	for _, c := range plan.Changes {
 		var err error
 		if c.Returned {
@@ -124,14 +126,6 @@ func silentCutoff() time.Time { return time.Now().Add(-allot.ServerSilentAfter) 
 
 // ledgerTx lends a transaction to the root package's ledger operations.
 type ledgerTx struct{ tx pgx.Tx }
-
-func (t ledgerTx) Ledger(ctx context.Context, seq, period string, spans []allot.Span) (allot.PeriodLedger, bool, error) {
-	return periodLedger(ctx, t.tx, seq, period, spans)
-}
-
-func (t ledgerTx) Apply(ctx context.Context, l allot.PeriodLedger, plan allot.LedgerPlan, owner string) (*allot.LedgerEntry, error) {
-	return apply(ctx, t.tx, l, plan, owner)
-}
 
 func (t ledgerTx) Settle(ctx context.Context, ids []int64) error {
 	return settle(ctx, t.tx, ids, false)

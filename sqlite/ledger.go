@@ -34,9 +34,10 @@ const notesNear = `SELECT ` + ledgerCols + ` FROM allot_sequence_ledger
 		AND kind = ?5 AND first <= ?3), ?3)
 	ORDER BY first`
 
-// periodLedger reads the counter of a period and the entries around spans.
+// Ledger reads the counter of a period and the entries around spans.
 // exists is false when the period has no counter yet.
-func periodLedger(ctx context.Context, tx *sql.Tx, seq, period string, spans []allot.Span) (l allot.PeriodLedger, exists bool, err error) {
+func (t ledgerTx) Ledger(ctx context.Context, seq, period string, spans []allot.Span) (l allot.PeriodLedger, exists bool, err error) {
+	tx := t.tx
 	l = allot.PeriodLedger{Sequence: seq, Period: period}
 	err = tx.QueryRowContext(ctx, `SELECT s.start, coalesce(c.last, s.start - 1), c.last IS NOT NULL FROM allot_sequences s
 		LEFT JOIN allot_sequence_counters c ON c.sequence = s.name AND c.period = ? WHERE s.name = ?`, period, seq).Scan(&l.Start, &l.Last, &exists)
@@ -51,9 +52,10 @@ func periodLedger(ctx context.Context, tx *sql.Tx, seq, period string, spans []a
 	return l, exists, err
 }
 
-// apply writes a plan: row changes, notes, the counter, settles. It
+// Apply writes a plan: row changes, notes, the counter, settles. It
 // returns the last note written.
-func apply(ctx context.Context, tx *sql.Tx, l allot.PeriodLedger, plan allot.LedgerPlan, owner string) (*allot.LedgerEntry, error) {
+func (t ledgerTx) Apply(ctx context.Context, l allot.PeriodLedger, plan allot.LedgerPlan, owner string) (*allot.LedgerEntry, error) {
+	tx := t.tx
 	for _, c := range plan.Changes {
 		var err error
 		if c.Returned {
@@ -115,14 +117,6 @@ func silentCutoff() int64 { return micros(time.Now().Add(-allot.ServerSilentAfte
 
 // ledgerTx lends a transaction to the root package's ledger operations.
 type ledgerTx struct{ tx *sql.Tx }
-
-func (t ledgerTx) Ledger(ctx context.Context, seq, period string, spans []allot.Span) (allot.PeriodLedger, bool, error) {
-	return periodLedger(ctx, t.tx, seq, period, spans)
-}
-
-func (t ledgerTx) Apply(ctx context.Context, l allot.PeriodLedger, plan allot.LedgerPlan, owner string) (*allot.LedgerEntry, error) {
-	return apply(ctx, t.tx, l, plan, owner)
-}
 
 func (t ledgerTx) Settle(ctx context.Context, ids []int64) error {
 	return settle(ctx, t.tx, ids, false)
