@@ -16,11 +16,19 @@ type LedgerTx interface {
 	// Ledger locks the counter of a period and reads the entries around
 	// spans. exists is false when the period has no counter yet.
 	Ledger(ctx context.Context, seq, period string, spans []Span) (l PeriodLedger, exists bool, err error)
-	// Apply writes a plan made from l by owner, and returns the last note
-	// it wrote (nil if none).
-	Apply(ctx context.Context, l PeriodLedger, plan LedgerPlan, owner string) (*LedgerEntry, error)
-	// Settle marks issued and leased entries as no longer pending.
-	Settle(ctx context.Context, ids []int64) error
+	// ChangeEntry makes one row change of a plan: a returned entry is
+	// marked returned with its reason (and settled), any other has its
+	// last number moved to NewLast.
+	ChangeEntry(ctx context.Context, c RowChange) error
+	// MoveCounter sets a period's counter to last and adds voided and
+	// reserved to its figures.
+	MoveCounter(ctx context.Context, seq, period string, last, voided, reserved int64) error
+	// AddNote writes a note of a period by owner and returns it as stored.
+	AddNote(ctx context.Context, seq, period string, n LedgerNote, owner string) (*LedgerEntry, error)
+	// Settle marks issued and leased entries as no longer pending, and
+	// reserved ones too when reserved is set (the planners settle those
+	// once confirmed or voided in full).
+	Settle(ctx context.Context, ids []int64, reserved bool) error
 	// OwnerLive says whether server owner is running: it has not stopped
 	// and was seen within ServerSilentAfter.
 	OwnerLive(ctx context.Context, owner string) (bool, error)
@@ -52,7 +60,7 @@ func ExpireReservedTx(ctx context.Context, tx LedgerTx, group []LedgerEntry, now
 		return 0, err
 	}
 	plan := PlanExpire(l)
-	if _, err := tx.Apply(ctx, l, plan, owner); err != nil {
+	if _, err := ApplyPlan(ctx, tx, l, plan, owner); err != nil {
 		return 0, err
 	}
 	if plan.Voided > 0 {
@@ -76,6 +84,36 @@ func ByPeriod(es []LedgerEntry) [][]LedgerEntry {
 		es = es[n:]
 	}
 	return out
+}
+
+// ApplyPlan writes a plan made from l by owner in tx, in the plan's order
+// (row changes, notes, counter, settles), and returns the last note it
+// wrote (nil if none).
+func ApplyPlan(ctx context.Context, tx LedgerTx, l PeriodLedger, plan LedgerPlan, owner string) (*LedgerEntry, error) {
+	for _, c := range plan.Changes {
+		if err := tx.ChangeEntry(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	if plan.NewLast != l.Last || plan.Voided != 0 || plan.ReservedDelta != 0 {
+		if err := tx.MoveCounter(ctx, l.Sequence, l.Period, plan.NewLast, plan.Voided, plan.ReservedDelta); err != nil {
+			return nil, err
+		}
+	}
+	var last *LedgerEntry
+	for _, n := range plan.Notes {
+		e, err := tx.AddNote(ctx, l.Sequence, l.Period, n, owner)
+		if err != nil {
+			return nil, err
+		}
+		last = e
+	}
+	if len(plan.Settle) > 0 {
+		if err := tx.Settle(ctx, plan.Settle, true); err != nil {
+			return nil, err
+		}
+	}
+	return last, nil
 }
 
 // VoidTx is Store.SequenceVoid, run in tx.
@@ -107,7 +145,7 @@ func VoidTx(ctx context.Context, tx LedgerTx, p SequenceVoidParams) (*LedgerEntr
 			}
 		}
 	}
-	return tx.Apply(ctx, l, plan, p.Owner)
+	return ApplyPlan(ctx, tx, l, plan, p.Owner)
 }
 
 // ReturnTx is Store.SequenceReturn, run in tx: one period after another,
@@ -128,11 +166,11 @@ func ReturnTx(ctx context.Context, tx LedgerTx, p SequenceReturnParams) error {
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Apply(ctx, l, plan, p.Owner); err != nil {
+			if _, err := ApplyPlan(ctx, tx, l, plan, p.Owner); err != nil {
 				return err
 			}
 		}
-		if err := tx.Settle(ctx, pr.Settle); err != nil {
+		if err := tx.Settle(ctx, pr.Settle, false); err != nil {
 			return err
 		}
 	}
@@ -161,7 +199,7 @@ func ConfirmTx(ctx context.Context, tx LedgerTx, p SequenceConfirmParams) (e *Le
 			}
 		}
 	}
-	e, err = tx.Apply(ctx, l, plan, p.Owner)
+	e, err = ApplyPlan(ctx, tx, l, plan, p.Owner)
 	return e, replay, err
 }
 

@@ -66,41 +66,25 @@ func (t ledgerTx) Ledger(ctx context.Context, seq, period string, spans []allot.
 	return l, true, err
 }
 
-// Apply writes a plan: row changes, notes, the counter, settles. It
-// returns the last note written.
-func (t ledgerTx) Apply(ctx context.Context, l allot.PeriodLedger, plan allot.LedgerPlan, owner string) (*allot.LedgerEntry, error) {
-	tx := t.tx
-	for _, c := range plan.Changes {
-		var err error
-		if c.Returned {
-			_, err = tx.Exec(ctx, `UPDATE allot_sequence_ledger SET kind = 'returned', reason = $2, pending = false WHERE id = $1`, c.ID, c.Reason)
-		} else {
-			_, err = tx.Exec(ctx, `UPDATE allot_sequence_ledger SET last = $2 WHERE id = $1`, c.ID, c.NewLast)
-		}
-		if err != nil {
-			return nil, err
-		}
+func (t ledgerTx) ChangeEntry(ctx context.Context, c allot.RowChange) (err error) {
+	if c.Returned {
+		_, err = t.tx.Exec(ctx, `UPDATE allot_sequence_ledger SET kind = 'returned', reason = $2, pending = false WHERE id = $1`, c.ID, c.Reason)
+	} else {
+		_, err = t.tx.Exec(ctx, `UPDATE allot_sequence_ledger SET last = $2 WHERE id = $1`, c.ID, c.NewLast)
 	}
-	if plan.NewLast != l.Last || plan.Voided != 0 || plan.ReservedDelta != 0 {
-		if _, err := tx.Exec(ctx, `UPDATE allot_sequence_counters SET last = $3, voided = voided + $4, reserved = reserved + $5
-			WHERE sequence = $1 AND period = $2`, l.Sequence, l.Period, plan.NewLast, plan.Voided, plan.ReservedDelta); err != nil {
-			return nil, err
-		}
-	}
-	var last *allot.LedgerEntry
-	for _, n := range plan.Notes {
-		e, err := scanLedger(tx.QueryRow(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, reference)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+ledgerCols, l.Sequence, l.Period, string(n.Kind), n.Span.First, n.Span.Last,
-			n.Reason, owner, n.Reference))
-		if err != nil {
-			return nil, err
-		}
-		last = e
-	}
-	if err := settle(ctx, tx, plan.Settle, true); err != nil {
-		return nil, err
-	}
-	return last, nil
+	return err
+}
+
+func (t ledgerTx) MoveCounter(ctx context.Context, seq, period string, last, voided, reserved int64) error {
+	_, err := t.tx.Exec(ctx, `UPDATE allot_sequence_counters SET last = $3, voided = voided + $4, reserved = reserved + $5
+		WHERE sequence = $1 AND period = $2`, seq, period, last, voided, reserved)
+	return err
+}
+
+func (t ledgerTx) AddNote(ctx context.Context, seq, period string, n allot.LedgerNote, owner string) (*allot.LedgerEntry, error) {
+	return scanLedger(t.tx.QueryRow(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, reference)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+ledgerCols, seq, period, string(n.Kind), n.Span.First, n.Span.Last,
+		n.Reason, owner, n.Reference))
 }
 
 // settle marks entries as no longer pending. Reserved entries are settled
@@ -127,8 +111,8 @@ func silentCutoff() time.Time { return time.Now().Add(-allot.ServerSilentAfter) 
 // ledgerTx lends a transaction to the root package's ledger operations.
 type ledgerTx struct{ tx pgx.Tx }
 
-func (t ledgerTx) Settle(ctx context.Context, ids []int64) error {
-	return settle(ctx, t.tx, ids, false)
+func (t ledgerTx) Settle(ctx context.Context, ids []int64, reserved bool) error {
+	return settle(ctx, t.tx, ids, reserved)
 }
 
 func (t ledgerTx) OwnerLive(ctx context.Context, owner string) (live bool, err error) {

@@ -52,42 +52,25 @@ func (t ledgerTx) Ledger(ctx context.Context, seq, period string, spans []allot.
 	return l, exists, err
 }
 
-// Apply writes a plan: row changes, notes, the counter, settles. It
-// returns the last note written.
-func (t ledgerTx) Apply(ctx context.Context, l allot.PeriodLedger, plan allot.LedgerPlan, owner string) (*allot.LedgerEntry, error) {
-	tx := t.tx
-	for _, c := range plan.Changes {
-		var err error
-		if c.Returned {
-			_, err = tx.ExecContext(ctx, `UPDATE allot_sequence_ledger SET kind = 'returned', reason = ?, pending = 0 WHERE id = ?`, c.Reason, c.ID)
-		} else {
-			_, err = tx.ExecContext(ctx, `UPDATE allot_sequence_ledger SET last = ? WHERE id = ?`, c.NewLast, c.ID)
-		}
-		if err != nil {
-			return nil, err
-		}
+func (t ledgerTx) ChangeEntry(ctx context.Context, c allot.RowChange) (err error) {
+	if c.Returned {
+		_, err = t.tx.ExecContext(ctx, `UPDATE allot_sequence_ledger SET kind = 'returned', reason = ?, pending = 0 WHERE id = ?`, c.Reason, c.ID)
+	} else {
+		_, err = t.tx.ExecContext(ctx, `UPDATE allot_sequence_ledger SET last = ? WHERE id = ?`, c.NewLast, c.ID)
 	}
-	if plan.NewLast != l.Last || plan.Voided != 0 || plan.ReservedDelta != 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE allot_sequence_counters SET last = ?, voided = voided + ?, reserved = reserved + ?
-			WHERE sequence = ? AND period = ?`, plan.NewLast, plan.Voided, plan.ReservedDelta, l.Sequence, l.Period); err != nil {
-			return nil, err
-		}
-	}
-	var last *allot.LedgerEntry
-	now := micros(time.Now())
-	for _, n := range plan.Notes {
-		e, err := scanLedger(tx.QueryRowContext(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, created_at, reference)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+ledgerCols, l.Sequence, l.Period, string(n.Kind), n.Span.First, n.Span.Last,
-			n.Reason, owner, now, n.Reference))
-		if err != nil {
-			return nil, err
-		}
-		last = e
-	}
-	if err := settle(ctx, tx, plan.Settle, true); err != nil {
-		return nil, err
-	}
-	return last, nil
+	return err
+}
+
+func (t ledgerTx) MoveCounter(ctx context.Context, seq, period string, last, voided, reserved int64) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE allot_sequence_counters SET last = ?, voided = voided + ?, reserved = reserved + ?
+		WHERE sequence = ? AND period = ?`, last, voided, reserved, seq, period)
+	return err
+}
+
+func (t ledgerTx) AddNote(ctx context.Context, seq, period string, n allot.LedgerNote, owner string) (*allot.LedgerEntry, error) {
+	return scanLedger(t.tx.QueryRowContext(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, created_at, reference)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+ledgerCols, seq, period, string(n.Kind), n.Span.First, n.Span.Last,
+		n.Reason, owner, micros(time.Now()), n.Reference))
 }
 
 // settle marks entries as no longer pending. Reserved entries are settled
@@ -118,8 +101,8 @@ func silentCutoff() int64 { return micros(time.Now().Add(-allot.ServerSilentAfte
 // ledgerTx lends a transaction to the root package's ledger operations.
 type ledgerTx struct{ tx *sql.Tx }
 
-func (t ledgerTx) Settle(ctx context.Context, ids []int64) error {
-	return settle(ctx, t.tx, ids, false)
+func (t ledgerTx) Settle(ctx context.Context, ids []int64, reserved bool) error {
+	return settle(ctx, t.tx, ids, reserved)
 }
 
 func (t ledgerTx) OwnerLive(ctx context.Context, owner string) (live bool, err error) {
