@@ -4,21 +4,17 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/allot/allot"
 	"github.com/allot/allot/client"
 	"github.com/allot/allot/httpapi"
-	"github.com/allot/allot/metrics"
-	"github.com/allot/allot/sqlite"
+	"github.com/allot/allot/internal/testserver"
 )
 
 // server is a real Service over a real SQLite file behind the real HTTP API.
@@ -41,44 +37,9 @@ func newServer(t *testing.T, wrap func(http.Handler) http.Handler) *server {
 // config, e.g. to inject a clock.
 func newServerWith(t *testing.T, wrap func(http.Handler) http.Handler, configure func(*allot.Config)) *server {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "allot.db"))
-	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
-	metrics := metrics.New(nil)
-	cfg := allot.Config{Store: st, Logger: log, Metrics: metrics}
-	if configure != nil {
-		configure(&cfg)
-	}
-	svc, err := allot.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("allot.New: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = svc.Close(ctx)
-	})
-	api, err := httpapi.New(httpapi.Config{
-		Service: svc, Logger: log, Metrics: metrics,
-		Keys: map[string]httpapi.Role{adminKey: httpapi.RoleAdmin, clientKey: httpapi.RoleClient},
-	})
-	if err != nil {
-		t.Fatalf("httpapi.New: %v", err)
-	}
-	var h http.Handler = api.Handler()
-	if wrap != nil {
-		h = wrap(h)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &server{svc: svc, srv: srv}
+	ts := testserver.Start(t, testserver.Options{Wrap: wrap, Configure: configure, Log: t.Output(),
+		Keys: map[string]httpapi.Role{adminKey: httpapi.RoleAdmin, clientKey: httpapi.RoleClient}})
+	return &server{svc: ts.Service, srv: ts.HTTP}
 }
 
 func (s *server) client(t *testing.T, key string) *client.Client {

@@ -4,23 +4,13 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/allot/allot"
 	"github.com/allot/allot/client"
+	"github.com/allot/allot/internal/testkit"
 )
-
-// clock is a settable clock for allot.Config.Now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
 func dur(d time.Duration) *allot.Duration { v := allot.Duration(d); return &v }
 
@@ -159,7 +149,7 @@ func TestPoolRoundTrip(t *testing.T) {
 // across the wire, and that problems carry their figures.
 func TestPoolSentinels(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{now: time.Now().UTC()}
+	clk := testkit.NewClock(time.Now().UTC())
 	s := newServerWith(t, nil, func(c *allot.Config) { c.Now = clk.Now })
 	admin, cl := s.client(t, adminKey), s.client(t, clientKey)
 

@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/allot/allot/internal/testlog"
+	"github.com/allot/allot/internal/testkit"
 	"github.com/allot/allot/wire"
 )
 
 // logLines decodes the JSON log lines written to l so far.
-func logLines(t *testing.T, l *testlog.Buffer) []map[string]any {
+func logLines(t *testing.T, l *testkit.Buffer) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for line := range strings.SplitSeq(strings.TrimSpace(l.String()), "\n") {
@@ -35,9 +35,9 @@ func logLines(t *testing.T, l *testlog.Buffer) []map[string]any {
 
 // logEnv is a Server over e's Service logging JSON at level into a
 // buffer, with limits set before it serves.
-func logEnv(t *testing.T, e *env, level slog.Level, limits func(*errorLog)) (*Server, *httptest.Server, *testlog.Buffer) {
+func logEnv(t *testing.T, e *env, level slog.Level, limits func(*errorLog)) (*Server, *httptest.Server, *testkit.Buffer) {
 	t.Helper()
-	logs := &testlog.Buffer{}
+	logs := &testkit.Buffer{}
 	s, err := New(Config{Service: e.svc, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +186,7 @@ func TestErrorAccessLogIsBounded(t *testing.T) {
 // TestErrorLogLimiter drives one limiter and the summaries with made-up
 // times.
 func TestErrorLogLimiter(t *testing.T) {
-	logs := &testlog.Buffer{}
+	logs := &testkit.Buffer{}
 	el := newErrorLog(slog.New(slog.NewJSONHandler(logs, nil)))
 	ms := int64(time.Millisecond)
 	l := el.newLimiter("GET /x", 409, 0)
@@ -245,7 +245,7 @@ func TestErrorLogLimiter(t *testing.T) {
 // TestErrorLogSweepsAtMostEverySweep checks that the request path looks
 // for due summaries at most once per sweep interval.
 func TestErrorLogSweepsAtMostEverySweep(t *testing.T) {
-	logs := &testlog.Buffer{}
+	logs := &testkit.Buffer{}
 	el := newErrorLog(slog.New(slog.NewJSONHandler(logs, nil)))
 	ms := int64(time.Millisecond)
 	l := el.newLimiter("GET /x", 404, 0)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/allot/allot"
 	"github.com/allot/allot/internal/testdb"
-	"github.com/allot/allot/internal/testlog"
+	"github.com/allot/allot/internal/testkit"
 	"github.com/allot/allot/postgres"
 )
 
@@ -34,7 +34,7 @@ func TestStoreOutage(t *testing.T) {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	logs := &testlog.Buffer{}
+	logs := &testkit.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	reg := prometheus.NewRegistry()
 	svc, err := allot.New(context.Background(), allot.Config{Store: st, Logger: log, StoreTimeout: time.Second})

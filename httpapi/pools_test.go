@@ -15,22 +15,13 @@ import (
 	"time"
 
 	"github.com/allot/allot"
+	"github.com/allot/allot/internal/testkit"
 )
 
-// clock is a settable clock for allot.Config.Now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-
 // newClockEnv is newEnv with a clock the test moves.
-func newClockEnv(t *testing.T) (*env, *clock) {
+func newClockEnv(t *testing.T) (*env, *testkit.Clock) {
 	t.Helper()
-	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
+	clk := testkit.NewClock(time.Now().UTC().Truncate(time.Second))
 	e := newEnvWith(t, nil, func(c *allot.Config) { c.Now = clk.Now })
 	return e, clk
 }

@@ -9,10 +9,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,9 +20,8 @@ import (
 	"time"
 
 	"github.com/allot/allot"
-	"github.com/allot/allot/httpapi"
-	"github.com/allot/allot/internal/testlog"
-	"github.com/allot/allot/metrics"
+	"github.com/allot/allot/internal/testkit"
+	"github.com/allot/allot/internal/testserver"
 	"github.com/allot/allot/sqlite"
 )
 
@@ -65,33 +62,7 @@ func cliFor(t *testing.T, url string) func(code int, args ...string) result {
 // API keys, and returns its URL.
 func newAPI(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "allot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	metrics := metrics.New(nil)
-	svc, err := allot.New(context.Background(), allot.Config{Store: st, Logger: log, Metrics: metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = svc.Close(ctx)
-	})
-	api, err := httpapi.New(httpapi.Config{Service: svc, Logger: log, Metrics: metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.Handler())
-	t.Cleanup(srv.Close)
-	return srv.URL
+	return testserver.Start(t, testserver.Options{}).URL
 }
 
 // closedAddr returns a loopback address nothing listens on.
@@ -543,7 +514,7 @@ func TestServeWarnsOnlyOnceTheStoreIsOpen(t *testing.T) {
 	// With a store that opens, the warning comes, before listening.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stdout, stderr := &testlog.Buffer{}, &testlog.Buffer{}
+	stdout, stderr := &testkit.Buffer{}, &testkit.Buffer{}
 	done := make(chan int, 1)
 	store := "sqlite://" + filepath.Join(t.TempDir(), "allot.db")
 	go func() {

@@ -25,7 +25,7 @@ import (
 
 	"github.com/allot/allot"
 	"github.com/allot/allot/internal/testdb"
-	"github.com/allot/allot/internal/testlog"
+	"github.com/allot/allot/internal/testkit"
 	"github.com/allot/allot/postgres"
 	"github.com/allot/allot/sqlite"
 )
@@ -54,7 +54,7 @@ type proc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	url  string
-	logs *testlog.Buffer
+	logs *testkit.Buffer
 	done chan error
 	// exited is set by the test goroutine once it has received from done.
 	exited bool
@@ -78,7 +78,7 @@ func startServer(t *testing.T, store string, env ...string) *proc {
 
 func startServerAt(t *testing.T, addr, store string, env ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, url: "http://" + addr, logs: &testlog.Buffer{}, done: make(chan error, 1)}
+	p := &proc{t: t, url: "http://" + addr, logs: &testkit.Buffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binPath, "serve", "--listen", addr, "--store", store, "--log-format", "text")
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout = p.logs

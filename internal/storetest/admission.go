@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/allot/allot"
+	"github.com/allot/allot/internal/testkit"
 )
 
 // gate is an Admission that refuses one customer and records what it is
@@ -135,7 +136,7 @@ func testNoticesReopen(t *testing.T, open func() allot.Store) {
 	if _, ok := sa.(allot.Notifier); !ok {
 		t.Fatalf("%T is not an allot.Notifier", sa)
 	}
-	frozen := &clock{now: time.Now()}
+	frozen := testkit.NewClock(time.Now())
 	a, err := allot.New(ctx(t), allot.Config{Store: sa, Now: frozen.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/allot/allot"
-	"github.com/allot/allot/internal/testlog"
+	"github.com/allot/allot/internal/testkit"
 )
 
 // ledgerTests check the books a sequence keeps: leases capped and handed
@@ -365,7 +365,7 @@ func testReferences(t *testing.T, open func() allot.Store) {
 // resetting sequence, and a closed period takes no new numbers.
 func testWindowAndClosedPeriods(t *testing.T, open func() allot.Store) {
 	s := store(t, open)
-	clk := &clock{now: time.Date(2026, 3, 15, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 3, 15, 12, 0, 0, 0, time.UTC))
 	svc := seqService(t, s, allot.Config{Now: clk.Now, Owner: "a"})
 	create(t, svc, allot.SequenceCreateParams{Name: "inv", Format: "INV-{yyyy}-{n:5}", Reset: allot.ResetYearly, Mode: allot.ModeGapless})
 	next(t, svc, allot.NextParams{Sequence: "inv", Date: "2025-12-31"})
@@ -523,7 +523,7 @@ func testCancelledRequestsGiveBack(t *testing.T, open func() allot.Store) {
 // with a reason when their deadline passes.
 func testTwoPhase(t *testing.T, open func() allot.Store) {
 	s := store(t, open)
-	clk := &clock{now: time.Date(2026, 3, 15, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 3, 15, 12, 0, 0, 0, time.UTC))
 	svc := seqService(t, s, allot.Config{Now: clk.Now})
 	create(t, svc, allot.SequenceCreateParams{Name: "inv", Mode: allot.ModeGapless})
 	r := next(t, svc, allot.NextParams{Sequence: "inv", Count: 2, ConfirmWithin: 30 * time.Second})
@@ -881,7 +881,7 @@ func testLeaseBudgetAcrossDates(t *testing.T, open func() allot.Store) {
 // log line per request.
 func testClosedPeriodCached(t *testing.T, open func() allot.Store) {
 	s := store(t, open)
-	var logs testlog.Buffer
+	var logs testkit.Buffer
 	svc := seqService(t, s, allot.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	create(t, svc, allot.SequenceCreateParams{Name: "d", Format: "D{yyyy}{mm}{dd}-{n}", Reset: allot.ResetDaily, PeriodsBack: ptr(allot.PeriodsMax)})
 	if _, err := svc.SequencePeriodClose(ctx(t), "d", "2026-01-01", false); err != nil {

@@ -10,22 +10,13 @@ import (
 	"time"
 
 	"github.com/allot/allot"
+	"github.com/allot/allot/internal/testkit"
 )
 
-// clock is an injected, settable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-
 // poolService returns a service on s whose clock the test moves.
-func poolService(t *testing.T, s allot.Store) (*allot.Service, *clock) {
+func poolService(t *testing.T, s allot.Store) (*allot.Service, *testkit.Clock) {
 	t.Helper()
-	clk := &clock{now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
 	svc, err := allot.New(ctx(t), allot.Config{Store: s, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

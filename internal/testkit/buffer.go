@@ -1,14 +1,14 @@
-// Package testlog is a log destination for tests: a buffer a server or a
-// logger writes to from many goroutines while the test reads it.
-package testlog
+// Package testkit holds what tests of several packages share: a log
+// buffer safe for concurrent writers and a settable clock.
+package testkit
 
 import (
 	"bytes"
 	"sync"
 )
 
-// Buffer is a bytes.Buffer safe for concurrent writes and reads. The zero
-// value is ready to use.
+// Buffer is a log destination safe for concurrent writes while the test
+// reads it. The zero value is ready to use.
 type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
