@@ -346,14 +346,6 @@ func (c *Client) SequenceGetAt(ctx context.Context, name, date string) (*allot.S
 	return callInto[allot.SequenceState](ctx, c, request{method: http.MethodGet, path: path, query: q})
 }
 
-// confirmNumbersBody is the body of a sequence confirm.
-type confirmNumbersBody struct {
-	First     int64  `json:"first"`
-	Last      int64  `json:"last"`
-	Period    string `json:"period,omitempty"`
-	Reference string `json:"reference,omitempty"`
-}
-
 // SequenceConfirm confirms two-phase numbers p.First..p.Last (returned
 // reserved by Next with ConfirmWithin): they become issued. A repeat with
 // the same reference is a replay (replayed is true). Past their deadline
@@ -364,7 +356,7 @@ func (c *Client) SequenceConfirm(ctx context.Context, p allot.ConfirmParams) (en
 		return nil, false, err
 	}
 	resp, err := c.do(ctx, request{method: http.MethodPost, path: path,
-		body: confirmNumbersBody{First: p.First, Last: p.Last, Period: p.Period, Reference: p.Reference}})
+		body: wire.ConfirmNumbersRequest{First: &p.First, Last: &p.Last, Period: p.Period, Reference: p.Reference}})
 	if err != nil {
 		return nil, false, err
 	}
@@ -395,9 +387,7 @@ func (c *Client) SequencePeriodClose(ctx context.Context, name, period string, r
 
 // SequenceList returns every sequence with its figures, ordered by name.
 func (c *Client) SequenceList(ctx context.Context) ([]*allot.SequenceState, error) {
-	var out struct {
-		Sequences []*allot.SequenceState `json:"sequences"`
-	}
+	var out wire.SequenceList
 	if err := c.call(ctx, request{method: http.MethodGet, path: "/v1/sequences"}, &out); err != nil {
 		return nil, err
 	}
@@ -422,23 +412,16 @@ type joinedErr []error
 func (j joinedErr) Error() string   { return j[0].Error() }
 func (j joinedErr) Unwrap() []error { return j }
 
-// nextBody is the body of a next request; zero fields are left out, so
-// count 0 means 1 and an empty date means today, as in allot.NextParams.
-type nextBody struct {
-	Count         int64  `json:"count,omitempty"`
-	Date          string `json:"date,omitempty"`
-	Reference     string `json:"reference,omitempty"`
-	ConfirmWithin string `json:"confirm_within,omitempty"`
-}
-
 func nextRequest(p allot.NextParams, accept string) (request, error) {
 	path, err := sequencePath(p.Sequence, "next")
 	if err != nil {
 		return request{}, err
 	}
-	body := nextBody{Count: p.Count, Date: p.Date, Reference: p.Reference}
+	// Zero fields are left out: count 0 means 1 and an empty date today,
+	// as in allot.NextParams.
+	body := wire.NextRequest{Count: unlessZero(p.Count), Date: unlessZero(p.Date), Reference: unlessZero(p.Reference)}
 	if p.ConfirmWithin != 0 {
-		body.ConfirmWithin = p.ConfirmWithin.String()
+		body.ConfirmWithin = durationText(p.ConfirmWithin)
 	}
 	req := request{method: http.MethodPost, path: path, body: body, accept: accept}
 	if p.IdempotencyKey != "" {
@@ -490,15 +473,6 @@ func (c *Client) NextText(ctx context.Context, p allot.NextParams) ([]string, er
 	return strings.Split(text, "\n"), nil
 }
 
-// voidBody is the body of a void request.
-type voidBody struct {
-	Number *int64 `json:"number,omitempty"`
-	ID     string `json:"id,omitempty"`
-	Date   string `json:"date,omitempty"`
-	Reason string `json:"reason"`
-	Force  bool   `json:"force,omitempty"`
-}
-
 // SequenceVoid voids one issued number, named by p.Number (plus p.Date in
 // a resetting sequence) or by p.ID, with p.Reason (admin).
 func (c *Client) SequenceVoid(ctx context.Context, p allot.VoidParams) (*allot.LedgerEntry, error) {
@@ -506,7 +480,7 @@ func (c *Client) SequenceVoid(ctx context.Context, p allot.VoidParams) (*allot.L
 	if err != nil {
 		return nil, err
 	}
-	body := voidBody{Number: p.Number, ID: p.ID, Date: p.Date, Reason: p.Reason, Force: p.Force}
+	body := wire.VoidRequest{Number: p.Number, ID: p.ID, Date: p.Date, Reason: p.Reason, Force: p.Force}
 	return callInto[allot.LedgerEntry](ctx, c, request{method: http.MethodPost, path: path, body: body})
 }
 
@@ -594,9 +568,7 @@ func (c *Client) PoolGet(ctx context.Context, name string) (*allot.PoolState, er
 
 // PoolList returns every pool with its figures, ordered by name.
 func (c *Client) PoolList(ctx context.Context) ([]*allot.PoolState, error) {
-	var out struct {
-		Pools []*allot.PoolState `json:"pools"`
-	}
+	var out wire.PoolList
 	if err := c.call(ctx, request{method: http.MethodGet, path: "/v1/pools"}, &out); err != nil {
 		return nil, err
 	}
@@ -692,16 +664,6 @@ func (c *Client) ClaimList(ctx context.Context, p allot.ClaimListParams) (*allot
 	return &page, nil
 }
 
-// confirmBody is the body of a confirm request.
-type confirmBody struct {
-	Reference string `json:"reference,omitempty"`
-}
-
-// extendBody is the body of an extend request.
-type extendBody struct {
-	TTL allot.Duration `json:"ttl"`
-}
-
 // ClaimConfirm sells a claim's units, recording reference (e.g. a payment
 // id; may be ""). A late confirm of an expired hold succeeds if the units
 // can be taken again; otherwise the error unwraps to allot.ErrClaimExpired
@@ -713,7 +675,7 @@ func (c *Client) ClaimConfirm(ctx context.Context, id, reference, idempotencyKey
 	if err != nil {
 		return nil, err
 	}
-	return c.claimCall(ctx, request{method: http.MethodPost, path: path, body: confirmBody{Reference: reference},
+	return c.claimCall(ctx, request{method: http.MethodPost, path: path, body: wire.ClaimConfirmRequest{Reference: reference},
 		header: idempotencyHeader(idempotencyKey)})
 }
 
@@ -728,11 +690,6 @@ func (c *Client) ClaimRelease(ctx context.Context, id, idempotencyKey string) (*
 		header: idempotencyHeader(idempotencyKey)})
 }
 
-// cancelBody is the body of a cancel request.
-type cancelBody struct {
-	Reason string `json:"reason"`
-}
-
 // ClaimCancel undoes a confirmed claim (a refund): its units come back and
 // it becomes cancelled with reason. Cancelling it again with the same
 // reason is a replay (Replayed true). With idempotencyKey set, a retry
@@ -742,7 +699,7 @@ func (c *Client) ClaimCancel(ctx context.Context, id, reason, idempotencyKey str
 	if err != nil {
 		return nil, err
 	}
-	return c.claimCall(ctx, request{method: http.MethodPost, path: path, body: cancelBody{Reason: reason},
+	return c.claimCall(ctx, request{method: http.MethodPost, path: path, body: wire.CancelRequest{Reason: reason},
 		header: idempotencyHeader(idempotencyKey)})
 }
 
@@ -754,7 +711,7 @@ func (c *Client) ClaimExtend(ctx context.Context, id string, ttl time.Duration, 
 	if err != nil {
 		return nil, err
 	}
-	return c.claimCall(ctx, request{method: http.MethodPost, path: path, body: extendBody{TTL: allot.Duration(ttl)},
+	return c.claimCall(ctx, request{method: http.MethodPost, path: path, body: wire.ExtendRequest{TTL: durationText(ttl)},
 		header: idempotencyHeader(idempotencyKey)})
 }
 
@@ -762,10 +719,7 @@ func (c *Client) ClaimExtend(ctx context.Context, id string, ttl time.Duration, 
 // ok is true when every check passed; a failed check is reported in checks,
 // not as an error.
 func (c *Client) Audit(ctx context.Context) (ok bool, checks []allot.AuditCheck, err error) {
-	var out struct {
-		OK     bool               `json:"ok"`
-		Checks []allot.AuditCheck `json:"checks"`
-	}
+	var out wire.AuditReport
 	if err := c.call(ctx, request{method: http.MethodGet, path: "/v1/audit"}, &out); err != nil {
 		return false, nil, err
 	}
@@ -787,3 +741,18 @@ func (c *Client) Ready(ctx context.Context) error {
 }
 
 var _ error = (*Problem)(nil)
+
+// unlessZero returns a pointer to v, nil for the zero value.
+func unlessZero[T comparable](v T) *T {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return &v
+}
+
+// durationText is d as a request body carries it.
+func durationText(d time.Duration) *wire.DurationText {
+	t := wire.DurationText(d.String())
+	return &t
+}

@@ -404,14 +404,8 @@ func structFields(t reflect.Type, names []string) []string {
 	return names
 }
 
-// nextBody is the body of POST /v1/sequences/{name}/next. Pointers tell an
-// absent field from an explicit zero.
-type nextBody struct {
-	Count         *int64        `json:"count"`
-	Date          *string       `json:"date"`
-	Reference     *string       `json:"reference"`
-	ConfirmWithin *durationText `json:"confirm_within"`
-}
+// nextBody is wire.NextRequest (the wire contract).
+type nextBody = wire.NextRequest
 
 // decodeNext reads the body of a next request into p. An empty body means
 // count 1 and today. Common bodies are parsed without reflection; anything

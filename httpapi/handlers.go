@@ -60,9 +60,7 @@ func (s *Server) sequenceList(w http.ResponseWriter, r *http.Request) outcome {
 	if list == nil {
 		list = []*allot.SequenceState{}
 	}
-	return s.writeJSON(w, r, http.StatusOK, struct {
-		Sequences []*allot.SequenceState `json:"sequences"`
-	}{list})
+	return s.writeJSON(w, r, http.StatusOK, wire.SequenceList{Sequences: list})
 }
 
 // sequenceGet serves GET /v1/sequences/{name}?date=: the figures of the
@@ -199,13 +197,8 @@ func (s *Server) sequenceConfirm(w http.ResponseWriter, r *http.Request) outcome
 	return s.writeJSON(w, r, http.StatusOK, e)
 }
 
-// confirmNumbersBody is the body of POST /v1/sequences/{name}/confirm.
-type confirmNumbersBody struct {
-	First     *int64 `json:"first"`
-	Last      *int64 `json:"last"`
-	Period    string `json:"period"`
-	Reference string `json:"reference"`
-}
+// confirmNumbersBody is wire.ConfirmNumbersRequest (the wire contract).
+type confirmNumbersBody = wire.ConfirmNumbersRequest
 
 // periodBody is the body of the period close and reopen routes (optional).
 type periodBody struct{}
@@ -311,14 +304,8 @@ func wantsText(accept []string) bool {
 	return textQ > jsonQ || (textQ == jsonQ && textSpec > jsonSpec)
 }
 
-// voidBody is the body of POST /v1/sequences/{name}/void.
-type voidBody struct {
-	Number *int64 `json:"number"`
-	ID     string `json:"id"`
-	Date   string `json:"date"`
-	Reason string `json:"reason"`
-	Force  bool   `json:"force"`
-}
+// voidBody is wire.VoidRequest (the wire contract).
+type voidBody = wire.VoidRequest
 
 // sequenceVoid serves POST /v1/sequences/{name}/void.
 func (s *Server) sequenceVoid(w http.ResponseWriter, r *http.Request) outcome {

@@ -7,12 +7,11 @@ import (
 	"time"
 
 	"github.com/allot/allot"
+	"github.com/allot/allot/wire"
 )
 
-// durationText is a duration in a request body, such as "10m". Bodies
-// carry it as text and the handlers parse it, so a bad value is refused
-// with the name of its field.
-type durationText string
+// durationText is wire.DurationText (the wire contract).
+type durationText = wire.DurationText
 
 // timeText is an RFC 3339 time in a request body, parsed by the handlers
 // for the same reason.
@@ -134,13 +133,11 @@ func (s *Server) poolList(w http.ResponseWriter, r *http.Request) outcome {
 	if list == nil {
 		list = []*allot.PoolState{}
 	}
-	return s.writeJSON(w, r, http.StatusOK, poolListBody{list})
+	return s.writeJSON(w, r, http.StatusOK, poolListBody{Pools: list})
 }
 
-// poolListBody is the response of GET /v1/pools.
-type poolListBody struct {
-	Pools []*allot.PoolState `json:"pools"`
-}
+// poolListBody is wire.PoolList (the wire contract).
+type poolListBody = wire.PoolList
 
 // poolGet serves GET /v1/pools/{name}.
 func (s *Server) poolGet(w http.ResponseWriter, r *http.Request) outcome {
@@ -329,23 +326,17 @@ func queryLimit(q url.Values) (int, error) {
 	return n, nil
 }
 
-// confirmBody is the body of POST /v1/claims/{id}/confirm (optional).
-type confirmBody struct {
-	Reference string `json:"reference"`
-}
+// confirmBody is wire.ClaimConfirmRequest (the wire contract).
+type confirmBody = wire.ClaimConfirmRequest
 
-// extendBody is the body of POST /v1/claims/{id}/extend.
-type extendBody struct {
-	TTL *durationText `json:"ttl"`
-}
+// extendBody is wire.ExtendRequest (the wire contract).
+type extendBody = wire.ExtendRequest
 
 // releaseBody is the body of POST /v1/claims/{id}/release: empty or {}.
 type releaseBody struct{}
 
-// cancelBody is the body of POST /v1/claims/{id}/cancel.
-type cancelBody struct {
-	Reason string `json:"reason"`
-}
+// cancelBody is wire.CancelRequest (the wire contract).
+type cancelBody = wire.CancelRequest
 
 // claimCancel serves POST /v1/claims/{id}/cancel: a refund of a confirmed
 // claim.
@@ -406,11 +397,8 @@ func (s *Server) transition(w http.ResponseWriter, r *http.Request, p allot.Clai
 	return s.writeClaim(w, r, http.StatusOK, c)
 }
 
-// auditReport is the response of GET /v1/audit.
-type auditReport struct {
-	OK     bool               `json:"ok"`
-	Checks []allot.AuditCheck `json:"checks"`
-}
+// auditReport is wire.AuditReport (the wire contract).
+type auditReport = wire.AuditReport
 
 // audit serves GET /v1/audit: 200 whatever the outcome; the body says.
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) outcome {
