@@ -465,76 +465,15 @@ func decodeNext(r *http.Request, p *allot.NextParams) error {
 	return nil
 }
 
-// parseNextFast parses the plain shapes of a next body:
+// parseNextFast parses the plain shapes of a next body with parseFlat:
 // {"count":<int>,"date":"<printable ASCII>"} in any order, either field
-// optional and given at most once, with JSON white space. ok=false means
-// "not one of those shapes, ask decodeJSON" (which also produces the
-// error message); when ok is true the result equals what decodeJSON
-// decodes.
+// optional. ok=false means "not one of those shapes, ask decodeJSON".
 func parseNextFast(b []byte) (count int64, hasCount bool, date string, hasDate bool, ok bool) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return
+	fields := [2]flatField{{key: "count", kind: flatInt}, {key: "date"}}
+	if !parseFlat(b, fields[:]) {
+		return 0, false, "", false, false
 	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return 0, false, "", false, skipSpace(b, i+1) == len(b)
-	}
-	for {
-		// Key: only the exact field names, no escapes.
-		if i >= len(b) || b[i] != '"' {
-			return
-		}
-		var key string
-		switch {
-		case bytes.HasPrefix(b[i:], []byte(`"count"`)) && !hasCount:
-			key, i = "count", i+7
-		case bytes.HasPrefix(b[i:], []byte(`"date"`)) && !hasDate:
-			key, i = "date", i+6
-		default:
-			return // another key, or one given twice
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) || b[i] != ':' {
-			return
-		}
-		i = skipSpace(b, i+1)
-		if key == "count" {
-			var n int64
-			var good bool
-			n, i, good = parseInt(b, i)
-			if !good {
-				return
-			}
-			count, hasCount = n, true
-		} else {
-			if i >= len(b) || b[i] != '"' {
-				return
-			}
-			j := i + 1
-			for j < len(b) && b[j] >= 0x20 && b[j] < 0x80 && b[j] != '"' && b[j] != '\\' {
-				j++
-			}
-			if j >= len(b) || b[j] != '"' {
-				return
-			}
-			date, hasDate = string(b[i+1:j]), true
-			i = j + 1
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			ok = skipSpace(b, i+1) == len(b)
-			return
-		default:
-			return
-		}
-	}
+	return fields[0].n, fields[0].set, fields[1].s, fields[1].set, true
 }
 
 // parseInt parses a JSON integer of at most 18 digits at b[i:], which is
