@@ -7,7 +7,6 @@ import (
 
 	"github.com/allot/allot"
 	"github.com/allot/allot/internal/testdb"
-	"github.com/allot/allot/sqlite"
 )
 
 // BenchmarkNextCached measures the in-process library path of a cached
@@ -19,14 +18,7 @@ func BenchmarkNextCached(b *testing.B) {
 	}{{"{n}", 1}, {"LP{n:AAA99999}", 1}, {"{n}", 1000}} {
 		b.Run(fmt.Sprintf("format=%s/count=%d", tc.format, tc.count), func(b *testing.B) {
 			ctx := context.Background()
-			st, err := sqlite.Open(ctx, testdb.SQLitePath(b))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
-			if err := st.Migrate(ctx); err != nil {
-				b.Fatal(err)
-			}
+			st := testdb.SQLiteStore(b)
 			svc, err := allot.New(context.Background(), allot.Config{Store: st})
 			if err != nil {
 				b.Fatal(err)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/allot/allot"
 	"github.com/allot/allot/internal/testdb"
-	"github.com/allot/allot/sqlite"
 )
 
 // TestCachedPrefetchesBeforeRunningOut checks that a cached sequence leases
@@ -16,14 +15,7 @@ import (
 // in the ledger.
 func TestCachedPrefetchesBeforeRunningOut(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, testdb.SQLitePath(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := testdb.SQLiteStore(t)
 	svc, err := allot.New(context.Background(), allot.Config{Store: st})
 	if err != nil {
 		t.Fatal(err)

@@ -7,21 +7,13 @@ import (
 
 	"github.com/allot/allot"
 	"github.com/allot/allot/internal/testdb"
-	"github.com/allot/allot/postgres"
 )
 
 // BenchmarkAdvance measures one group-commit transaction on PostgreSQL
 // (fsync as the server has it) for batches of several sizes.
 func BenchmarkAdvance(b *testing.B) {
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, testdb.Postgres(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
+	st := testdb.PostgresStore(b)
 	q, _ := allot.NewSequence(allot.SequenceCreateParams{Name: "g", Mode: allot.ModeGapless})
 	if _, err := st.SequenceCreate(ctx, q); err != nil {
 		b.Fatal(err)

@@ -8,21 +8,13 @@ import (
 
 	"github.com/allot/allot"
 	"github.com/allot/allot/internal/testdb"
-	"github.com/allot/allot/postgres"
 )
 
 // BenchmarkPoolClaim measures one group-committed claim batch on
 // PostgreSQL (one call of allot_pool_claim) for several batch sizes.
 func BenchmarkPoolClaim(b *testing.B) {
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, testdb.Postgres(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
+	st := testdb.PostgresStore(b)
 	p, _ := allot.NewPool(allot.PoolCreateParams{Name: "p", Capacity: ptr(int64(1 << 40)), PerCustomer: ptr(int64(1))})
 	if _, err := st.PoolCreate(ctx, p); err != nil {
 		b.Fatal(err)

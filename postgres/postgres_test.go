@@ -38,14 +38,7 @@ func TestConformance(t *testing.T) {
 // moves back or past max, whatever the application does.
 func TestTriggersGuardCounter(t *testing.T) {
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, testdb.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := testdb.PostgresStore(t)
 	max := int64(10)
 	q, _ := allot.NewSequence(allot.SequenceCreateParams{Name: "a", Max: &max})
 	if _, err := s.SequenceCreate(ctx, q); err != nil {
@@ -70,14 +63,7 @@ func TestTriggersGuardCounter(t *testing.T) {
 // commits, so no number past it is ever issued.
 func TestNewCounterWaitsForMax(t *testing.T) {
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, testdb.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := testdb.PostgresStore(t)
 	maxv := int64(1000)
 	q, err := allot.NewSequence(allot.SequenceCreateParams{Name: "a", Max: &maxv, Reset: allot.ResetDaily, Format: "A{yyyy}{mm}{dd}-{n}"})
 	if err != nil {

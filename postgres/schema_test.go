@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/allot/allot/internal/testdb"
-	"github.com/allot/allot/postgres"
 )
 
 // TestSchemaSnapshot keeps schema.sql, the schema every migration adds up
@@ -18,14 +17,7 @@ import (
 // catalog, not from pg_dump, so it needs no client tools.
 func TestSchemaSnapshot(t *testing.T) {
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, testdb.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := testdb.PostgresStore(t)
 	db := s.Pool()
 	var schema string
 	if err := db.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
@@ -118,14 +110,7 @@ func TestSchemaSnapshot(t *testing.T) {
 // the edit later undone still migrates; any other checksum is refused.
 func TestMigrateChecksums(t *testing.T) {
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, testdb.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := testdb.PostgresStore(t)
 	set := func(sum string) {
 		t.Helper()
 		if _, err := s.Pool().Exec(ctx, `UPDATE allot_schema_migrations SET checksum = $1 WHERE version = 2`, sum); err != nil {

@@ -17,14 +17,7 @@ import (
 // numbers and its business row together.
 func TestNextTx(t *testing.T) {
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, testdb.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := testdb.PostgresStore(t)
 	svc, err := allot.New(context.Background(), allot.Config{Store: st})
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/allot/allot/internal/testdb"
-	"github.com/allot/allot/sqlite"
 )
 
 // TestSchemaSnapshot keeps schema.sql, the schema every migration adds up
@@ -15,14 +14,7 @@ import (
 // without replaying the migrations in your head.
 func TestSchemaSnapshot(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, testdb.SQLitePath(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := testdb.SQLiteStore(t)
 	rows, err := s.DB().QueryContext(ctx, `SELECT type, name, sql FROM sqlite_master
 		WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
 		ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END, name`)

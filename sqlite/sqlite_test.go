@@ -60,14 +60,7 @@ func TestPathFromURL(t *testing.T) {
 // moves back or past max, whatever the application does.
 func TestTriggersGuardCounter(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, testdb.SQLitePath(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := testdb.SQLiteStore(t)
 	q, _ := allot.NewSequence(allot.SequenceCreateParams{Name: "a", Max: ptr[int64](10)})
 	if _, err := s.SequenceCreate(ctx, q); err != nil {
 		t.Fatal(err)
@@ -91,14 +84,7 @@ func ptr[T any](v T) *T { return &v }
 // differs from the embedded one refuses to migrate, loudly.
 func TestMigrateRefusesAnEditedMigration(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, testdb.SQLitePath(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := testdb.SQLiteStore(t)
 	if _, err := s.DB().Exec(`UPDATE allot_schema_migrations SET checksum = 'edited' WHERE version = 1`); err != nil {
 		t.Fatal(err)
 	}

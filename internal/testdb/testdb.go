@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/allot/allot/postgres"
+	"github.com/allot/allot/sqlite"
 )
 
 // PostgresURLDefault is used when TEST_DATABASE_URL is not set.
@@ -124,4 +127,36 @@ func redact(u string) string {
 		return "the configured URL"
 	}
 	return p.Redacted()
+}
+
+// PostgresStore opens a migrated PostgreSQL store on a fresh schema (see
+// Postgres), closed when the test ends.
+func PostgresStore(t testing.TB) *postgres.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, Postgres(t))
+	if err != nil {
+		t.Fatalf("open postgres: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return st
+}
+
+// SQLiteStore opens a migrated SQLite store on a fresh file, closed when
+// the test ends.
+func SQLiteStore(t testing.TB) *sqlite.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, SQLitePath(t))
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return st
 }
