@@ -387,14 +387,11 @@ func (c *Client) SequencePeriodClose(ctx context.Context, name, period string, r
 
 // SequenceList returns every sequence with its figures, ordered by name.
 func (c *Client) SequenceList(ctx context.Context) ([]*allot.SequenceState, error) {
-	var out wire.SequenceList
-	if err := c.call(ctx, request{method: http.MethodGet, path: "/v1/sequences"}, &out); err != nil {
+	out, err := callInto[wire.SequenceList](ctx, c, request{method: http.MethodGet, path: "/v1/sequences"})
+	if err != nil {
 		return nil, err
 	}
-	if out.Sequences == nil {
-		out.Sequences = []*allot.SequenceState{}
-	}
-	return out.Sequences, nil
+	return nonNil(out.Sequences), nil
 }
 
 // SequencePatch changes max and/or warn_at (admin).
@@ -568,14 +565,11 @@ func (c *Client) PoolGet(ctx context.Context, name string) (*allot.PoolState, er
 
 // PoolList returns every pool with its figures, ordered by name.
 func (c *Client) PoolList(ctx context.Context) ([]*allot.PoolState, error) {
-	var out wire.PoolList
-	if err := c.call(ctx, request{method: http.MethodGet, path: "/v1/pools"}, &out); err != nil {
+	out, err := callInto[wire.PoolList](ctx, c, request{method: http.MethodGet, path: "/v1/pools"})
+	if err != nil {
 		return nil, err
 	}
-	if out.Pools == nil {
-		out.Pools = []*allot.PoolState{}
-	}
-	return out.Pools, nil
+	return nonNil(out.Pools), nil
 }
 
 // PoolPatch changes a pool's settings (admin); nil fields stay as they
@@ -719,14 +713,11 @@ func (c *Client) ClaimExtend(ctx context.Context, id string, ttl time.Duration, 
 // ok is true when every check passed; a failed check is reported in checks,
 // not as an error.
 func (c *Client) Audit(ctx context.Context) (ok bool, checks []allot.AuditCheck, err error) {
-	var out wire.AuditReport
-	if err := c.call(ctx, request{method: http.MethodGet, path: "/v1/audit"}, &out); err != nil {
+	out, err := callInto[wire.AuditReport](ctx, c, request{method: http.MethodGet, path: "/v1/audit"})
+	if err != nil {
 		return false, nil, err
 	}
-	if out.Checks == nil {
-		out.Checks = []allot.AuditCheck{}
-	}
-	return out.OK, out.Checks, nil
+	return out.OK, nonNil(out.Checks), nil
 }
 
 // Ready returns nil when the server is ready to serve (its store answers),
@@ -755,4 +746,13 @@ func unlessZero[T comparable](v T) *T {
 func durationText(d time.Duration) *wire.DurationText {
 	t := wire.DurationText(d.String())
 	return &t
+}
+
+// nonNil returns s, or an empty slice for nil, so callers can tell "none"
+// from a failed call by the error alone and encode it as [].
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

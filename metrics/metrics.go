@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,11 +36,8 @@ type Metrics struct {
 	batchErrors     *prometheus.CounterVec
 	claims          *prometheus.CounterVec
 
-	kindMu sync.Mutex
-	kinds  atomic.Pointer[map[string]kindObservers] // copy on write
-
-	claimMu       sync.Mutex
-	claimCounters atomic.Pointer[map[claimKey]prometheus.Counter] // copy on write
+	kinds         cowMap[string, kindObservers]
+	claimCounters cowMap[claimKey, prometheus.Counter]
 }
 
 var _ allot.Observer = (*Metrics)(nil)
@@ -130,63 +128,53 @@ func (m *Metrics) observeBatch(kind string, size int, d time.Duration, err error
 // "held" is claims per second; the other outcomes are rejections by
 // reason.
 func (m *Metrics) observeClaim(pool, outcome string) {
-	k := claimKey{pool, outcome}
-	if p := m.claimCounters.Load(); p != nil {
-		if c, ok := (*p)[k]; ok {
-			c.Inc()
-			return
-		}
-	}
-	m.claimMu.Lock()
-	defer m.claimMu.Unlock()
-	old := m.claimCounters.Load()
-	if old != nil {
-		if c, ok := (*old)[k]; ok {
-			c.Inc()
-			return
-		}
-	}
-	c := m.claims.WithLabelValues(pool, outcome)
-	next := make(map[claimKey]prometheus.Counter, 1)
-	if old != nil {
-		for k, v := range *old {
-			next[k] = v
-		}
-	}
-	next[k] = c
-	m.claimCounters.Store(&next)
-	c.Inc()
+	m.claimCounters.get(claimKey{pool, outcome}, func() prometheus.Counter {
+		return m.claims.WithLabelValues(pool, outcome)
+	}).Inc()
 }
 
 // kind returns the observers of a kind, resolving its labels once.
 func (m *Metrics) kind(kind string) kindObservers {
-	if p := m.kinds.Load(); p != nil {
-		if o, ok := (*p)[kind]; ok {
-			return o
+	return m.kinds.get(kind, func() kindObservers {
+		return kindObservers{
+			size:     m.batchSize.WithLabelValues(kind),
+			duration: m.commitDuration.WithLabelValues(kind),
+			errors:   m.batchErrors.WithLabelValues(kind),
+		}
+	})
+}
+
+// cowMap is a map read on every request without a lock: reads load a
+// pointer, the rare write copies the map under a mutex. The zero value is
+// empty and ready.
+type cowMap[K comparable, V any] struct {
+	mu sync.Mutex
+	p  atomic.Pointer[map[K]V]
+}
+
+// get returns the value of k, creating it with create on first use.
+func (c *cowMap[K, V]) get(k K, create func() V) V {
+	if p := c.p.Load(); p != nil {
+		if v, ok := (*p)[k]; ok {
+			return v
 		}
 	}
-	m.kindMu.Lock()
-	defer m.kindMu.Unlock()
-	old := m.kinds.Load()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.p.Load()
 	if old != nil {
-		if o, ok := (*old)[kind]; ok {
-			return o
+		if v, ok := (*old)[k]; ok {
+			return v
 		}
 	}
-	o := kindObservers{
-		size:     m.batchSize.WithLabelValues(kind),
-		duration: m.commitDuration.WithLabelValues(kind),
-		errors:   m.batchErrors.WithLabelValues(kind),
-	}
-	next := make(map[string]kindObservers, 1)
+	v := create()
+	next := make(map[K]V, 1)
 	if old != nil {
-		for k, v := range *old {
-			next[k] = v
-		}
+		maps.Copy(next, *old)
 	}
-	next[kind] = o
-	m.kinds.Store(&next)
-	return o
+	next[k] = v
+	c.p.Store(&next)
+	return v
 }
 
 // Route returns the request-duration histograms of one route pattern.
@@ -199,35 +187,14 @@ func (m *Metrics) Route(pattern string) *RouteObservers {
 type RouteObservers struct {
 	vec   *prometheus.HistogramVec
 	route string
-	mu    sync.Mutex
-	codes atomic.Pointer[map[int]prometheus.Observer] // copy on write
+	codes cowMap[int, prometheus.Observer]
 }
 
 // Get returns the histogram of the route's responses with status code.
 func (c *RouteObservers) Get(code int) prometheus.Observer {
-	if p := c.codes.Load(); p != nil {
-		if o, ok := (*p)[code]; ok {
-			return o
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := c.codes.Load()
-	if old != nil {
-		if o, ok := (*old)[code]; ok {
-			return o
-		}
-	}
-	o := c.vec.WithLabelValues(c.route, strconv.Itoa(code))
-	next := make(map[int]prometheus.Observer, 1)
-	if old != nil {
-		for k, v := range *old {
-			next[k] = v
-		}
-	}
-	next[code] = o
-	c.codes.Store(&next)
-	return o
+	return c.codes.get(code, func() prometheus.Observer {
+		return c.vec.WithLabelValues(c.route, strconv.Itoa(code))
+	})
 }
 
 // CollectService registers, on the metrics' registry, the gauges of every
