@@ -201,13 +201,8 @@ func (c *RouteObservers) Get(code int) prometheus.Observer {
 // sequence and pool of svc, computed when scraped. One Service per
 // registry: a second registration fails.
 func (m *Metrics) CollectService(svc *allot.Service, log *slog.Logger) error {
-	seqs := &sequenceCollector{svc: svc, log: log}
-	if err := m.reg.Register(seqs); err != nil {
-		return fmt.Errorf("register sequence gauges (one Server per registry): %w", err)
-	}
-	if err := m.reg.Register(&poolCollector{svc: svc, log: log}); err != nil {
-		m.reg.Unregister(seqs)
-		return fmt.Errorf("register pool gauges (one Server per registry): %w", err)
+	if err := m.reg.Register(&serviceCollector{svc: svc, log: log}); err != nil {
+		return fmt.Errorf("register the sequence and pool gauges (one Server per registry): %w", err)
 	}
 	return nil
 }
@@ -221,44 +216,6 @@ var (
 		"Numbers of the current period by state: issued (known handed out), leased (in leases of servers that have not said what they handed out), reserved (two-phase, awaiting confirmation), voided. The same on every server.",
 		[]string{"sequence", "state"}, nil)
 )
-
-// sequenceCollector computes the sequence gauges when scraped.
-type sequenceCollector struct {
-	svc *allot.Service
-	log *slog.Logger
-}
-
-// Describe implements prometheus.Collector.
-func (c *sequenceCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descRemaining
-	ch <- descWarning
-	ch <- descNumbers
-}
-
-// Collect implements prometheus.Collector. On error it logs and reports
-// nothing, so one slow database does not fail the whole scrape.
-func (c *sequenceCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), collectTimeout)
-	defer cancel()
-	list, err := c.svc.SequenceList(ctx)
-	if err != nil {
-		if !outage(err) { // the service reports outages itself
-			c.log.Warn("metrics: list sequences", "err", err)
-		}
-		return
-	}
-	for _, st := range list {
-		warning := 0.0
-		if st.Warning {
-			warning = 1
-		}
-		ch <- prometheus.MustNewConstMetric(descRemaining, prometheus.GaugeValue, float64(st.Remaining), st.Name)
-		ch <- prometheus.MustNewConstMetric(descWarning, prometheus.GaugeValue, warning, st.Name)
-		for state, n := range map[string]int64{"issued": st.Issued, "leased": st.Leased, "reserved": st.Reserved, "voided": st.Voided} {
-			ch <- prometheus.MustNewConstMetric(descNumbers, prometheus.GaugeValue, float64(n), st.Name, state)
-		}
-	}
-}
 
 var (
 	descPoolCapacity = prometheus.NewDesc("allot_pool_capacity",
@@ -276,34 +233,59 @@ func outage(err error) bool {
 	return errors.Is(err, allot.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// poolCollector computes the pool gauges when scraped.
-type poolCollector struct {
+// serviceCollector computes the sequence and pool gauges when scraped.
+type serviceCollector struct {
 	svc *allot.Service
 	log *slog.Logger
 }
 
 // Describe implements prometheus.Collector.
-func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descPoolCapacity
-	ch <- descPoolHeld
-	ch <- descPoolConfirmed
+func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRemaining, descWarning, descNumbers, descPoolCapacity, descPoolHeld, descPoolConfirmed} {
+		ch <- d
+	}
 }
 
-// Collect implements prometheus.Collector. On error it logs and reports
-// nothing, so one slow database does not fail the whole scrape.
-func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+// Collect implements prometheus.Collector. A list that fails is logged
+// and reported as nothing, so one slow database does not fail the whole
+// scrape.
+func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), collectTimeout)
 	defer cancel()
-	list, err := c.svc.PoolList(ctx)
+	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	if seqs, ok := collect(ctx, c.log, "sequences", c.svc.SequenceList); ok {
+		for _, st := range seqs {
+			warning := int64(0)
+			if st.Warning {
+				warning = 1
+			}
+			gauge(descRemaining, st.Remaining, st.Name)
+			gauge(descWarning, warning, st.Name)
+			for state, n := range map[string]int64{"issued": st.Issued, "leased": st.Leased, "reserved": st.Reserved, "voided": st.Voided} {
+				gauge(descNumbers, n, st.Name, state)
+			}
+		}
+	}
+	if pools, ok := collect(ctx, c.log, "pools", c.svc.PoolList); ok {
+		for _, st := range pools {
+			gauge(descPoolCapacity, st.Capacity, st.Name)
+			gauge(descPoolHeld, st.Held, st.Name)
+			gauge(descPoolConfirmed, st.Confirmed, st.Name)
+		}
+	}
+}
+
+// collect lists what the gauges need, logging a failure unless it is an
+// outage (the service reports those itself, once).
+func collect[T any](ctx context.Context, log *slog.Logger, what string, list func(context.Context) ([]T, error)) ([]T, bool) {
+	out, err := list(ctx)
 	if err != nil {
 		if !outage(err) {
-			c.log.Warn("metrics: list pools", "err", err)
+			log.Warn("metrics: list "+what, "err", err)
 		}
-		return
+		return nil, false
 	}
-	for _, st := range list {
-		ch <- prometheus.MustNewConstMetric(descPoolCapacity, prometheus.GaugeValue, float64(st.Capacity), st.Name)
-		ch <- prometheus.MustNewConstMetric(descPoolHeld, prometheus.GaugeValue, float64(st.Held), st.Name)
-		ch <- prometheus.MustNewConstMetric(descPoolConfirmed, prometheus.GaugeValue, float64(st.Confirmed), st.Name)
-	}
+	return out, true
 }
