@@ -20,8 +20,9 @@ import (
 // Implementations must be safe for concurrent use.
 type Admission interface {
 	// Admit is called as a claim arrives, before it queues for a batch.
-	// An error refuses it at once (an *SoldOutError for stock, or an
-	// error of the admission's own). A claim with an idempotency key may
+	// An error refuses it at once: a *SoldOutError for stock, or an
+	// error that wraps ErrNotAdmitted (answered 409 not_admitted); any
+	// other error is answered as an internal one. A claim with an idempotency key may
 	// be a retry of one that got units: refusing it for stock would hide
 	// its claim, so stock checks must let keyed claims through.
 	Admit(ctx context.Context, pool string, r PoolClaimRequest) error
@@ -32,9 +33,11 @@ type Admission interface {
 	// back to Decided (the state it saw, so it can tell a change that
 	// raced the batch).
 	Flush(pool string, reqs []PoolClaimRequest, refused []error) (mark uint64)
-	// Decided is called once for every batch Flush saw, and for a claim
-	// this admission let through that a later admission's Admit refused,
-	// with what became of each claim.
+	// Decided is called with what became of every claim this admission
+	// let through: once for every batch Flush saw, and (with mark 0 and
+	// Stored false) for a claim that never reached a batch: refused by a
+	// later admission's Admit, given up by its caller while it queued, or
+	// refused because the Service was closing.
 	Decided(pool string, mark uint64, d Decision)
 	// Returned is called when units of pool came back (a release, a
 	// cancel, an expiry, a capacity raise or a reopen, on this process or,
@@ -68,14 +71,20 @@ type admissions []Admission
 func (as admissions) admit(ctx context.Context, pool string, r PoolClaimRequest) error {
 	for i, a := range as {
 		if err := a.Admit(ctx, pool, r); err != nil {
-			d := Decision{Requests: []PoolClaimRequest{r}, Results: []PoolClaimOutcome{{Err: err}}}
-			for _, prev := range as[:i] {
-				prev.Decided(pool, 0, d)
-			}
+			as[:i].notSent(pool, r, err)
 			return err
 		}
 	}
 	return nil
+}
+
+// notSent tells the admissions of a claim they let through that never
+// reached a batch, and why.
+func (as admissions) notSent(pool string, r PoolClaimRequest, err error) {
+	d := Decision{Requests: []PoolClaimRequest{r}, Results: []PoolClaimOutcome{{Err: err}}}
+	for _, a := range as {
+		a.Decided(pool, 0, d)
+	}
 }
 
 // flush asks each admission in turn (each sees what the ones before it
@@ -154,12 +163,22 @@ func (c *soldOutCache) Flush(pool string, reqs []PoolClaimRequest, refused []err
 
 // Decided marks the pool sold out when the batch left nothing, unless it
 // was reopened since the batch was formed (units came back while the
-// batch that saw none was committing).
+// batch that saw none was committing), and clears the mark when a batch
+// found units left.
 func (c *soldOutCache) Decided(pool string, mark uint64, d Decision) {
-	if !d.Stored || d.Available > 0 {
+	if !d.Stored {
 		return
 	}
 	p := c.pool(pool)
+	if d.Available > 0 {
+		// Units are left (a batch of keyed claims may go to the store
+		// while the flag is set): unless a reopen raced, the flag is
+		// stale.
+		if p.reopened.Load() == mark {
+			p.until.Store(0)
+		}
+		return
+	}
 	if p.reopened.Load() != mark {
 		return
 	}

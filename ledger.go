@@ -156,7 +156,7 @@ type RowChange struct {
 }
 
 // LedgerPlan is what a planner decided; stores execute it in the same
-// transaction, in this order: row changes, notes, counter, settles.
+// transaction, in this order: row changes, the counter, notes, settles.
 type LedgerPlan struct {
 	Changes []RowChange
 	Notes   []LedgerNote

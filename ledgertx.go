@@ -86,9 +86,9 @@ func ByPeriod(es []LedgerEntry) [][]LedgerEntry {
 	return out
 }
 
-// ApplyPlan writes a plan made from l by owner in tx, in the plan's order
-// (row changes, notes, counter, settles), and returns the last note it
-// wrote (nil if none).
+// ApplyPlan writes a plan made from l by owner in tx (row changes, the
+// counter, notes, settles), and returns the last note it wrote (nil if
+// none).
 func ApplyPlan(ctx context.Context, tx LedgerTx, l PeriodLedger, plan LedgerPlan, owner string) (*LedgerEntry, error) {
 	for _, c := range plan.Changes {
 		if err := tx.ChangeEntry(ctx, c); err != nil {

@@ -37,8 +37,8 @@ func (BatchEvent) EventName() string { return "batch" }
 type ClaimEvent struct {
 	Pool string
 	// Outcome is "held", or the reason it was refused ("sold_out",
-	// "customer_limit", "pool_closed", "idempotency_mismatch", "error",
-	// or an admission's own).
+	// "customer_limit", "pool_closed", "idempotency_mismatch",
+	// "not_admitted", "error").
 	Outcome string
 }
 

@@ -23,6 +23,10 @@ var (
 	// ErrInvalidState reports a transition the claim's (or pool's)
 	// current state does not allow.
 	ErrInvalidState = errors.New("invalid state")
+	// ErrNotAdmitted reports a claim an Admission (a waiting room, a
+	// doorman) turned away before the store was asked. An admission's
+	// refusals that are not about stock wrap it.
+	ErrNotAdmitted = errors.New("not admitted")
 )
 
 // SoldOutError is a claim refused for lack of units. It unwraps to ErrSoldOut.

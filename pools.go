@@ -48,7 +48,9 @@ type poolState struct {
 
 func (s *Service) initPools() {
 	s.pl.adm = append(admissions{&soldOutCache{now: s.cfg.Now}}, s.cfg.Admissions...)
-	s.pl.claims = batch.New(s.flushClaims, batch.Opts{MaxBatch: 512, Isolate: isolate})
+	s.pl.claims = batch.New(s.flushClaims, batch.Opts{MaxBatch: 512, Isolate: isolate}).OnDropped(func(pool string, r PoolClaimRequest, err error) {
+		s.pl.adm.notSent(pool, r, err) // its caller gave up while it queued
+	})
 	// Confirms share one batch across pools: each is a compare-and-set
 	// on its own claim, and one statement updates every pool row once.
 	s.pl.confirms = batch.New(func(ctx context.Context, _ struct{}, reqs []ClaimConfirmRequest) ([]*Claim, error) {
@@ -133,6 +135,11 @@ func (s *Service) flushClaims(ctx context.Context, pool string, reqs []PoolClaim
 	if len(sent) > 0 {
 		res, err := s.claimBatch(ctx, pool, sent)
 		if err != nil {
+			if len(reqs) > 1 && isolate(err) {
+				// Nothing was written, and the batcher now flushes
+				// each claim alone: those flushes report them.
+				return nil, err
+			}
 			d.Err = err
 			s.pl.adm.decided(pool, marks, d)
 			return nil, err
@@ -309,6 +316,8 @@ func (s *Service) claimDo(ctx context.Context, pool string, req PoolClaimRequest
 	r, err := s.pl.claims.Do(ctx, pool, req)
 	if err != nil {
 		if errors.Is(err, batch.ErrClosed) {
+			// Refused before it queued: no batch will report it.
+			s.pl.adm.notSent(pool, req, ErrClosed)
 			return nil, false, ErrClosed
 		}
 		return nil, false, err
@@ -348,6 +357,8 @@ func outcomeName(err error) string {
 		return "pool_closed"
 	case errors.Is(err, ErrIdempotencyMismatch):
 		return "idempotency_mismatch"
+	case errors.Is(err, ErrNotAdmitted):
+		return "not_admitted"
 	}
 	return "error"
 }

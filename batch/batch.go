@@ -57,6 +57,7 @@ type Batcher[K comparable, Req, Res any] struct {
 	flush     FlushFunc[K, Req, Res]
 	opts      Opts
 	abandoned func(key K, reqs []Req, res []Res)
+	dropped   func(key K, req Req, err error)
 
 	mu     sync.Mutex
 	queues map[K]*queue[Req, Res]
@@ -104,6 +105,24 @@ func New[K comparable, Req, Res any](flush FlushFunc[K, Req, Res], opts Opts) *B
 func (b *Batcher[K, Req, Res]) OnAbandoned(fn func(key K, reqs []Req, res []Res)) *Batcher[K, Req, Res] {
 	b.abandoned = fn
 	return b
+}
+
+// OnDropped sets fn to be called, on the writer goroutine, for a request
+// dropped without being flushed because its caller gave up first (it was
+// answered with err, its context's error), so whatever was set up for it
+// before Do can be undone. Call it before the first Do.
+func (b *Batcher[K, Req, Res]) OnDropped(fn func(key K, req Req, err error)) *Batcher[K, Req, Res] {
+	b.dropped = fn
+	return b
+}
+
+// drop answers a caller that gave up before its request was written.
+func (b *Batcher[K, Req, Res]) drop(key K, c *call[Req, Res]) {
+	err := c.ctx.Err()
+	c.deliver(result[Res]{err: err})
+	if b.dropped != nil {
+		b.dropped(key, c.req, err)
+	}
 }
 
 // Do enqueues req under key and waits for its result. If ctx ends first,
@@ -173,11 +192,12 @@ func (b *Batcher[K, Req, Res]) run(key K, q *queue[Req, Res]) {
 			n = b.opts.MaxBatch
 		}
 		calls := make([]*call[Req, Res], 0, n)
+		var gone []*call[Req, Res]
 		for _, c := range q.pending[:n] {
 			// A caller that already gave up is dropped before the
 			// write, so nothing is taken for it.
 			if c.ctx.Err() != nil {
-				c.deliver(result[Res]{err: c.ctx.Err()})
+				gone = append(gone, c)
 				continue
 			}
 			calls = append(calls, c)
@@ -185,6 +205,9 @@ func (b *Batcher[K, Req, Res]) run(key K, q *queue[Req, Res]) {
 		rest := q.pending[n:]
 		q.pending = append(q.pending[:0:0], rest...)
 		b.mu.Unlock()
+		for _, c := range gone {
+			b.drop(key, c)
+		}
 		if len(calls) == 0 {
 			continue
 		}
@@ -213,7 +236,7 @@ func (b *Batcher[K, Req, Res]) flushCalls(key K, calls []*call[Req, Res]) {
 		// meanwhile is answered without a write, as in run.
 		for _, c := range calls {
 			if c.ctx.Err() != nil {
-				c.deliver(result[Res]{err: c.ctx.Err()})
+				b.drop(key, c)
 				continue
 			}
 			b.flushCalls(key, []*call[Req, Res]{c})

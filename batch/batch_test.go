@@ -221,3 +221,32 @@ func TestAbandoned(t *testing.T) {
 		t.Fatalf("OnAbandoned got %v, want [10]: the written result of the caller that left", gone)
 	}
 }
+
+// TestDroppedIsReported: a request whose caller gave up before its batch
+// was written is handed to the OnDropped function, with its error.
+func TestDroppedIsReported(t *testing.T) {
+	hold := make(chan struct{})
+	var dropped []int
+	var droppedErr error
+	b := New(func(ctx context.Context, key int, reqs []int) ([]int, error) {
+		for _, r := range reqs {
+			if r == 1 {
+				<-hold
+			}
+		}
+		return make([]int, len(reqs)), nil
+	}, Opts{}).OnDropped(func(key, req int, err error) { dropped, droppedErr = append(dropped, req), err })
+	go b.Do(context.Background(), 1, 1)
+	time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { _, err := b.Do(ctx, 1, 100); done <- err }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	<-done
+	close(hold)
+	b.Close() // the writer has run: the dropped list is final
+	if len(dropped) != 1 || dropped[0] != 100 || !errors.Is(droppedErr, context.Canceled) {
+		t.Fatalf("dropped %v (%v), want [100] (context canceled)", dropped, droppedErr)
+	}
+}

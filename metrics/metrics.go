@@ -80,7 +80,7 @@ func New(reg *prometheus.Registry) *Metrics {
 	}, []string{"kind"}))
 	m.claims = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "allot_claims_total",
-		Help: `Claims by pool and outcome: "held" for a claim that got its units, else the reason it was refused (sold_out, customer_limit, pool_closed, idempotency_mismatch, error). Replays are not counted.`,
+		Help: `Claims by pool and outcome: "held" for a claim that got its units, else the reason it was refused (sold_out, customer_limit, pool_closed, idempotency_mismatch, not_admitted, error). Replays are not counted.`,
 	}, []string{"pool", "outcome"}))
 	return m
 }

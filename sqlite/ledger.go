@@ -182,14 +182,15 @@ func (s *Store) SequenceExpireReserved(ctx context.Context, now time.Time, owner
 	}
 	var voided int64
 	for _, group := range allot.ByPeriod(due) {
+		var n int64
 		err := s.withTx(ctx, func(tx *sql.Tx) error {
-			n, err := allot.ExpireReservedTx(ctx, ledgerTx{tx}, group, now, owner)
-			voided += n
+			n, err = allot.ExpireReservedTx(ctx, ledgerTx{tx}, group, now, owner)
 			return err
 		})
 		if err != nil {
 			return voided, translate(err, "void expired reservations")
 		}
+		voided += n // only once committed: withTx may run the closure twice
 	}
 	return voided, nil
 }

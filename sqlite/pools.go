@@ -79,10 +79,19 @@ func (s *Store) PoolList(ctx context.Context, now time.Time) ([]*allot.PoolState
 	return list(ctx, s.db, "list pools", scanPool, `SELECT `+poolCols+`, `+staleHeld+` FROM allot_pools p ORDER BY name`, micros(now))
 }
 
-func expirePool(ctx context.Context, tx *sql.Tx, pool string, now time.Time) error {
-	_, err := tx.ExecContext(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = ?
+// expirePool marks the pool's holds past expiry as expired (their units
+// come back), setting *returned when there were any, so the caller
+// announces it once the transaction commits.
+func expirePool(ctx context.Context, tx *sql.Tx, pool string, now time.Time, returned *bool) error {
+	res, err := tx.ExecContext(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = ?
 		WHERE pool = ? AND status = 'held' AND expires_at <= ?`, micros(now), pool, micros(now))
-	return err
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err == nil && n > 0 {
+		*returned = true
+	}
+	return nil
 }
 
 // topCustomerSQL is the most units any one customer of pool ?1 has.
@@ -98,8 +107,9 @@ const rebuildCustomersSQL = `INSERT INTO allot_pool_customers (pool, customer, h
 // PoolUpdate changes a pool after expiring its stale holds, so the checks
 // see exactly what is taken.
 func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchParams, now time.Time) (*allot.PoolState, error) {
+	returned := false
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		if err := expirePool(ctx, tx, name, now); err != nil {
+		if err := expirePool(ctx, tx, name, now, &returned); err != nil {
 			return err
 		}
 		cur, err := scanPool(tx.QueryRowContext(ctx, `SELECT `+poolCols+`, 0 FROM allot_pools p WHERE name = ?`, name))
@@ -146,7 +156,7 @@ func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchPa
 	if err != nil {
 		return nil, translate(err, fmt.Sprintf("update pool %q", name))
 	}
-	if p.Capacity != nil || p.State == allot.PoolOpen || p.OpensAt != nil || p.ClosesAt != nil {
+	if returned || p.Capacity != nil || p.State == allot.PoolOpen || p.OpensAt != nil || p.ClosesAt != nil {
 		// Units may be back, or on sale again (PostgreSQL's trigger is
 		// stricter; a spurious notice only costs a round trip).
 		s.publish(allot.TopicPoolReturned, name)
@@ -159,8 +169,9 @@ func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchPa
 // with allot.PlanClaims, write the grants.
 func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.PoolClaimResult, error) {
 	var res *allot.PoolClaimResult
+	returned := false
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		if err := expirePool(ctx, tx, p.Pool, p.Now); err != nil {
+		if err := expirePool(ctx, tx, p.Pool, p.Now, &returned); err != nil {
 			return err
 		}
 		pl, err := scanPool(tx.QueryRowContext(ctx, `SELECT `+poolCols+`, 0 FROM allot_pools p WHERE name = ?`, p.Pool))
@@ -223,6 +234,9 @@ func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.
 	if err != nil {
 		return nil, translate(err, fmt.Sprintf("claim on pool %q", p.Pool))
 	}
+	if returned {
+		s.publish(allot.TopicPoolReturned, p.Pool)
+	}
 	return res, nil
 }
 
@@ -255,13 +269,14 @@ func (s *Store) ClaimConfirmBatch(ctx context.Context, now time.Time, reqs []all
 func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStoreParams) (*allot.Claim, error) {
 	var out *allot.Claim
 	var refused error
+	returned, claimPool := false, ""
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		out, refused = nil, nil
+		out, refused, returned = nil, nil, false
 		var st allot.TransitionState
 		c, err := scanClaim(tx.QueryRowContext(ctx, `SELECT `+claimCols+` FROM allot_claims WHERE id = ?`, p.ID))
 		switch {
 		case err == nil:
-			st.Claim = c
+			st.Claim, claimPool = c, c.Pool
 			var maxMS int64
 			if err := tx.QueryRowContext(ctx, `SELECT max_hold_ttl_ms FROM allot_pools WHERE name = ?`, c.Pool).Scan(&maxMS); err != nil {
 				return err
@@ -283,7 +298,7 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 		plan, err := allot.PlanTransition(p, st, func() (allot.LatePool, error) {
 			// Other holds past expiry give their units back first; this
 			// claim is marked expired below, before the write.
-			if err := expirePool(ctx, tx, c.Pool, p.Now); err != nil {
+			if err := expirePool(ctx, tx, c.Pool, p.Now, &returned); err != nil {
 				return allot.LatePool{}, err
 			}
 			pl, err := scanPool(tx.QueryRowContext(ctx, `SELECT `+poolCols+`, 0 FROM allot_pools p WHERE name = ?`, c.Pool))
@@ -310,6 +325,7 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 			if _, err := tx.ExecContext(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = ? WHERE id = ? AND status = 'held'`, micros(p.Now), c.ID); err != nil {
 				return err
 			}
+			returned = true
 		}
 		switch {
 		case plan.Done:
@@ -338,11 +354,11 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 	if err != nil {
 		return nil, translate(err, fmt.Sprintf("claim %q", p.ID))
 	}
+	if returned || refused == nil && !out.Replayed && (out.Status == allot.ClaimReleased || out.Status == allot.ClaimCancelled) {
+		s.publish(allot.TopicPoolReturned, claimPool)
+	}
 	if refused != nil {
 		return nil, refused
-	}
-	if !out.Replayed && (out.Status == allot.ClaimReleased || out.Status == allot.ClaimCancelled) {
-		s.publish(allot.TopicPoolReturned, out.Pool)
 	}
 	return out, nil
 }

@@ -26,6 +26,7 @@ const (
 	CodeCustomerLimit    = "customer_limit"
 	CodePoolClosed       = "pool_closed"
 	CodeClaimExpired     = "claim_expired"
+	CodeNotAdmitted      = "not_admitted"
 	CodeInvalidState     = "invalid_state"
 	CodePeriodClosed     = "period_closed"
 	CodeRangeOverlap     = "range_overlap"
@@ -61,6 +62,7 @@ var Problems = []ProblemKind{
 	{CodeCustomerLimit, http.StatusConflict, "Customer limit reached", []error{allot.ErrCustomerLimit}},
 	{CodePoolClosed, http.StatusConflict, "Pool closed", []error{allot.ErrPoolClosed}},
 	{CodeClaimExpired, http.StatusConflict, "Claim expired", []error{allot.ErrClaimExpired}},
+	{CodeNotAdmitted, http.StatusConflict, "Not admitted", []error{allot.ErrNotAdmitted}},
 	{CodeInvalidState, http.StatusConflict, "Invalid state", []error{allot.ErrInvalidState}},
 	{CodePeriodClosed, http.StatusConflict, "Period closed", []error{allot.ErrPeriodClosed}},
 	{CodeRangeOverlap, http.StatusConflict, "Sequences overlap", []error{allot.ErrOverlap}},

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -16,11 +17,12 @@ import (
 type gate struct {
 	mu        sync.Mutex
 	admitted  []string
+	ids       []string // of the claims admitted
 	decisions []allot.Decision
 	returned  []string
 }
 
-var errGate = errors.New("not admitted")
+var errGate = allot.Errorf(allot.ErrNotAdmitted, "customer blocked by the gate")
 
 func (g *gate) Admit(_ context.Context, _ string, r allot.PoolClaimRequest) error {
 	g.mu.Lock()
@@ -29,6 +31,7 @@ func (g *gate) Admit(_ context.Context, _ string, r allot.PoolClaimRequest) erro
 		return errGate
 	}
 	g.admitted = append(g.admitted, r.Customer)
+	g.ids = append(g.ids, r.ID)
 	return nil
 }
 
@@ -166,4 +169,101 @@ func testNoticesReopen(t *testing.T, open func() allot.Store) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// slowClaims holds the first claim batch until release is closed, and
+// fails the first batch of several claims as bad input (so the batcher
+// retries each alone).
+type slowClaims struct {
+	allot.Store
+	entered, release chan struct{}
+	mu               sync.Mutex
+	calls            int
+	failedMulti      bool
+}
+
+func (s *slowClaims) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.PoolClaimResult, error) {
+	s.mu.Lock()
+	s.calls++
+	first := s.calls == 1
+	fail := len(p.Requests) > 1 && !s.failedMulti
+	if fail {
+		s.failedMulti = true
+	}
+	s.mu.Unlock()
+	if first {
+		close(s.entered)
+		<-s.release
+	}
+	if fail {
+		return nil, allot.Invalidf("customer", "refused to make the batcher retry each claim alone")
+	}
+	return s.Store.PoolClaim(ctx, p)
+}
+
+// testAdmissionToldOnce: every claim an admission lets through is reported
+// to its Decided exactly once: one whose caller gave up while it queued,
+// and those of a batch the batcher retried claim by claim, included.
+func testAdmissionToldOnce(t *testing.T, open func() allot.Store) {
+	st := &slowClaims{Store: store(t, open), entered: make(chan struct{}), release: make(chan struct{})}
+	g := &gate{}
+	svc, err := allot.New(ctx(t), allot.Config{Store: st, Admissions: []allot.Admission{g}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close(context.Background()) })
+	if _, err := svc.PoolCreate(ctx(t), allot.PoolCreateParams{Name: "p", Capacity: ptr[int64](100), PerCustomer: ptr[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	claimAsync := func(customer string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := claim(t, svc, "p", customer, 1); err != nil {
+				t.Errorf("claim %s: %v", customer, err)
+			}
+		}()
+	}
+	claimAsync("a")
+	<-st.entered
+	short, cancel := context.WithTimeout(ctx(t), 100*time.Millisecond)
+	defer cancel()
+	if _, _, err := svc.ClaimCreate(short, allot.ClaimCreateParams{Pool: "p", Customer: "gone"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a claim whose caller gave up while it queued: %v", err)
+	}
+	claimAsync("b")
+	claimAsync("c")
+	time.Sleep(100 * time.Millisecond) // b and c queue behind a
+	close(st.release)
+	wg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g.mu.Lock()
+		told := map[string]int{}
+		for _, d := range g.decisions {
+			for _, r := range d.Requests {
+				told[r.ID]++
+			}
+		}
+		ids := append([]string(nil), g.ids...)
+		g.mu.Unlock()
+		bad := ""
+		for _, id := range ids {
+			if told[id] != 1 {
+				bad += fmt.Sprintf(" %s told %d times;", id, told[id])
+			}
+		}
+		if len(ids) != 4 {
+			t.Fatalf("admitted %d claims, want 4", len(ids))
+		}
+		if bad == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("every admitted claim must be reported once:%s", bad)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	wantFigures(t, svc, "p", 3, 0, 97)
 }

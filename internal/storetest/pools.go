@@ -72,6 +72,7 @@ var poolTests = []struct {
 	{"PoolPlanDifferential", testPoolPlanDifferential},
 	{"AdmissionSeam", testAdmissionSeam},
 	{"NoticesReopen", testNoticesReopen},
+	{"AdmissionToldOnce", testAdmissionToldOnce},
 	{"ClaimTransitions", testClaimTransitions},
 	{"ClaimBatchOrder", testClaimBatchOrder},
 	{"PerCustomerLimit", testPerCustomerLimit},
