@@ -41,10 +41,11 @@ func fuzzSeed(t *testing.T) uint64 {
 
 // testPoolPlanDifferential generates random pool states (capacity,
 // per-customer limits, holds that have or have not expired, confirmed and
-// released claims, stored keys, paused pools and sale windows) and random
-// batches of claims and transitions, and checks that the store answers
-// exactly what allot.PlanClaims and allot.PlanTransition say for the state
-// the store itself reports. It is the check that the PL/pgSQL functions and
+// released claims, stored keys, capacity and limit changes with claims
+// live, paused pools and sale windows) and random batches of claims and
+// transitions, and checks that the store answers exactly what
+// allot.PlanClaims, allot.PlanTransition and allot.CheckPoolUpdate say for
+// the state the store itself reports. It is the check that the PL/pgSQL functions and
 // the Go reference are one set of rules.
 func testPoolPlanDifferential(t *testing.T, open func() allot.Store) {
 	s := store(t, open)
@@ -74,7 +75,8 @@ func testPoolPlanDifferential(t *testing.T, open func() allot.Store) {
 	for _, o := range []string{"claim granted", "claim replay", "claim " + allot.ErrSoldOut.Error(), "claim " + allot.ErrCustomerLimit.Error(),
 		"claim " + allot.ErrPoolClosed.Error(), "claim " + allot.ErrIdempotencyMismatch.Error(), "claim " + allot.ErrIdempotencyInFlight.Error(),
 		"confirm done", "release done", "confirm late", "extend done", "cancel done", "extend " + allot.ErrInvalid.Error(),
-		"confirm " + allot.ErrClaimExpired.Error(), "release " + allot.ErrInvalidState.Error(), "confirm replay"} {
+		"confirm " + allot.ErrClaimExpired.Error(), "release " + allot.ErrInvalidState.Error(), "confirm replay",
+		"update done", "update " + allot.ErrInvalidState.Error()} {
 		if seen[o] == 0 {
 			t.Errorf("no case reached %q in %d pools: widen the generator", o, rounds)
 		}
@@ -134,6 +136,41 @@ func (f *poolFuzz) setUp() {
 		f.claimBatch()
 		for range f.rng.IntN(3) {
 			f.transition()
+		}
+	}
+	// Capacity and the per-customer limit may change with claims live:
+	// the store refuses what allot.CheckPoolUpdate refuses.
+	if f.rng.IntN(2) == 0 {
+		f.advance(30)
+		var p allot.PoolPatchParams
+		if f.rng.IntN(2) == 0 {
+			p.Capacity = ptr(int64(f.rng.IntN(15)))
+		}
+		if f.rng.IntN(2) == 0 {
+			p.PerCustomer = ptr(int64(f.rng.IntN(4)))
+		}
+		if p != (allot.PoolPatchParams{}) && (p.Capacity == nil || *p.Capacity >= 1) {
+			want := allot.CheckPoolUpdate(f.poolState(), p, func() (int64, bool, error) {
+				top, any := int64(0), false
+				for _, u := range f.used() {
+					if u > 0 {
+						top, any = max(top, u), true
+					}
+				}
+				return top, any, nil
+			})
+			_, err := f.s.PoolUpdate(ctx(f.t), f.pool, p, f.now)
+			switch {
+			case want == nil && err != nil:
+				f.fail("pool update %+v: store refused (%v), the plan allows it", p, err)
+			case want != nil && !sameError(err, want):
+				f.fail("pool update %+v: store says %v, the plan says %v", p, err, want)
+			}
+			if want == nil {
+				f.seen["update done"]++
+			} else {
+				f.seen["update "+outcome(want)]++
+			}
 		}
 	}
 	// Then the pool's state and window may change.
