@@ -112,12 +112,13 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // formerChecksums are checksums shipped migrations had in an earlier build
 // that end in the same schema (see migrate.Verify). 002 was edited in
-// 6785a39 after checksums were recorded (allot_claim_transition checked the
-// idempotency key once instead of twice); the edit is undone, 005 replaces
-// that function with the edited body anyway, and databases migrated by a
-// build with the edited file keep working.
+// 6785a39, after checksums were recorded (allot_claim_transition checks the
+// idempotency key once instead of twice), but before anything landed: the
+// edited file is the one main shipped, and it stays. Databases migrated by
+// a development build between the two commits carry the earlier checksum;
+// 005 replaces that function anyway, so they are accepted.
 var formerChecksums = map[int][]string{
-	2: {"163ac3a21faa07d3832f370631c8de8e7f50c0aedc59ca46add77e2175e05b53"},
+	2: {"5e7d7a62629fa0bc9b7c36273a307020fff22fbd1ab14249e8f7e53374378b51"},
 }
 
 // pgRunner applies migrations in one transaction holding the migration

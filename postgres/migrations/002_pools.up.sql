@@ -346,17 +346,6 @@ DECLARE
     latest timestamptz;
     new_status text;
 BEGIN
-    IF p_key <> '' THEN
-        SELECT request_hash, result INTO rec FROM allot_idempotency WHERE scope = p_scope AND key = p_key;
-        IF FOUND THEN
-            IF rec.request_hash = p_hash THEN
-                RETURN QUERY SELECT 'replay'::text, rec.result, NULL::text, NULL::bigint;
-            ELSE
-                RETURN QUERY SELECT 'mismatch'::text, NULL::text, NULL::text, NULL::bigint;
-            END IF;
-            RETURN;
-        END IF;
-    END IF;
     -- Lock order: this claim, then other claims, then the pool row (which
     -- the counters trigger takes). Every bulk expiry skips claims another
     -- transaction has locked (FOR UPDATE SKIP LOCKED), so no two
@@ -367,7 +356,8 @@ BEGIN
         RETURN QUERY SELECT 'not_found'::text, NULL::text, NULL::text, NULL::bigint;
         RETURN;
     END IF;
-    -- The same key may have been used by a request we waited for.
+    -- An Idempotency-Key already used (perhaps by a request we just waited
+    -- for on the claim's lock) is answered from its record.
     IF p_key <> '' THEN
         SELECT request_hash, result INTO rec FROM allot_idempotency WHERE scope = p_scope AND key = p_key;
         IF FOUND THEN
