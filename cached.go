@@ -634,7 +634,7 @@ func (s *Service) retire(ctx context.Context, rt *seqRuntime, as []*allocator, r
 	for _, period := range order {
 		p.Periods = append(p.Periods, *byPeriod[period])
 	}
-	err := s.store.SequenceReturn(ctx, p)
+	err := s.returnNumbers(ctx, p)
 	if unavailable(err) {
 		s.queueReturn(p, nil) // retried; its leases stay pending meanwhile
 	}

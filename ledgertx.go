@@ -4,15 +4,37 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"strings"
 	"time"
 )
 
+// LedgerReader is what a store lends the ledger lookups, outside any
+// transaction (a LedgerTx has them too, inside one).
+type LedgerReader interface {
+	// OwnerLive says whether server owner is running: it has not stopped
+	// and was seen within ServerSilentAfter.
+	OwnerLive(ctx context.Context, owner string) (bool, error)
+	// Nearest returns the entry of a period whose kind matches kinds (one
+	// of the *KindSQL predicates, written into the statement so the
+	// store's partial index applies) with the highest first number at or
+	// below n, nil when there is none: one backward index probe.
+	Nearest(ctx context.Context, seq, period, kinds string, n int64) (*LedgerEntry, error)
+	// BatchEntries returns the pending taken entries that group commit
+	// batch wrote, if it committed.
+	BatchEntries(ctx context.Context, seq, period string, batch int64) ([]LedgerEntry, error)
+	// ReservationsDue returns up to limit pending reservations whose
+	// deadline is at or before now, by sequence, period and first number.
+	ReservationsDue(ctx context.Context, now time.Time, limit int) ([]LedgerEntry, error)
+}
+
 // LedgerTx is what a store lends the ledger operations inside one of its
-// write transactions. The operations below (void, give back, confirm) are
-// the same on every store: lock the period's counter, read the entries the
-// planner needs, let the planner decide, write the plan. Only the SQL
-// differs, and that is what a store implements here.
+// write transactions. The operations below (void, give back, confirm,
+// expire, close a period) are the same on every store: lock the period's
+// counter, read the entries the planner needs, let the planner decide,
+// write the plan. Only the SQL differs, and that is what a store
+// implements here.
 type LedgerTx interface {
+	LedgerReader
 	// Ledger locks the counter of a period and reads the entries around
 	// spans. exists is false when the period has no counter yet.
 	Ledger(ctx context.Context, seq, period string, spans []Span) (l PeriodLedger, exists bool, err error)
@@ -29,9 +51,6 @@ type LedgerTx interface {
 	// reserved ones too when reserved is set (the planners settle those
 	// once confirmed or voided in full).
 	Settle(ctx context.Context, ids []int64, reserved bool) error
-	// OwnerLive says whether server owner is running: it has not stopped
-	// and was seen within ServerSilentAfter.
-	OwnerLive(ctx context.Context, owner string) (bool, error)
 	// DueReserved returns, as they are now, the entries of ids that are
 	// still pending reservations with a deadline at or before now, by
 	// first number.
@@ -39,14 +58,88 @@ type LedgerTx interface {
 	// ReservationsSwept records that owner voided reservations past
 	// their deadline at now (what the audit checks the sweeper against).
 	ReservationsSwept(ctx context.Context, owner string, now time.Time) error
+	// LockCounter makes the counter of a period if it has none yet and
+	// locks it; found is false when the sequence does not exist.
+	LockCounter(ctx context.Context, seq, period string) (found bool, err error)
+	// SetClosed closes a period to new numbers (keeping the first time it
+	// was closed), or opens it again.
+	SetClosed(ctx context.Context, seq, period string, closed bool) error
+	// LeaseHolders lists, by name, the running servers (as OwnerLive
+	// says) that hold pending leases in a period.
+	LeaseHolders(ctx context.Context, seq, period string) ([]string, error)
 }
 
-// ExpireReservedTx is one period's part of Store.SequenceExpireReserved,
-// run in tx: it voids the entries of group (pending reservations of one
+// inLedger runs fn in one ledger transaction of st and returns what it
+// returned (from its last run: a store may run it twice).
+func inLedger[T any](ctx context.Context, st Store, what string, fn func(LedgerTx) (T, error)) (T, error) {
+	var out T
+	err := st.SequenceLedgerTx(ctx, what, func(tx LedgerTx) (err error) {
+		out, err = fn(tx)
+		return err
+	})
+	return out, err
+}
+
+// expireBatch is how many due reservations one sweep reads.
+const expireBatch = 5000
+
+// expireReserved voids the reserved numbers whose deadline is at or
+// before now and that were neither confirmed nor voided (up to
+// expireBatch entries a call), a period at a time in (sequence, period)
+// order, one transaction per period: each waits for the period's counter
+// lock like any other writer, so the sweep never holds more than one
+// counter at a time. It records that owner swept at now when it voided
+// any, and returns how many numbers it voided.
+func expireReserved(ctx context.Context, st Store, now time.Time, owner string) (int64, error) {
+	const what = "void expired reservations"
+	var due []LedgerEntry
+	err := st.SequenceLedgerRead(ctx, what, func(r LedgerReader) (err error) {
+		due, err = r.ReservationsDue(ctx, now, expireBatch)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	var voided int64
+	for _, group := range byPeriod(due) {
+		n, err := inLedger(ctx, st, what, func(tx LedgerTx) (int64, error) { return expireReservedTx(ctx, tx, group, now, owner) })
+		if err != nil {
+			return voided, err
+		}
+		voided += n // only once committed: the store may run the closure twice
+	}
+	return voided, nil
+}
+
+// closePeriodTx closes a period to new numbers (or reopens it), run in
+// tx. Closing is refused with ErrInvalidState while a server that has not
+// stopped holds a lease in the period: it may still hand numbers out.
+func closePeriodTx(ctx context.Context, tx LedgerTx, p SequencePeriodCloseParams) error {
+	found, err := tx.LockCounter(ctx, p.Sequence, p.Period)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return NotFoundf("sequence %q", p.Sequence)
+	}
+	if !p.Reopen {
+		owners, err := tx.LeaseHolders(ctx, p.Sequence, p.Period)
+		if err != nil {
+			return err
+		}
+		if len(owners) > 0 {
+			return Errorf(ErrInvalidState, "period %s can't be closed while running servers hold leases in it (%s): they may still hand numbers out; "+
+				"close it once they are stopped or their leases sat idle long enough to be given back", p.Period, strings.Join(owners, ", "))
+		}
+	}
+	return tx.SetClosed(ctx, p.Sequence, p.Period, !p.Reopen)
+}
+
+// expireReservedTx is one period's part of expireReserved, run in tx: it voids the entries of group (pending reservations of one
 // period found past their deadline) that still are, once the period's
 // counter is locked (a confirm may have settled one meanwhile, or a
 // give-back handed one back), and returns how many numbers it voided.
-func ExpireReservedTx(ctx context.Context, tx LedgerTx, group []LedgerEntry, now time.Time, owner string) (int64, error) {
+func expireReservedTx(ctx context.Context, tx LedgerTx, group []LedgerEntry, now time.Time, owner string) (int64, error) {
 	spans := make([]Span, len(group))
 	ids := make([]int64, len(group))
 	for i, e := range group {
@@ -71,9 +164,9 @@ func ExpireReservedTx(ctx context.Context, tx LedgerTx, group []LedgerEntry, now
 	return plan.Voided, nil
 }
 
-// ByPeriod splits entries ordered by sequence and period into the runs of
+// byPeriod splits entries ordered by sequence and period into the runs of
 // one period each.
-func ByPeriod(es []LedgerEntry) [][]LedgerEntry {
+func byPeriod(es []LedgerEntry) [][]LedgerEntry {
 	var out [][]LedgerEntry
 	for len(es) > 0 {
 		n := 1
@@ -116,8 +209,19 @@ func ApplyPlan(ctx context.Context, tx LedgerTx, l PeriodLedger, plan LedgerPlan
 	return last, nil
 }
 
-// VoidTx is Store.SequenceVoid, run in tx.
-func VoidTx(ctx context.Context, tx LedgerTx, p SequenceVoidParams) (*LedgerEntry, error) {
+// VoidRange records numbers p.First..p.Last of a period as voided in
+// one ledger transaction of st (see voidTx). Service.SequenceVoid calls
+// it once it has checked the request; the conformance suite calls it
+// directly for ranges.
+func VoidRange(ctx context.Context, st Store, p SequenceVoidParams) (*LedgerEntry, error) {
+	return inLedger(ctx, st, "void", func(tx LedgerTx) (*LedgerEntry, error) { return voidTx(ctx, tx, p) })
+}
+
+// voidTx records numbers First..Last of a period as voided, as PlanVoid
+// decides, run in tx. Unless Force is set, numbers in a block leased to
+// another server that has not stopped are refused with ErrInvalidState:
+// that server may not have handed them out yet.
+func voidTx(ctx context.Context, tx LedgerTx, p SequenceVoidParams) (*LedgerEntry, error) {
 	sp := Span{First: p.First, Last: p.Last}
 	l, exists, err := tx.Ledger(ctx, p.Sequence, p.Period, []Span{sp})
 	if err != nil {
@@ -148,10 +252,12 @@ func VoidTx(ctx context.Context, tx LedgerTx, p SequenceVoidParams) (*LedgerEntr
 	return ApplyPlan(ctx, tx, l, plan, p.Owner)
 }
 
-// ReturnTx is Store.SequenceReturn, run in tx: one period after another,
-// in the order given (callers give them in period order, the one lock
+// returnTx gives back numbers the server took and did not hand out, as
+// PlanReturn decides (handed back to the counter where possible, voided
+// otherwise), and settles the leases listed, run in tx: one period after
+// another, in the order given (callers give them in period order, the one lock
 // order).
-func ReturnTx(ctx context.Context, tx LedgerTx, p SequenceReturnParams) error {
+func returnTx(ctx context.Context, tx LedgerTx, p SequenceReturnParams) error {
 	for _, pr := range p.Periods {
 		if len(pr.Spans) > 0 {
 			spans := make([]Span, len(pr.Spans))
@@ -177,10 +283,10 @@ func ReturnTx(ctx context.Context, tx LedgerTx, p SequenceReturnParams) error {
 	return nil
 }
 
-// ConfirmTx is Store.SequenceConfirm, run in tx. replayed is true when the
+// confirmTx confirms reserved numbers, as PlanConfirm decides, run in tx. replayed is true when the
 // numbers were confirmed already with the same reference; the entry
 // returned is then the confirmation recorded before.
-func ConfirmTx(ctx context.Context, tx LedgerTx, p SequenceConfirmParams) (e *LedgerEntry, replayed bool, err error) {
+func confirmTx(ctx context.Context, tx LedgerTx, p SequenceConfirmParams) (e *LedgerEntry, replayed bool, err error) {
 	l, exists, err := tx.Ledger(ctx, p.Sequence, p.Period, []Span{p.Span})
 	if err != nil {
 		return nil, false, err
@@ -273,18 +379,24 @@ const (
 	ConfirmedKindSQL = `kind = 'confirmed'`
 )
 
-// ReadNumberInfo reads what the ledger says of number n for a store's
-// SequenceNumberInfo. nearest returns the entry whose kind matches the
-// predicate (one of the *KindSQL constants) with the highest first number
-// at or below n, nil when there is none; ownerLive says whether the server
-// that owns a lease still runs.
-func ReadNumberInfo(n int64, nearest func(kinds string) (*LedgerEntry, error), ownerLive func(owner string) (bool, error)) (*NumberInfo, error) {
+// LookUpNumber reads what the ledger of st says of number n of a period,
+// each lookup its own statement.
+func LookUpNumber(ctx context.Context, st Store, seq, period string, n int64) (info *NumberInfo, err error) {
+	err = st.SequenceLedgerRead(ctx, "read ledger", func(r LedgerReader) (err error) {
+		info, err = readNumberInfo(ctx, r, seq, period, n)
+		return err
+	})
+	return info, err
+}
+
+// readNumberInfo reads what the ledger says of number n of a period.
+func readNumberInfo(ctx context.Context, r LedgerReader, seq, period string, n int64) (*NumberInfo, error) {
 	info := &NumberInfo{}
 	for _, k := range []struct {
 		dst   **LedgerEntry
 		kinds string
 	}{{&info.Taken, TakenKindsSQL}, {&info.Voided, VoidedKindSQL}, {&info.Confirmed, ConfirmedKindSQL}} {
-		e, err := nearest(k.kinds)
+		e, err := r.Nearest(ctx, seq, period, k.kinds, n)
 		if err != nil {
 			return nil, err
 		}
@@ -293,7 +405,7 @@ func ReadNumberInfo(n int64, nearest func(kinds string) (*LedgerEntry, error), o
 		}
 	}
 	if t := info.Taken; t != nil && t.Kind == LedgerLeased && t.Pending {
-		live, err := ownerLive(t.Owner)
+		live, err := r.OwnerLive(ctx, t.Owner)
 		if err != nil {
 			return nil, err
 		}

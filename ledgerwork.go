@@ -3,6 +3,7 @@ package allot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -106,7 +107,7 @@ func (s *Service) flushSettles(ctx context.Context) error {
 	w.mu.Unlock()
 	var errs []error
 	for i, r := range returns {
-		if err := s.store.SequenceReturn(ctx, r.p); err != nil {
+		if err := s.returnNumbers(ctx, r.p); err != nil {
 			if !unavailable(err) {
 				s.dropReturn(r.p, err)
 				continue
@@ -144,7 +145,7 @@ func (s *Service) giveBack(seq, period string, spans []ReturnSpan, settle []int6
 func (s *Service) giveBackAll(p SequenceReturnParams, onDone func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreTimeout)
 	defer cancel()
-	err := s.store.SequenceReturn(ctx, p)
+	err := s.returnNumbers(ctx, p)
 	s.observe("give back numbers", err)
 	switch {
 	case err == nil:
@@ -249,7 +250,11 @@ func (s *Service) resolve(ctx context.Context) error {
 }
 
 func (s *Service) resolveOne(ctx context.Context, u *uncertainBatch) (done bool, err error) {
-	entries, err := s.store.SequenceBatchEntries(ctx, u.key.seq, u.key.period, u.batch)
+	var entries []LedgerEntry
+	err = s.store.SequenceLedgerRead(ctx, "read ledger", func(r LedgerReader) (err error) {
+		entries, err = r.BatchEntries(ctx, u.key.seq, u.key.period, u.batch)
+		return err
+	})
 	if err != nil {
 		return false, err
 	}
@@ -285,21 +290,28 @@ func (s *Service) resolveOne(ctx context.Context, u *uncertainBatch) (done bool,
 	if len(spans) == 0 {
 		return true, s.store.SequenceSettle(ctx, ids)
 	}
-	return true, s.store.SequenceReturn(ctx, SequenceReturnParams{Sequence: u.key.seq, Owner: s.cfg.Owner,
+	return true, s.returnNumbers(ctx, SequenceReturnParams{Sequence: u.key.seq, Owner: s.cfg.Owner,
 		Reason:  "request failed before the answer (the database's reply was lost)",
 		Periods: []PeriodReturn{{Period: u.key.period, Spans: spans, Settle: ids}}})
 }
 
 func (s *Service) expireReserved(ctx context.Context) error {
-	_, err := s.store.SequenceExpireReserved(ctx, s.cfg.Now(), s.cfg.Owner)
+	_, err := expireReserved(ctx, s.store, s.cfg.Now(), s.cfg.Owner)
 	return err
+}
+
+// returnNumbers gives numbers back in one ledger transaction (see
+// returnTx); its errors name the sequence and why they were given back.
+func (s *Service) returnNumbers(ctx context.Context, p SequenceReturnParams) error {
+	return s.store.SequenceLedgerTx(ctx, fmt.Sprintf("give back numbers of %q (%s)", p.Sequence, p.Reason),
+		func(tx LedgerTx) error { return returnTx(ctx, tx, p) })
 }
 
 // ExpireReservedNow voids the reserved numbers past their deadline at
 // once, as the background loop does every half second, and returns how
 // many it voided. Tests with an injected clock use it.
 func (s *Service) ExpireReservedNow(ctx context.Context) (int64, error) {
-	return s.store.SequenceExpireReserved(ctx, s.cfg.Now(), s.cfg.Owner)
+	return expireReserved(ctx, s.store, s.cfg.Now(), s.cfg.Owner)
 }
 
 // Sync writes at once what the service owes the ledger (settles of

@@ -720,7 +720,7 @@ func (s *Service) SequenceParse(ctx context.Context, name, id string) (*ParseRes
 	if err != nil {
 		return nil, err
 	}
-	info, err := s.store.SequenceNumberInfo(ctx, name, period, number)
+	info, err := LookUpNumber(ctx, s.store, name, period, number)
 	if err != nil {
 		return nil, err
 	}
@@ -825,7 +825,7 @@ func (s *Service) SequenceVoid(ctx context.Context, p VoidParams) (*LedgerEntry,
 	if mine {
 		return nil, Invalidf("number", "%d was never issued: it is in this server's lease and was not handed out", n)
 	}
-	return s.store.SequenceVoid(ctx, SequenceVoidParams{
+	return VoidRange(ctx, s.store, SequenceVoidParams{
 		Sequence: rt.seq.Name, Period: period, First: n, Last: n, Reason: p.Reason, Owner: s.cfg.Owner, Force: p.Force,
 	})
 }
@@ -858,8 +858,13 @@ func (s *Service) SequenceConfirm(ctx context.Context, p ConfirmParams) (entry *
 	if err := ValidateLabel("reference", p.Reference, ReferenceMax); err != nil {
 		return nil, false, err
 	}
-	return s.store.SequenceConfirm(ctx, SequenceConfirmParams{Sequence: p.Sequence, Period: p.Period,
-		Span: Span{p.First, p.Last}, Reference: p.Reference, Owner: s.cfg.Owner, Now: s.now()})
+	cp := SequenceConfirmParams{Sequence: p.Sequence, Period: p.Period, Span: Span{p.First, p.Last}, Reference: p.Reference,
+		Owner: s.cfg.Owner, Now: s.now()}
+	err = s.store.SequenceLedgerTx(ctx, "confirm", func(tx LedgerTx) (err error) {
+		entry, replayed, err = confirmTx(ctx, tx, cp)
+		return err
+	})
+	return entry, replayed, err
 }
 
 // checkPeriod checks a period named by a caller against the reset.
@@ -917,7 +922,8 @@ func (s *Service) SequencePeriodClose(ctx context.Context, name, period string, 
 			return nil, err
 		}
 	}
-	if _, err := s.store.SequencePeriodClose(ctx, SequencePeriodCloseParams{Sequence: name, Period: period, Reopen: reopen, Owner: s.cfg.Owner}); err != nil {
+	cp := SequencePeriodCloseParams{Sequence: name, Period: period, Reopen: reopen, Owner: s.cfg.Owner}
+	if err := s.store.SequenceLedgerTx(ctx, "close period", func(tx LedgerTx) error { return closePeriodTx(ctx, tx, cp) }); err != nil {
 		return nil, err
 	}
 	if reopen {

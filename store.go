@@ -49,41 +49,22 @@ type Store interface {
 	// result and takes nothing. Ranges, ledger rows and idempotency keys
 	// commit together or not at all. An error return means nothing was
 	// committed, except an error wrapping ErrUnavailable, after which the
-	// batch may or may not have committed (see SequenceBatchEntries).
+	// batch may or may not have committed (LedgerReader.BatchEntries finds out).
 	SequenceAdvance(ctx context.Context, params SequenceAdvanceParams) ([]SequenceAdvanceResult, error)
-	// SequenceVoid records numbers First..Last of a period as voided, as
-	// PlanVoid decides. Unless Force is set, numbers in a block leased to
-	// another server that has not stopped are refused with
-	// ErrInvalidState: that server may not have handed them out yet.
-	SequenceVoid(ctx context.Context, params SequenceVoidParams) (*LedgerEntry, error)
-	// SequenceReturn gives back numbers the server took and did not hand
-	// out, as PlanReturn decides (handed back to the counter where
-	// possible, voided otherwise), and settles the leases listed, all in
-	// one transaction.
-	SequenceReturn(ctx context.Context, params SequenceReturnParams) error
 	// SequenceSettle marks ledger entries as no longer pending: issued
 	// numbers whose answers were sent, leases whose numbers were all
 	// handed out.
 	SequenceSettle(ctx context.Context, ids []int64) error
-	// SequenceConfirm confirms reserved numbers, as PlanConfirm decides,
-	// and returns the confirmation. A replay (numbers confirmed already
-	// with the same reference) returns the first existing confirmation of
-	// them and replayed = true.
-	SequenceConfirm(ctx context.Context, params SequenceConfirmParams) (entry *LedgerEntry, replayed bool, err error)
-	// SequenceExpireReserved voids the reserved numbers whose deadline is
-	// at or before now and that were neither confirmed nor voided (up to
-	// a few thousand entries a call), records that owner swept at now
-	// when it voided any, and returns how many numbers it voided.
-	SequenceExpireReserved(ctx context.Context, now time.Time, owner string) (int64, error)
-	// SequencePeriodClose closes a period to new numbers (or reopens it).
-	// Closing is refused with ErrInvalidState while a server that has not
-	// stopped holds a lease in the period.
-	SequencePeriodClose(ctx context.Context, params SequencePeriodCloseParams) (*SequenceCounter, error)
-	// SequenceNumberInfo returns what the ledger says of number n.
-	SequenceNumberInfo(ctx context.Context, name, period string, n int64) (*NumberInfo, error)
-	// SequenceBatchEntries returns the pending taken entries that the
-	// group commit batch wrote, if it committed.
-	SequenceBatchEntries(ctx context.Context, name, period string, batch int64) ([]LedgerEntry, error)
+	// SequenceLedgerTx runs fn in one write transaction (run again,
+	// whole, when the store reports a conflict), lending it the ledger
+	// operations: voiding, giving back, confirming, expiring reservations
+	// and closing periods run in it, as the root package writes them once
+	// for every store. Its error comes back as the root package's errors
+	// (what names the work).
+	SequenceLedgerTx(ctx context.Context, what string, fn func(LedgerTx) error) error
+	// SequenceLedgerRead runs fn with the ledger lookups, outside a
+	// transaction; its error is translated as SequenceLedgerTx's.
+	SequenceLedgerRead(ctx context.Context, what string, fn func(LedgerReader) error) error
 	// SequenceLedger lists ledger entries of a sequence in commit order,
 	// after the cursor AfterID.
 	SequenceLedger(ctx context.Context, params SequenceLedgerParams) ([]LedgerEntry, error)
@@ -196,7 +177,7 @@ type SequenceAdvanceResult struct {
 	answer *answerTracker // set by the Service for pending entries
 }
 
-// SequenceVoidParams are the inputs of Store.SequenceVoid.
+// SequenceVoidParams are the inputs of a void in the ledger.
 type SequenceVoidParams struct {
 	Sequence string
 	Period   string
@@ -210,7 +191,7 @@ type SequenceVoidParams struct {
 	Force bool
 }
 
-// SequenceReturnParams are the inputs of Store.SequenceReturn.
+// SequenceReturnParams are the inputs of a give-back to the ledger.
 type SequenceReturnParams struct {
 	Sequence string
 	// Owner is the server giving the numbers back.
@@ -243,7 +224,7 @@ type ReturnSpan struct {
 	Entry int64
 }
 
-// SequenceConfirmParams are the inputs of Store.SequenceConfirm.
+// SequenceConfirmParams are the inputs of a confirmation in the ledger.
 type SequenceConfirmParams struct {
 	Sequence, Period string
 	Span
@@ -252,7 +233,7 @@ type SequenceConfirmParams struct {
 	Now       time.Time
 }
 
-// SequencePeriodCloseParams are the inputs of Store.SequencePeriodClose.
+// SequencePeriodCloseParams are the inputs of closing a period.
 type SequencePeriodCloseParams struct {
 	Sequence, Period string
 	// Reopen opens a closed period again instead.

@@ -108,8 +108,21 @@ const liveOwnerSQL = `EXISTS (SELECT 1 FROM allot_servers sv WHERE sv.owner = $1
 
 func silentCutoff() time.Time { return time.Now().Add(-allot.ServerSilentAfter) }
 
-// ledgerTx lends a transaction to the root package's ledger operations.
-type ledgerTx struct{ tx pgx.Tx }
+// ledgerTx lends a transaction (or, for the lookups alone, the pool) to
+// the root package's ledger operations.
+type ledgerTx struct{ tx querier }
+
+// SequenceLedgerTx runs fn in one transaction, run again whole on a
+// serialization failure or deadlock.
+func (s *Store) SequenceLedgerTx(ctx context.Context, what string, fn func(allot.LedgerTx) error) error {
+	return translate(s.withTx(ctx, func(tx pgx.Tx) error { return fn(ledgerTx{tx}) }), what)
+}
+
+// SequenceLedgerRead runs fn with lookups on the pool, each its own
+// statement.
+func (s *Store) SequenceLedgerRead(ctx context.Context, what string, fn func(allot.LedgerReader) error) error {
+	return translate(fn(ledgerTx{s.pool}), what)
+}
 
 func (t ledgerTx) Settle(ctx context.Context, ids []int64, reserved bool) error {
 	return settle(ctx, t.tx, ids, reserved)
@@ -118,6 +131,27 @@ func (t ledgerTx) Settle(ctx context.Context, ids []int64, reserved bool) error 
 func (t ledgerTx) OwnerLive(ctx context.Context, owner string) (live bool, err error) {
 	err = t.tx.QueryRow(ctx, `SELECT `+liveOwnerSQL, owner, silentCutoff()).Scan(&live)
 	return live, err
+}
+
+// Nearest is one backward probe of the partial index kinds names.
+func (t ledgerTx) Nearest(ctx context.Context, seq, period, kinds string, n int64) (*allot.LedgerEntry, error) {
+	e, err := scanLedger(t.tx.QueryRow(ctx, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+		WHERE sequence = $1 AND period = $2 AND `+kinds+` AND first <= $3 ORDER BY first DESC LIMIT 1`, seq, period, n))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return e, err
+}
+
+func (t ledgerTx) BatchEntries(ctx context.Context, seq, period string, batch int64) ([]allot.LedgerEntry, error) {
+	return list(ctx, t.tx, "read ledger", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+		WHERE sequence = $1 AND period = $2 AND pending AND batch = $3 AND kind IN ('issued', 'leased', 'reserved') ORDER BY first`,
+		seq, period, batch)
+}
+
+func (t ledgerTx) ReservationsDue(ctx context.Context, now time.Time, limit int) ([]allot.LedgerEntry, error) {
+	return list(ctx, t.tx, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+		WHERE pending AND kind = 'reserved' AND confirm_by <= $1 ORDER BY sequence, period, first LIMIT $2`, now, limit)
 }
 
 func (t ledgerTx) DueReserved(ctx context.Context, ids []int64, now time.Time) ([]allot.LedgerEntry, error) {
@@ -132,133 +166,31 @@ func (t ledgerTx) ReservationsSwept(ctx context.Context, owner string, now time.
 	return err
 }
 
-// SequenceVoid records a voided range, as allot.PlanVoid decides.
-func (s *Store) SequenceVoid(ctx context.Context, p allot.SequenceVoidParams) (*allot.LedgerEntry, error) {
-	var out *allot.LedgerEntry
-	err := s.withTx(ctx, func(tx pgx.Tx) (err error) {
-		out, err = allot.VoidTx(ctx, ledgerTx{tx}, p)
-		return err
-	})
-	if err != nil {
-		return nil, translate(err, "void")
+func (t ledgerTx) LockCounter(ctx context.Context, seq, period string) (found bool, err error) {
+	if _, err := t.tx.Exec(ctx, newCounterSQL, seq, period); err != nil {
+		return false, err
 	}
-	return out, nil
+	err = t.tx.QueryRow(ctx, `SELECT true FROM allot_sequence_counters WHERE sequence = $1 AND period = $2 FOR UPDATE`, seq, period).Scan(&found)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return found, err
 }
 
-// SequenceReturn gives numbers back, as allot.PlanReturn decides, one
-// period after another (in period order, the one lock order) in one
-// transaction.
-func (s *Store) SequenceReturn(ctx context.Context, p allot.SequenceReturnParams) error {
-	err := s.withTx(ctx, func(tx pgx.Tx) error { return allot.ReturnTx(ctx, ledgerTx{tx}, p) })
-	return translate(err, fmt.Sprintf("give back numbers of %q", p.Sequence))
+func (t ledgerTx) SetClosed(ctx context.Context, seq, period string, closed bool) error {
+	_, err := t.tx.Exec(ctx, `UPDATE allot_sequence_counters SET closed_at = CASE WHEN $3 THEN coalesce(closed_at, now()) END
+		WHERE sequence = $1 AND period = $2`, seq, period, closed)
+	return err
+}
+
+func (t ledgerTx) LeaseHolders(ctx context.Context, seq, period string) ([]string, error) {
+	return list(ctx, t.tx, "leases", func(r pgx.Row) (o string, err error) { return o, r.Scan(&o) }, `SELECT DISTINCT l.owner FROM allot_sequence_ledger l
+		WHERE l.sequence = $2 AND l.period = $3 AND l.kind = 'leased' AND l.pending
+		AND EXISTS (SELECT 1 FROM allot_servers sv WHERE sv.owner = l.owner AND sv.stopped_at IS NULL AND sv.seen_at >= $1)
+		ORDER BY l.owner`, silentCutoff(), seq, period)
 }
 
 // SequenceSettle marks issued and leased entries as no longer pending.
 func (s *Store) SequenceSettle(ctx context.Context, ids []int64) error {
 	return translate(settle(ctx, s.pool, ids, false), "settle ledger entries")
-}
-
-// SequenceConfirm confirms reserved numbers, as allot.PlanConfirm decides.
-func (s *Store) SequenceConfirm(ctx context.Context, p allot.SequenceConfirmParams) (*allot.LedgerEntry, bool, error) {
-	var out *allot.LedgerEntry
-	var replayed bool
-	err := s.withTx(ctx, func(tx pgx.Tx) (err error) {
-		out, replayed, err = allot.ConfirmTx(ctx, ledgerTx{tx}, p)
-		return err
-	})
-	if err != nil {
-		return nil, false, translate(err, "confirm")
-	}
-	return out, replayed, nil
-}
-
-// SequenceExpireReserved voids the reservations past their deadline, a
-// period at a time in (sequence, period) order, one transaction per period
-// (each waits for the period's counter lock like any other writer, so the
-// sweep never holds more than one counter at a time).
-func (s *Store) SequenceExpireReserved(ctx context.Context, now time.Time, owner string) (int64, error) {
-	due, err := list(ctx, s.pool, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
-		WHERE pending AND kind = 'reserved' AND confirm_by <= $1 ORDER BY sequence, period, first LIMIT 5000`, now)
-	if err != nil {
-		return 0, translate(err, "void expired reservations")
-	}
-	var voided int64
-	for _, group := range allot.ByPeriod(due) {
-		var n int64
-		err := s.withTx(ctx, func(tx pgx.Tx) error {
-			n, err = allot.ExpireReservedTx(ctx, ledgerTx{tx}, group, now, owner)
-			return err
-		})
-		if err != nil {
-			return voided, translate(err, "void expired reservations")
-		}
-		voided += n // only once committed: withTx may run the closure twice
-	}
-	return voided, nil
-}
-
-// SequencePeriodClose closes (or reopens) a period.
-func (s *Store) SequencePeriodClose(ctx context.Context, p allot.SequencePeriodCloseParams) (*allot.SequenceCounter, error) {
-	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, newCounterSQL, p.Sequence, p.Period)
-		if err != nil {
-			return err
-		}
-		var found bool
-		if err := tx.QueryRow(ctx, `SELECT true FROM allot_sequence_counters WHERE sequence = $1 AND period = $2 FOR UPDATE`,
-			p.Sequence, p.Period).Scan(&found); errors.Is(err, pgx.ErrNoRows) && tag.RowsAffected() == 0 {
-			return allot.NotFoundf("sequence %q", p.Sequence)
-		} else if err != nil {
-			return err
-		}
-		if p.Reopen {
-			_, err := tx.Exec(ctx, `UPDATE allot_sequence_counters SET closed_at = NULL WHERE sequence = $1 AND period = $2`, p.Sequence, p.Period)
-			return err
-		}
-		owners, err := list(ctx, tx, "leases", func(r pgx.Row) (string, error) { var o string; return o, r.Scan(&o) }, `SELECT DISTINCT l.owner FROM allot_sequence_ledger l
-			WHERE l.sequence = $2 AND l.period = $3 AND l.kind = 'leased' AND l.pending
-			AND EXISTS (SELECT 1 FROM allot_servers sv WHERE sv.owner = l.owner AND sv.stopped_at IS NULL AND sv.seen_at >= $1)
-			ORDER BY l.owner`, silentCutoff(), p.Sequence, p.Period)
-		if err != nil {
-			return err
-		}
-		if len(owners) > 0 {
-			return allot.Errorf(allot.ErrInvalidState, "period %s can't be closed while running servers hold leases in it (%s): they may still hand numbers out; "+
-				"close it once they are stopped or their leases sat idle long enough to be given back", p.Period, strings.Join(owners, ", "))
-		}
-		_, err = tx.Exec(ctx, `UPDATE allot_sequence_counters SET closed_at = coalesce(closed_at, now()) WHERE sequence = $1 AND period = $2`,
-			p.Sequence, p.Period)
-		return err
-	})
-	if err != nil {
-		return nil, translate(err, "close period")
-	}
-	return s.SequenceCounterGet(ctx, p.Sequence, p.Period)
-}
-
-// SequenceNumberInfo returns what the ledger says of number n: each
-// lookup is one backward probe of the partial index its kind filter names.
-func (s *Store) SequenceNumberInfo(ctx context.Context, name, period string, n int64) (*allot.NumberInfo, error) {
-	if _, err := s.SequenceGet(ctx, name); err != nil {
-		return nil, err
-	}
-	info, err := allot.ReadNumberInfo(n, func(kinds string) (*allot.LedgerEntry, error) {
-		e, err := scanLedger(s.pool.QueryRow(ctx, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
-			WHERE sequence = $1 AND period = $2 AND `+kinds+` AND first <= $3 ORDER BY first DESC LIMIT 1`, name, period, n))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, nil
-		}
-		return e, err
-	}, func(owner string) (live bool, err error) {
-		err = s.pool.QueryRow(ctx, `SELECT `+liveOwnerSQL, owner, silentCutoff()).Scan(&live)
-		return live, err
-	})
-	return info, translate(err, "read ledger")
-}
-
-// SequenceBatchEntries returns the pending taken entries of a batch.
-func (s *Store) SequenceBatchEntries(ctx context.Context, name, period string, batch int64) ([]allot.LedgerEntry, error) {
-	return list(ctx, s.pool, "read ledger", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
-		WHERE sequence = $1 AND period = $2 AND pending AND batch = $3 AND kind IN ('issued', 'leased', 'reserved') ORDER BY first`,
-		name, period, batch)
 }

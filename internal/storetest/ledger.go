@@ -508,7 +508,7 @@ func testCancelledRequestsGiveBack(t *testing.T, open func() allot.Store) {
 		if n == r.First {
 			continue
 		}
-		info, err := s.SequenceNumberInfo(ctx(t), "g", "", n)
+		info, err := allot.LookUpNumber(ctx(t), s, "g", "", n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -972,11 +972,11 @@ type slowGiveBack struct {
 	gate chan struct{}
 }
 
-func (s *slowGiveBack) SequenceReturn(ctx context.Context, p allot.SequenceReturnParams) error {
-	if p.Reason == "request cancelled before the answer" {
+func (s *slowGiveBack) SequenceLedgerTx(ctx context.Context, what string, fn func(allot.LedgerTx) error) error {
+	if strings.Contains(what, "(request cancelled before the answer)") {
 		<-s.gate
 	}
-	return s.Store.SequenceReturn(ctx, p)
+	return s.Store.SequenceLedgerTx(ctx, what, fn)
 }
 
 // testRestoreSkipsAreNotActivity: the numbers a restore skips don't count

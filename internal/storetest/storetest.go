@@ -325,7 +325,7 @@ func testVoid(t *testing.T, open func() allot.Store) {
 	s := store(t, open)
 	mustSeq(t, s, allot.SequenceCreateParams{Name: "a", Mode: allot.ModeGapless})
 	void := func(first, last int64) (*allot.LedgerEntry, error) {
-		return s.SequenceVoid(ctx(t), allot.SequenceVoidParams{Sequence: "a", First: first, Last: last, Reason: "printer jam", Owner: "test"})
+		return allot.VoidRange(ctx(t), s, allot.SequenceVoidParams{Sequence: "a", First: first, Last: last, Reason: "printer jam", Owner: "test"})
 	}
 	if _, err := void(1, 1); !errors.Is(err, allot.ErrInvalid) {
 		t.Fatalf("void before any issue: %v", err)
@@ -763,7 +763,7 @@ func GuardLedger(t *testing.T, exec func(q string) error) {
 // numberStatus is what the store's ledger says of number n.
 func numberStatus(t *testing.T, s allot.Store, seq, period string, n int64) (allot.NumberStatus, error) {
 	t.Helper()
-	info, err := s.SequenceNumberInfo(ctx(t), seq, period, n)
+	info, err := allot.LookUpNumber(ctx(t), s, seq, period, n)
 	if err != nil {
 		return "", err
 	}
