@@ -1,7 +1,7 @@
 package allot_test
 
 import (
-	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -14,13 +14,9 @@ import (
 // stream of requests never waits on the database, and that the leases are
 // in the ledger.
 func TestCachedPrefetchesBeforeRunningOut(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	st := testdb.SQLiteStore(t)
-	svc, err := allot.New(context.Background(), allot.Config{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close(ctx)
+	svc := testdb.Service(t, allot.Config{Store: st})
 	bs := int64(100)
 	if _, err := svc.SequenceCreate(ctx, allot.SequenceCreateParams{Name: "c", BlockSize: &bs}); err != nil {
 		t.Fatal(err)
@@ -63,5 +59,35 @@ func TestCachedPrefetchesBeforeRunningOut(t *testing.T) {
 		if err != nil || r.First != want {
 			t.Fatalf("next: %+v %v, want %d", r, err, want)
 		}
+	}
+}
+
+// BenchmarkNextCached measures the in-process library path of a cached
+// sequence: IDs served from leased blocks, rendered, on every core.
+func BenchmarkNextCached(b *testing.B) {
+	for _, tc := range []struct {
+		format string
+		count  int64
+	}{{"{n}", 1}, {"LP{n:AAA99999}", 1}, {"{n}", 1000}} {
+		b.Run(fmt.Sprintf("format=%s/count=%d", tc.format, tc.count), func(b *testing.B) {
+			ctx := b.Context()
+			st := testdb.SQLiteStore(b)
+			svc := testdb.Service(b, allot.Config{Store: st})
+			bs := int64(10000)
+			if _, err := svc.SequenceCreate(ctx, allot.SequenceCreateParams{Name: "b", Format: tc.format, Start: new(int64), BlockSize: &bs}); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := svc.Next(ctx, allot.NextParams{Sequence: "b", Count: tc.count}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)*float64(tc.count)/b.Elapsed().Seconds(), "ids/s")
+		})
 	}
 }

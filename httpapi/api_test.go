@@ -694,7 +694,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"LedgerEntry":    reflect.TypeFor[allot.LedgerEntry](),
 		"LedgerPage":     reflect.TypeFor[allot.LedgerPage](),
 		"ParseResult":    reflect.TypeFor[allot.ParseResult](),
-		"Problem":        reflect.TypeFor[problem](),
+		"Problem":        reflect.TypeFor[wire.Problem](),
 		"PoolCreate":     reflect.TypeFor[poolCreateBody](),
 		"PoolPatch":      reflect.TypeFor[poolSettingsBody](),
 		"PoolState":      reflect.TypeFor[allot.PoolState](),

@@ -51,12 +51,7 @@ func TestBadInput(t *testing.T) {
 	e.ok(e.do("POST", "/v1/sequences/g/void", `{"number":1,"reason":"setup"}`), 200, nil)
 
 	const key = "bad-request-key"
-	cases := []struct {
-		name, method, path, body string
-		hdr                      []string
-		status                   int
-		code, field, detail      string
-	}{
+	cases := []badInput{
 		{"malformed json: cut short", "POST", "/v1/sequences/g/next", `{"count":`, nil, 400, "invalid_request", "", "ends in the middle"},
 		{"malformed json: trailing comma", "POST", "/v1/sequences", `{"name":"x",}`, nil, 400, "invalid_request", "", "not valid JSON at byte"},
 		{"malformed json: bare word", "POST", "/v1/sequences/g/next", `hello`, nil, 400, "invalid_request", "", "not valid JSON at byte 1"},
@@ -137,7 +132,29 @@ func TestBadInput(t *testing.T) {
 		{"ledger: bad cursor", "GET", "/v1/sequences/g/ledger?after=xyz", ``, nil, 400, "invalid_request", "after", "cursor"},
 		{"parse: id of another format", "GET", "/v1/sequences/g/ids/nope", ``, nil, 400, "invalid_request", "id", "does not match"},
 	}
-	before := e.snapshot()
+	e.refuseAll(t, cases, (*env).snapshot)
+	// The key used only by refused requests was never stored.
+	r := e.do("POST", "/v1/sequences/g/next", `{"count":2}`, "Idempotency-Key", key)
+	var res allot.NextResult
+	e.ok(r, http.StatusOK, &res)
+	if r.header.Get("Idempotent-Replayed") != "" || res.First != 6 {
+		t.Fatalf("key of refused requests: %+v replayed=%q", res, r.header.Get("Idempotent-Replayed"))
+	}
+}
+
+// badInput is a request that must be refused with a problem of status and
+// code, naming field, whose detail contains detail.
+type badInput struct {
+	name, method, path, body string
+	hdr                      []string
+	status                   int
+	code, field, detail      string
+}
+
+// refuseAll sends each case as a subtest and checks its problem, and that
+// the state snapshot reads is what it was before the first.
+func (e *env) refuseAll(t *testing.T, cases []badInput, snapshot func(*env) string) {
+	before := snapshot(e)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			e := *e
@@ -149,7 +166,7 @@ func TestBadInput(t *testing.T) {
 			if !strings.Contains(p.Detail, c.detail) {
 				t.Errorf("detail %q does not contain %q", p.Detail, c.detail)
 			}
-			if after := e.snapshot(); after != before {
+			if after := snapshot(&e); after != before {
 				before := strings.Split(before, "\n")
 				for i, line := range strings.Split(after, "\n") {
 					if i >= len(before) || line != before[i] {
@@ -160,12 +177,25 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	// The key used only by refused requests was never stored.
-	r := e.do("POST", "/v1/sequences/g/next", `{"count":2}`, "Idempotency-Key", key)
-	var res allot.NextResult
-	e.ok(r, http.StatusOK, &res)
-	if r.header.Get("Idempotent-Replayed") != "" || res.First != 6 {
-		t.Fatalf("key of refused requests: %+v replayed=%q", res, r.header.Get("Idempotent-Replayed"))
+}
+
+// target is a method and path a test sends bodies to.
+type target struct{ method, path string }
+
+// neverFails sends every body to every route: none may answer 5xx, and
+// every refusal is a problem+json.
+func (e *env) neverFails(routes []target, bodies []string) {
+	e.t.Helper()
+	for _, p := range routes {
+		for _, b := range bodies {
+			r := e.do(p.method, p.path, b)
+			if r.status >= 500 {
+				e.t.Errorf("%s %s %q: %d %s", p.method, p.path, b, r.status, r.body)
+			}
+			if r.status >= 400 && r.header.Get("Content-Type") != "application/problem+json" {
+				e.t.Errorf("%s %s %q: %d with Content-Type %q", p.method, p.path, b, r.status, r.header.Get("Content-Type"))
+			}
+		}
 	}
 }
 
@@ -184,20 +214,10 @@ func TestGarbageNeverFails(t *testing.T) {
 		`{"name":"a","timezone":"../../etc/passwd"}`, `{"name":"a","block_size":0}`, `{"name":"a","start":9223372036854775807}`,
 		"{\"count\":1}\x00", "\xef\xbb\xbf{\"count\":1}", "{\"count\":1}\n\n", `{"COUNT":1}`, `{"count":null,"date":null}`,
 	}
-	paths := []struct{ method, path string }{
+	paths := []target{
 		{"POST", "/v1/sequences"}, {"PATCH", "/v1/sequences/g"}, {"POST", "/v1/sequences/g/next"}, {"POST", "/v1/sequences/g/void"},
 	}
-	for _, p := range paths {
-		for _, b := range bodies {
-			r := e.do(p.method, p.path, b)
-			if r.status >= 500 {
-				t.Errorf("%s %s %q: %d %s", p.method, p.path, b, r.status, r.body)
-			}
-			if r.status >= 400 && r.header.Get("Content-Type") != "application/problem+json" {
-				t.Errorf("%s %s %q: %d with Content-Type %q", p.method, p.path, b, r.status, r.header.Get("Content-Type"))
-			}
-		}
-	}
+	e.neverFails(paths, bodies)
 }
 
 // FuzzParseNextFast checks that the reflection-free parser of next bodies

@@ -10,13 +10,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/allot/allot"
+	"github.com/allot/allot/internal/testdb"
 	"github.com/allot/allot/metrics"
 	"github.com/allot/allot/sqlite"
+	"github.com/allot/allot/wire"
 )
 
 // env is a real Service over a real SQLite file, served over HTTP.
@@ -56,17 +57,7 @@ func newEnvWith(t testing.TB, keys map[string]Role, configure func(*allot.Config
 	if configure != nil {
 		configure(&cfg)
 	}
-	svc, err := allot.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("allot.New: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := svc.Close(ctx); err != nil {
-			t.Errorf("close service: %v", err)
-		}
-	})
+	svc := testdb.Service(t, cfg)
 	api, err := New(Config{Service: svc, Keys: keys, Logger: log, Registry: reg, Metrics: metrics})
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
@@ -141,33 +132,13 @@ func (e *env) next(name, body string, hdr ...string) allot.NextResult {
 	return res
 }
 
-// problemBody is a decoded problem document.
-type problemBody struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail"`
-	Code      string `json:"code"`
-	Field     string `json:"field"`
-	Sequence  string `json:"sequence"`
-	Remaining *int64 `json:"remaining"`
-	Requested *int64 `json:"requested"`
-	Available *int64 `json:"available"`
-	Limit     *int64 `json:"limit"`
-	Used      *int64 `json:"used"`
-	Capacity  *int64 `json:"capacity"`
-	Held      *int64 `json:"held"`
-	Confirmed *int64 `json:"confirmed"`
-	RequestID string `json:"request_id"`
-}
-
 // problem asserts r is a problem with status and code, and returns it.
-func (e *env) problem(r resp, status int, code string) problemBody {
+func (e *env) problem(r resp, status int, code string) wire.Problem {
 	e.t.Helper()
 	return checkProblem(e.t, r.status, r.header, r.body, status, code)
 }
 
-func checkProblem(t testing.TB, gotStatus int, h http.Header, body []byte, status int, code string) problemBody {
+func checkProblem(t testing.TB, gotStatus int, h http.Header, body []byte, status int, code string) wire.Problem {
 	t.Helper()
 	if gotStatus != status {
 		t.Fatalf("status %d, want %d; body: %s", gotStatus, status, body)
@@ -175,7 +146,7 @@ func checkProblem(t testing.TB, gotStatus int, h http.Header, body []byte, statu
 	if ct := h.Get("Content-Type"); ct != "application/problem+json" {
 		t.Fatalf("Content-Type %q, want application/problem+json; body: %s", ct, body)
 	}
-	var p problemBody
+	var p wire.Problem
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {

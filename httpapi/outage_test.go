@@ -37,11 +37,7 @@ func TestStoreOutage(t *testing.T) {
 	logs := &testkit.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	reg := prometheus.NewRegistry()
-	svc, err := allot.New(context.Background(), allot.Config{Store: st, Logger: log, StoreTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Close(context.Background()) })
+	svc := testdb.Service(t, allot.Config{Store: st, Logger: log, StoreTimeout: time.Second})
 	api, err := New(Config{Service: svc, Logger: log, Registry: reg, RequestTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -45,12 +45,7 @@ func TestPoolBadInput(t *testing.T) {
 	const key = "refused-only-key"
 	claims := "/v1/pools/p/claims"
 	long := strings.Repeat("x", 65)
-	cases := []struct {
-		name, method, path, body string
-		hdr                      []string
-		status                   int
-		code, field, detail      string
-	}{
+	cases := []badInput{
 		// Claim create: quantity.
 		{"quantity 0", "POST", claims, `{"customer":"dan","quantity":0}`, []string{"Idempotency-Key", key}, 400, "invalid_request", "quantity", "at least 1"},
 		{"quantity 0 (slow path)", "POST", claims, `{"customer":"d\u0061n","quantity":0}`, nil, 400, "invalid_request", "quantity", "at least 1"},
@@ -166,23 +161,7 @@ func TestPoolBadInput(t *testing.T) {
 		{"list: bad cursor", "GET", claims + "?after=xyz", ``, nil, 400, "invalid_request", "after", "cursor"},
 		{"list: unknown pool", "GET", "/v1/pools/nope/claims", ``, nil, 404, "not_found", "", ""},
 	}
-	before := e.poolSnapshot()
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			e := *e
-			e.t = t
-			p := e.problem(e.do(c.method, c.path, c.body, c.hdr...), c.status, c.code)
-			if p.Field != c.field {
-				t.Errorf("field %q, want %q (detail %q)", p.Field, c.field, p.Detail)
-			}
-			if !strings.Contains(p.Detail, c.detail) {
-				t.Errorf("detail %q does not contain %q", p.Detail, c.detail)
-			}
-			if after := e.poolSnapshot(); after != before {
-				t.Fatalf("state changed:\nbefore %s\nafter  %s", before, after)
-			}
-		})
-	}
+	e.refuseAll(t, cases, (*env).poolSnapshot)
 	// The key used only by refused requests was never stored.
 	r := e.do("POST", claims, `{"customer":"dan"}`, "Idempotency-Key", key)
 	var c allot.Claim
@@ -209,21 +188,11 @@ func TestPoolGarbageNeverFails(t *testing.T) {
 		"{\"customer\":\"a\"}\x00", "\xef\xbb\xbf{\"customer\":\"a\"}", `{"CUSTOMER":"a"}`, `{"customer":null,"quantity":null,"ttl":null}`,
 		`{"reference":null}`, `{"state":null}`, `{"name":"z","capacity":0}`,
 	}
-	paths := []struct{ method, path string }{
+	paths := []target{
 		{"POST", "/v1/pools"}, {"PATCH", "/v1/pools/g"}, {"POST", "/v1/pools/g/claims"},
 		{"POST", "/v1/claims/" + c.ID + "/extend"}, {"POST", "/v1/claims/" + c.ID + "/confirm"}, {"POST", "/v1/claims/" + c.ID + "/release"},
 	}
-	for _, p := range paths {
-		for _, b := range bodies {
-			r := e.do(p.method, p.path, b)
-			if r.status >= 500 {
-				t.Errorf("%s %s %q: %d %s", p.method, p.path, b, r.status, r.body)
-			}
-			if r.status >= 400 && r.header.Get("Content-Type") != "application/problem+json" {
-				t.Errorf("%s %s %q: %d with Content-Type %q", p.method, p.path, b, r.status, r.header.Get("Content-Type"))
-			}
-		}
-	}
+	e.neverFails(paths, bodies)
 	var rep auditReport
 	e.ok(e.do("GET", "/v1/audit", ""), 200, &rep)
 	if !rep.OK {

@@ -30,31 +30,10 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.detail }
 
-// problem is an RFC 9457 problem document.
-type problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail"`
-	Code      string `json:"code"`
-	Field     string `json:"field,omitempty"`
-	Remaining *int64 `json:"remaining,omitempty"`
-	Requested *int64 `json:"requested,omitempty"`
-	Available *int64 `json:"available,omitempty"`
-	Limit     *int64 `json:"limit,omitempty"`
-	// Sequence names the other sequence of a range_overlap.
-	Sequence  string `json:"sequence,omitempty"`
-	Used      *int64 `json:"used,omitempty"`
-	Capacity  *int64 `json:"capacity,omitempty"`
-	Held      *int64 `json:"held,omitempty"`
-	Confirmed *int64 `json:"confirmed,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-}
-
 // problemFor maps any error to its problem. It is the one place that
 // decides statuses and codes. internal reports an error the caller must
 // not see; its detail is replaced and the error logged.
-func problemFor(err error) (p problem, internal bool) {
+func problemFor(err error) (p wire.Problem, internal bool) {
 	var (
 		ae  *apiError
 		ex  *allot.ExhaustedError

@@ -1,10 +1,12 @@
 // Package wire is allot's HTTP contract as Go: what the server (httpapi)
-// and the Go client (client) must agree on, written once. Today that is the
-// table of problem codes: for each, its HTTP status, its title and the
-// allot sentinel error it stands for. The server maps an error to its
-// problem with ForError, the client maps a problem back to its sentinel
-// with ByCode, and the OpenAPI test checks openapi.json against the same
-// table, so a code can't be added on one side only.
+// and the Go client (client) must agree on, written once: the request
+// and list bodies the domain types don't already cover, the problem
+// document, and the table of problem codes (for each, its HTTP status,
+// its title and the allot sentinel errors it stands for). The server
+// maps an error to its problem with ForError, the client maps a problem
+// back to its sentinel with ByCode, and the OpenAPI test checks
+// openapi.json against the same table, so a code can't be added on one
+// side only.
 package wire
 
 import (
@@ -39,6 +41,47 @@ const (
 
 // ProblemTypePrefix starts every problem's "type" URI; the code ends it.
 const ProblemTypePrefix = "urn:allot:problem:"
+
+// Problem is an error response as the server writes it: an RFC 9457
+// problem document with allot's members. The figures are pointers so that
+// a zero the caller must see (no units left) is written, and a figure the
+// problem does not carry is left out.
+type Problem struct {
+	// Type is ProblemTypePrefix followed by the code.
+	Type string `json:"type"`
+	// Title is the code's title, from Problems.
+	Title string `json:"title"`
+	// Status is the HTTP status.
+	Status int `json:"status"`
+	// Detail says what went wrong and what to do about it.
+	Detail string `json:"detail"`
+	// Code is one of the Code constants.
+	Code string `json:"code"`
+	// Field names the offending request field of an invalid_request.
+	Field string `json:"field,omitempty"`
+	// Remaining is how many numbers were left, for sequence_exhausted.
+	Remaining *int64 `json:"remaining,omitempty"`
+	// Requested is what the request asked for: numbers for
+	// sequence_exhausted, units for sold_out and customer_limit, the new
+	// capacity for invalid_state of a capacity change.
+	Requested *int64 `json:"requested,omitempty"`
+	// Available is how many units the pool had left, for sold_out.
+	Available *int64 `json:"available,omitempty"`
+	// Limit is the pool's per-customer limit, for customer_limit.
+	Limit *int64 `json:"limit,omitempty"`
+	// Sequence names the other sequence of a range_overlap.
+	Sequence string `json:"sequence,omitempty"`
+	// Used is how many units the customer already holds or bought, for
+	// customer_limit.
+	Used *int64 `json:"used,omitempty"`
+	// Capacity, Held and Confirmed are the pool's figures, for
+	// invalid_state of a capacity change.
+	Capacity  *int64 `json:"capacity,omitempty"`
+	Held      *int64 `json:"held,omitempty"`
+	Confirmed *int64 `json:"confirmed,omitempty"`
+	// RequestID identifies the request in the server's logs.
+	RequestID string `json:"request_id,omitempty"`
+}
 
 // ProblemKind is one kind of error response.
 type ProblemKind struct {

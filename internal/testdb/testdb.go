@@ -21,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/allot/allot"
 	"github.com/allot/allot/postgres"
 	"github.com/allot/allot/sqlite"
 )
@@ -133,30 +134,47 @@ func redact(u string) string {
 // Postgres), closed when the test ends.
 func PostgresStore(t testing.TB) *postgres.Store {
 	t.Helper()
-	ctx := context.Background()
-	st, err := postgres.Open(ctx, Postgres(t))
-	if err != nil {
-		t.Fatalf("open postgres: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	return st
+	return migrated(t, "postgres", postgres.Open, Postgres(t))
 }
 
 // SQLiteStore opens a migrated SQLite store on a fresh file, closed when
 // the test ends.
 func SQLiteStore(t testing.TB) *sqlite.Store {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, SQLitePath(t))
+	return migrated(t, "sqlite", sqlite.Open, SQLitePath(t))
+}
+
+// migrated opens a store with open and migrates it.
+func migrated[S interface {
+	Migrate(context.Context) error
+	Close() error
+}](t testing.TB, what string, open func(context.Context, string) (S, error), dsn string) S {
+	t.Helper()
+	st, err := open(context.Background(), dsn)
 	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
+		t.Fatalf("open %s: %v", what, err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
+	if err := st.Migrate(context.Background()); err != nil {
+		t.Fatalf("migrate %s: %v", what, err)
 	}
 	return st
+}
+
+// Service starts a Service on cfg (its Store set), closed when the test
+// ends.
+func Service(t testing.TB, cfg allot.Config) *allot.Service {
+	t.Helper()
+	svc, err := allot.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("allot.New: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := svc.Close(ctx); err != nil {
+			t.Errorf("close service: %v", err)
+		}
+	})
+	return svc
 }
