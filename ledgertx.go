@@ -70,14 +70,25 @@ type LedgerTx interface {
 }
 
 // inLedger runs fn in one ledger transaction of st and returns what it
-// returned (from its last run: a store may run it twice).
+// returned.
 func inLedger[T any](ctx context.Context, st Store, what string, fn func(LedgerTx) (T, error)) (T, error) {
+	return TxValue(ctx, func(ctx context.Context, f func(LedgerTx) error) error { return st.SequenceLedgerTx(ctx, what, f) }, fn)
+}
+
+// TxValue runs fn in one transaction of run (a store's transaction
+// runner, which may run fn more than once) and returns what fn returned
+// on the run that committed, or the zero T and the error.
+func TxValue[Tx, T any](ctx context.Context, run func(context.Context, func(Tx) error) error, fn func(Tx) (T, error)) (T, error) {
 	var out T
-	err := st.SequenceLedgerTx(ctx, what, func(tx LedgerTx) (err error) {
+	err := run(ctx, func(tx Tx) (err error) {
 		out, err = fn(tx)
 		return err
 	})
-	return out, err
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return out, nil
 }
 
 // expireBatch is how many due reservations one sweep reads.

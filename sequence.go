@@ -638,6 +638,19 @@ const ServerSilentAfter = time.Minute
 // ServerHeartbeat is how often a server says it is alive.
 const ServerHeartbeat = 10 * time.Second
 
+// CheckNewSequence refuses to store seq next to others (every stored
+// sequence): ErrAlreadyExists if one has its name, an *OverlapError as
+// FindOverlap says. Stores call it inside the transaction that stores
+// seq, with the sequences locked.
+func CheckNewSequence(seq *Sequence, others []*Sequence) error {
+	for _, o := range others {
+		if o.Name == seq.Name {
+			return Errorf(ErrAlreadyExists, "sequence %q already exists", seq.Name)
+		}
+	}
+	return FindOverlap(seq, others)
+}
+
 // FindOverlap returns an *OverlapError if seq could render an ID that one
 // of others (the other sequences) renders too, unless seq allows
 // overlaps. Stores call it inside the transaction that stores seq, so two

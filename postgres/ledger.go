@@ -59,9 +59,9 @@ func (t ledgerTx) Ledger(ctx context.Context, seq, period string, spans []allot.
 		return l, false, err
 	}
 	err = allot.ReadNear(&l, spans, func(sp allot.Span) ([]allot.LedgerEntry, error) {
-		return list(ctx, tx, "read ledger", scanLedgerValue, takenNear, seq, period, sp.First, sp.Last)
+		return list(ctx, tx, "read ledger", scanLedger, takenNear, seq, period, sp.First, sp.Last)
 	}, func(kind allot.LedgerKind, sp allot.Span) ([]allot.LedgerEntry, error) {
-		return list(ctx, tx, "read ledger", scanLedgerValue, notesNearSQL[kind], seq, period, sp.First, sp.Last)
+		return list(ctx, tx, "read ledger", scanLedger, notesNearSQL[kind], seq, period, sp.First, sp.Last)
 	})
 	return l, true, err
 }
@@ -82,15 +82,16 @@ func (t ledgerTx) MoveCounter(ctx context.Context, seq, period string, last, voi
 }
 
 func (t ledgerTx) AddNote(ctx context.Context, seq, period string, n allot.LedgerNote, owner string) (*allot.LedgerEntry, error) {
-	return scanLedger(t.tx.QueryRow(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, reference)
+	e, err := scanLedger(t.tx.QueryRow(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, reference)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+ledgerCols, seq, period, string(n.Kind), n.Span.First, n.Span.Last,
 		n.Reason, owner, n.Reference))
+	return &e, err
 }
 
-// settle marks entries as no longer pending. Reserved entries are settled
+// Settle marks entries as no longer pending. Reserved entries are settled
 // only by the planners (reserved is true), once confirmed or voided in
 // full.
-func settle(ctx context.Context, q querier, ids []int64, reserved bool) error {
+func (t ledgerTx) Settle(ctx context.Context, ids []int64, reserved bool) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -98,7 +99,7 @@ func settle(ctx context.Context, q querier, ids []int64, reserved bool) error {
 	if reserved {
 		kinds = append(kinds, "reserved")
 	}
-	_, err := q.Exec(ctx, `UPDATE allot_sequence_ledger SET pending = false WHERE pending AND kind = ANY($2) AND id = ANY($1)`, ids, kinds)
+	_, err := t.tx.Exec(ctx, `UPDATE allot_sequence_ledger SET pending = false WHERE pending AND kind = ANY($2) AND id = ANY($1)`, ids, kinds)
 	return err
 }
 
@@ -124,10 +125,6 @@ func (s *Store) SequenceLedgerRead(ctx context.Context, what string, fn func(all
 	return translate(fn(ledgerTx{s.pool}), what)
 }
 
-func (t ledgerTx) Settle(ctx context.Context, ids []int64, reserved bool) error {
-	return settle(ctx, t.tx, ids, reserved)
-}
-
 func (t ledgerTx) OwnerLive(ctx context.Context, owner string) (live bool, err error) {
 	err = t.tx.QueryRow(ctx, `SELECT `+liveOwnerSQL, owner, silentCutoff()).Scan(&live)
 	return live, err
@@ -140,22 +137,22 @@ func (t ledgerTx) Nearest(ctx context.Context, seq, period, kinds string, n int6
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
-	return e, err
+	return &e, err
 }
 
 func (t ledgerTx) BatchEntries(ctx context.Context, seq, period string, batch int64) ([]allot.LedgerEntry, error) {
-	return list(ctx, t.tx, "read ledger", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+	return list(ctx, t.tx, "read ledger", scanLedger, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
 		WHERE sequence = $1 AND period = $2 AND pending AND batch = $3 AND kind IN ('issued', 'leased', 'reserved') ORDER BY first`,
 		seq, period, batch)
 }
 
 func (t ledgerTx) ReservationsDue(ctx context.Context, now time.Time, limit int) ([]allot.LedgerEntry, error) {
-	return list(ctx, t.tx, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+	return list(ctx, t.tx, "expired reservations", scanLedger, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
 		WHERE pending AND kind = 'reserved' AND confirm_by <= $1 ORDER BY sequence, period, first LIMIT $2`, now, limit)
 }
 
 func (t ledgerTx) DueReserved(ctx context.Context, ids []int64, now time.Time) ([]allot.LedgerEntry, error) {
-	return list(ctx, t.tx, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+	return list(ctx, t.tx, "expired reservations", scanLedger, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
 		WHERE id = ANY($1) AND kind = 'reserved' AND pending AND confirm_by <= $2 ORDER BY first`, ids, now)
 }
 
@@ -192,5 +189,5 @@ func (t ledgerTx) LeaseHolders(ctx context.Context, seq, period string) ([]strin
 
 // SequenceSettle marks issued and leased entries as no longer pending.
 func (s *Store) SequenceSettle(ctx context.Context, ids []int64) error {
-	return translate(settle(ctx, s.pool, ids, false), "settle ledger entries")
+	return translate((ledgerTx{s.pool}).Settle(ctx, ids, false), "settle ledger entries")
 }

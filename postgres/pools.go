@@ -119,18 +119,17 @@ func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchPa
 			WHERE name = $1`, name, p.Capacity, p.PerCustomer, ms(p.HoldTTL), ms(p.MaxHoldTTL), p.MaxQuantity, state, p.OpensAt, p.ClosesAt); err != nil {
 			return err
 		}
-		if p.PerCustomer != nil {
-			// Usage rows exist only while the pool has a limit.
-			if _, err := tx.Exec(ctx, `DELETE FROM allot_pool_customers WHERE pool = $1`, name); err != nil {
-				return err
-			}
-			if *p.PerCustomer > 0 {
-				if _, err := tx.Exec(ctx, rebuildCustomersSQL, name, *p.PerCustomer); err != nil {
-					return err
-				}
-			}
+		if p.PerCustomer == nil {
+			return nil
 		}
-		return nil
+		// Usage rows exist only while the pool has a limit: dropped and
+		// rebuilt in one round trip.
+		b := &pgx.Batch{}
+		b.Queue(`DELETE FROM allot_pool_customers WHERE pool = $1`, name)
+		if *p.PerCustomer > 0 {
+			b.Queue(rebuildCustomersSQL, name, *p.PerCustomer)
+		}
+		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
 		if errors.Is(err, allot.ErrInvalidState) || errors.Is(err, allot.ErrNotFound) {

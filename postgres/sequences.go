@@ -44,6 +44,20 @@ func list[T any](ctx context.Context, q querier, what string, scan func(pgx.Row)
 	return out, translate(err, what)
 }
 
+// getSequence reads one sequence, with lock (a locking clause, or
+// nothing) appended to the query.
+func getSequence(ctx context.Context, q querier, name, lock string) (*allot.Sequence, error) {
+	seq, err := scanSeq(q.QueryRow(ctx, `SELECT `+seqCols+` FROM allot_sequences WHERE name = $1 `+lock, name))
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("sequence %q", name))
+	}
+	return seq, nil
+}
+
+func listSequences(ctx context.Context, q querier) ([]*allot.Sequence, error) {
+	return list(ctx, q, "list sequences", scanSeq, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
+}
+
 // lockSequences serializes the writes that must see every sequence
 // (creates, and updates that raise max), so two of them can't race past
 // the overlap check. Plain reads and number-taking are not blocked.
@@ -52,92 +66,73 @@ const lockSequences = `LOCK TABLE allot_sequences IN SHARE ROW EXCLUSIVE MODE`
 // SequenceCreate stores a new sequence, refusing one whose IDs could
 // collide with another's.
 func (s *Store) SequenceCreate(ctx context.Context, q *allot.Sequence) (*allot.Sequence, error) {
-	var out *allot.Sequence
-	err := s.withTx(ctx, func(tx pgx.Tx) error {
+	out, err := allot.TxValue(ctx, s.withTx, func(tx pgx.Tx) (*allot.Sequence, error) {
 		if _, err := tx.Exec(ctx, lockSequences); err != nil {
-			return err
+			return nil, err
 		}
-		others, err := list(ctx, tx, "list sequences", scanSeq, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
+		others, err := listSequences(ctx, tx)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for _, o := range others {
-			if o.Name == q.Name {
-				return allot.Errorf(allot.ErrAlreadyExists, "sequence %q already exists", q.Name)
-			}
+		if err := allot.CheckNewSequence(q, others); err != nil {
+			return nil, err
 		}
-		if err := allot.FindOverlap(q, others); err != nil {
-			return err
-		}
-		out, err = scanSeq(tx.QueryRow(ctx, `INSERT INTO allot_sequences (name, format, start, max, mode, block_size, reset, timezone, warn_at,
+		return scanSeq(tx.QueryRow(ctx, `INSERT INTO allot_sequences (name, format, start, max, mode, block_size, reset, timezone, warn_at,
 				periods_back, periods_ahead, confirm_within_ms, allow_overlap)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING `+seqCols,
 			q.Name, q.Format, q.Start, q.Max, string(q.Mode), q.BlockSize, string(q.Reset), q.Timezone, q.WarnAt,
 			q.PeriodsBack, q.PeriodsAhead, time.Duration(q.ConfirmWithin).Milliseconds(), q.AllowOverlap))
-		return err
 	})
-	if err != nil {
-		return nil, translate(err, fmt.Sprintf("sequence %q", q.Name))
-	}
-	return out, nil
+	return out, translate(err, fmt.Sprintf("sequence %q", q.Name))
 }
 
 // SequenceGet returns one sequence.
 func (s *Store) SequenceGet(ctx context.Context, name string) (*allot.Sequence, error) {
-	q, err := scanSeq(s.pool.QueryRow(ctx, `SELECT `+seqCols+` FROM allot_sequences WHERE name = $1`, name))
-	if err != nil {
-		return nil, translate(err, fmt.Sprintf("sequence %q", name))
-	}
-	return q, nil
+	return getSequence(ctx, s.pool, name, "")
 }
 
 // SequenceList returns every sequence ordered by name.
 func (s *Store) SequenceList(ctx context.Context) ([]*allot.Sequence, error) {
-	return list(ctx, s.pool, "list sequences", scanSeq, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
+	return listSequences(ctx, s.pool)
 }
 
 // SequenceUpdate changes the mutable settings. A new max is checked
 // against every period's counter while the sequence row is locked, so no
 // lease or issue can slip past it, and against the other sequences.
 func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams) (*allot.Sequence, error) {
-	var out *allot.Sequence
-	err := s.withTx(ctx, func(tx pgx.Tx) error {
-		q, err := scanSeq(tx.QueryRow(ctx, `SELECT `+seqCols+` FROM allot_sequences WHERE name = $1 FOR UPDATE`, p.Name))
+	out, err := allot.TxValue(ctx, s.withTx, func(tx pgx.Tx) (*allot.Sequence, error) {
+		q, err := getSequence(ctx, tx, p.Name, "FOR UPDATE")
 		if err != nil {
-			return translate(err, fmt.Sprintf("sequence %q", p.Name))
+			return nil, err
 		}
 		if p.Max != nil {
 			var highest *int64
 			if err := tx.QueryRow(ctx, `SELECT max(last) FROM allot_sequence_counters WHERE sequence = $1`, p.Name).Scan(&highest); err != nil {
-				return translate(err, "read counters")
+				return nil, translate(err, "read counters")
 			}
 			if err := allot.ApplyMax(q, *p.Max, highest, func() ([]*allot.Sequence, error) {
 				if _, err := tx.Exec(ctx, lockSequences); err != nil {
 					return nil, err
 				}
-				return list(ctx, tx, "list sequences", scanSeq, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
+				return listSequences(ctx, tx)
 			}); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		p.ApplyTo(q)
 		// Lock the counters in period order, the order every
 		// multi-period transaction uses, before updating them.
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM allot_sequence_counters WHERE sequence = $1 ORDER BY period FOR UPDATE`, p.Name); err != nil {
-			return translate(err, "lock counters")
+			return nil, translate(err, "lock counters")
 		}
 		if _, err := tx.Exec(ctx, `UPDATE allot_sequence_counters SET max = $2 WHERE sequence = $1`, p.Name, q.Max); err != nil {
-			return translate(err, "update counters")
+			return nil, translate(err, "update counters")
 		}
-		out, err = scanSeq(tx.QueryRow(ctx, `UPDATE allot_sequences SET max = $2, warn_at = $3, periods_back = $4, periods_ahead = $5,
+		return scanSeq(tx.QueryRow(ctx, `UPDATE allot_sequences SET max = $2, warn_at = $3, periods_back = $4, periods_ahead = $5,
 			confirm_within_ms = $6, updated_at = now() WHERE name = $1 RETURNING `+seqCols,
 			p.Name, q.Max, q.WarnAt, q.PeriodsBack, q.PeriodsAhead, time.Duration(q.ConfirmWithin).Milliseconds()))
-		return translate(err, "update sequence")
 	})
-	if err != nil {
-		return nil, translate(err, "update sequence")
-	}
-	return out, nil
+	return out, translate(err, "update sequence")
 }
 
 // newCounterSQL creates the counter of period $2 of sequence $1 if it has
@@ -391,7 +386,7 @@ func (s *Store) ServerStop(ctx context.Context, owner string) error {
 
 const ledgerCols = `id, sequence, kind, period, first, last, reason, owner, created_at, date, reference, confirm_by, pending, batch`
 
-func scanLedger(row pgx.Row) (*allot.LedgerEntry, error) {
+func scanLedger(row pgx.Row) (allot.LedgerEntry, error) {
 	var e allot.LedgerEntry
 	var kind string
 	err := row.Scan(&e.ID, &e.Sequence, &kind, &e.Period, &e.First, &e.Last, &e.Reason, &e.Owner, &e.CreatedAt,
@@ -403,20 +398,12 @@ func scanLedger(row pgx.Row) (*allot.LedgerEntry, error) {
 		t := e.ConfirmBy.UTC()
 		e.ConfirmBy = &t
 	}
-	return &e, err
-}
-
-func scanLedgerValue(r pgx.Row) (allot.LedgerEntry, error) {
-	e, err := scanLedger(r)
-	if err != nil {
-		return allot.LedgerEntry{}, err
-	}
-	return *e, nil
+	return e, err
 }
 
 // SequenceLedger lists ledger entries after a cursor.
 func (s *Store) SequenceLedger(ctx context.Context, p allot.SequenceLedgerParams) ([]allot.LedgerEntry, error) {
-	return list(ctx, s.pool, "ledger", scanLedgerValue,
+	return list(ctx, s.pool, "ledger", scanLedger,
 		`SELECT `+ledgerCols+` FROM allot_sequence_ledger WHERE sequence = $1 AND id > $2 ORDER BY id LIMIT $3`,
 		p.Sequence, p.AfterID, p.Limit)
 }

@@ -45,9 +45,9 @@ func (t ledgerTx) Ledger(ctx context.Context, seq, period string, spans []allot.
 		return l, false, translate(err, fmt.Sprintf("sequence %q", seq))
 	}
 	err = allot.ReadNear(&l, spans, func(sp allot.Span) ([]allot.LedgerEntry, error) {
-		return list(ctx, tx, "read ledger", scanLedgerValue, takenNear, seq, period, sp.First, sp.Last)
+		return list(ctx, tx, "read ledger", scanLedger, takenNear, seq, period, sp.First, sp.Last)
 	}, func(kind allot.LedgerKind, sp allot.Span) ([]allot.LedgerEntry, error) {
-		return list(ctx, tx, "read ledger", scanLedgerValue, notesNear, seq, period, sp.First, sp.Last, string(kind))
+		return list(ctx, tx, "read ledger", scanLedger, notesNear, seq, period, sp.First, sp.Last, string(kind))
 	})
 	return l, exists, err
 }
@@ -68,14 +68,15 @@ func (t ledgerTx) MoveCounter(ctx context.Context, seq, period string, last, voi
 }
 
 func (t ledgerTx) AddNote(ctx context.Context, seq, period string, n allot.LedgerNote, owner string) (*allot.LedgerEntry, error) {
-	return scanLedger(t.tx.QueryRowContext(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, created_at, reference)
+	e, err := scanLedger(t.tx.QueryRowContext(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, created_at, reference)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+ledgerCols, seq, period, string(n.Kind), n.Span.First, n.Span.Last,
 		n.Reason, owner, micros(time.Now()), n.Reference))
+	return &e, err
 }
 
-// settle marks entries as no longer pending. Reserved entries are settled
+// Settle marks entries as no longer pending. Reserved entries are settled
 // only by the planners (any is true), once confirmed or voided in full.
-func settle(ctx context.Context, q querier, ids []int64, reserved bool) error {
+func (t ledgerTx) Settle(ctx context.Context, ids []int64, reserved bool) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -88,7 +89,7 @@ func settle(ctx context.Context, q querier, ids []int64, reserved bool) error {
 	for i, id := range ids {
 		args[i], marks[i] = id, "?"
 	}
-	_, err := q.ExecContext(ctx, `UPDATE allot_sequence_ledger SET pending = 0 WHERE pending AND kind IN (`+kinds+`) AND id IN (`+strings.Join(marks, ", ")+`)`, args...)
+	_, err := t.tx.ExecContext(ctx, `UPDATE allot_sequence_ledger SET pending = 0 WHERE pending AND kind IN (`+kinds+`) AND id IN (`+strings.Join(marks, ", ")+`)`, args...)
 	return err
 }
 
@@ -114,10 +115,6 @@ func (s *Store) SequenceLedgerRead(ctx context.Context, what string, fn func(all
 	return translate(fn(ledgerTx{s.db}), what)
 }
 
-func (t ledgerTx) Settle(ctx context.Context, ids []int64, reserved bool) error {
-	return settle(ctx, t.tx, ids, reserved)
-}
-
 func (t ledgerTx) OwnerLive(ctx context.Context, owner string) (live bool, err error) {
 	err = t.tx.QueryRowContext(ctx, `SELECT `+liveOwnerSQL, owner, silentCutoff()).Scan(&live)
 	return live, err
@@ -129,7 +126,7 @@ func (t ledgerTx) DueReserved(ctx context.Context, ids []int64, now time.Time) (
 	for i, id := range ids {
 		args, marks[i] = append(args, id), "?"
 	}
-	return list(ctx, t.tx, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+	return list(ctx, t.tx, "expired reservations", scanLedger, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
 		WHERE kind = 'reserved' AND pending AND confirm_by <= ? AND id IN (`+strings.Join(marks, ", ")+`) ORDER BY first`, args...)
 }
 
@@ -146,17 +143,17 @@ func (t ledgerTx) Nearest(ctx context.Context, seq, period, kinds string, n int6
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
-	return e, err
+	return &e, err
 }
 
 func (t ledgerTx) BatchEntries(ctx context.Context, seq, period string, batch int64) ([]allot.LedgerEntry, error) {
-	return list(ctx, t.tx, "read ledger", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+	return list(ctx, t.tx, "read ledger", scanLedger, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
 		WHERE sequence = ? AND period = ? AND pending AND batch = ? AND kind IN ('issued', 'leased', 'reserved') ORDER BY first`,
 		seq, period, batch)
 }
 
 func (t ledgerTx) ReservationsDue(ctx context.Context, now time.Time, limit int) ([]allot.LedgerEntry, error) {
-	return list(ctx, t.tx, "expired reservations", scanLedgerValue, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
+	return list(ctx, t.tx, "expired reservations", scanLedger, `SELECT `+ledgerCols+` FROM allot_sequence_ledger
 		WHERE pending AND kind = 'reserved' AND confirm_by <= ? ORDER BY sequence, period, first LIMIT ?`, micros(now), limit)
 }
 
@@ -188,7 +185,7 @@ func (t ledgerTx) LeaseHolders(ctx context.Context, seq, period string) ([]strin
 func (s *Store) SequenceSettle(ctx context.Context, ids []int64) error {
 	for len(ids) > 0 {
 		n := min(len(ids), 500)
-		if err := settle(ctx, s.db, ids[:n], false); err != nil {
+		if err := (ledgerTx{s.db}).Settle(ctx, ids[:n], false); err != nil {
 			return translate(err, "settle ledger entries")
 		}
 		ids = ids[n:]

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/allot/allot"
@@ -45,6 +44,20 @@ func list[T any](ctx context.Context, q querier, what string, scan func(scanner)
 	return out, translate(rows.Err(), what)
 }
 
+// getSequence reads one sequence, with lock (a locking clause, or
+// nothing) appended to the query.
+func getSequence(ctx context.Context, q querier, name, lock string) (*allot.Sequence, error) {
+	seq, err := scanSeq(q.QueryRowContext(ctx, `SELECT `+seqCols+` FROM allot_sequences WHERE name = ? `+lock, name))
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("sequence %q", name))
+	}
+	return seq, nil
+}
+
+func listSequences(ctx context.Context, q querier) ([]*allot.Sequence, error) {
+	return list(ctx, q, "list sequences", scanSeq, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
+}
+
 // querier is what *sql.DB and *sql.Tx share.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -55,81 +68,62 @@ type querier interface {
 // SequenceCreate stores a new sequence, refusing one whose IDs could
 // collide with another's (the write lock is held, so creates can't race).
 func (s *Store) SequenceCreate(ctx context.Context, q *allot.Sequence) (*allot.Sequence, error) {
-	var out *allot.Sequence
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		others, err := list(ctx, tx, "list sequences", scanSeq, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
+	out, err := allot.TxValue(ctx, s.withTx, func(tx *sql.Tx) (*allot.Sequence, error) {
+		others, err := listSequences(ctx, tx)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for _, o := range others {
-			if o.Name == q.Name {
-				return allot.Errorf(allot.ErrAlreadyExists, "sequence %q already exists", q.Name)
-			}
-		}
-		if err := allot.FindOverlap(q, others); err != nil {
-			return err
+		if err := allot.CheckNewSequence(q, others); err != nil {
+			return nil, err
 		}
 		now := micros(time.Now())
-		out, err = scanSeq(tx.QueryRowContext(ctx, `INSERT INTO allot_sequences (`+seqCols+`)
+		return scanSeq(tx.QueryRowContext(ctx, `INSERT INTO allot_sequences (`+seqCols+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+seqCols,
 			q.Name, q.Format, q.Start, q.Max, string(q.Mode), q.BlockSize, string(q.Reset), q.Timezone, q.WarnAt, now, now,
 			q.PeriodsBack, q.PeriodsAhead, time.Duration(q.ConfirmWithin).Milliseconds(), q.AllowOverlap))
-		return err
 	})
-	if err != nil {
-		return nil, translate(err, fmt.Sprintf("sequence %q", q.Name))
-	}
-	return out, nil
+	return out, translate(err, fmt.Sprintf("sequence %q", q.Name))
 }
 
 // SequenceGet returns one sequence.
 func (s *Store) SequenceGet(ctx context.Context, name string) (*allot.Sequence, error) {
-	q, err := scanSeq(s.db.QueryRowContext(ctx, `SELECT `+seqCols+` FROM allot_sequences WHERE name = ?`, name))
-	if err != nil {
-		return nil, translate(err, fmt.Sprintf("sequence %q", name))
-	}
-	return q, nil
+	return getSequence(ctx, s.db, name, "")
 }
 
 // SequenceList returns every sequence ordered by name.
 func (s *Store) SequenceList(ctx context.Context) ([]*allot.Sequence, error) {
-	return list(ctx, s.db, "list sequences", scanSeq, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
+	return listSequences(ctx, s.db)
 }
 
 // SequenceUpdate changes the mutable settings, checking a new max against
 // every period's counter and the other sequences inside the same write
 // transaction.
 func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams) (*allot.Sequence, error) {
-	var out *allot.Sequence
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		q, err := scanSeq(tx.QueryRowContext(ctx, `SELECT `+seqCols+` FROM allot_sequences WHERE name = ?`, p.Name))
+	out, err := allot.TxValue(ctx, s.withTx, func(tx *sql.Tx) (*allot.Sequence, error) {
+		q, err := getSequence(ctx, tx, p.Name, "")
 		if err != nil {
-			return translate(err, fmt.Sprintf("sequence %q", p.Name))
+			return nil, err
 		}
 		if p.Max != nil {
 			var highest *int64
 			if err := tx.QueryRowContext(ctx, `SELECT max(last) FROM allot_sequence_counters WHERE sequence = ?`, p.Name).Scan(&highest); err != nil {
-				return err
+				return nil, err
 			}
 			if err := allot.ApplyMax(q, *p.Max, highest, func() ([]*allot.Sequence, error) {
-				return list(ctx, tx, "list sequences", scanSeq, `SELECT `+seqCols+` FROM allot_sequences ORDER BY name`)
+				return listSequences(ctx, tx)
 			}); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		p.ApplyTo(q)
 		if _, err := tx.ExecContext(ctx, `UPDATE allot_sequence_counters SET max = ? WHERE sequence = ?`, q.Max, p.Name); err != nil {
-			return err
+			return nil, err
 		}
-		out, err = scanSeq(tx.QueryRowContext(ctx, `UPDATE allot_sequences SET max = ?, warn_at = ?, periods_back = ?, periods_ahead = ?,
+		return scanSeq(tx.QueryRowContext(ctx, `UPDATE allot_sequences SET max = ?, warn_at = ?, periods_back = ?, periods_ahead = ?,
 			confirm_within_ms = ?, updated_at = ? WHERE name = ? RETURNING `+seqCols,
 			q.Max, q.WarnAt, q.PeriodsBack, q.PeriodsAhead, time.Duration(q.ConfirmWithin).Milliseconds(), micros(time.Now()), p.Name))
-		return err
 	})
-	if err != nil {
-		return nil, translate(err, "update sequence")
-	}
-	return out, nil
+	return out, translate(err, "update sequence")
 }
 
 // leasedSQL is how many numbers of period ?2 of sequence ?1 sit in pending
@@ -242,7 +236,7 @@ func (s *Store) ServerStop(ctx context.Context, owner string) error {
 
 const ledgerCols = `id, sequence, kind, period, first, last, reason, owner, created_at, date, reference, confirm_by, pending, batch`
 
-func scanLedger(row scanner) (*allot.LedgerEntry, error) {
+func scanLedger(row scanner) (allot.LedgerEntry, error) {
 	var e allot.LedgerEntry
 	var kind string
 	var created int64
@@ -256,22 +250,12 @@ func scanLedger(row scanner) (*allot.LedgerEntry, error) {
 		t := fromMicros(confirmBy.Int64)
 		e.ConfirmBy = &t
 	}
-	return &e, err
-}
-
-func scanLedgerValue(r scanner) (allot.LedgerEntry, error) {
-	e, err := scanLedger(r)
-	if err != nil {
-		return allot.LedgerEntry{}, err
-	}
-	return *e, nil
+	return e, err
 }
 
 // SequenceLedger lists ledger entries after a cursor.
 func (s *Store) SequenceLedger(ctx context.Context, p allot.SequenceLedgerParams) ([]allot.LedgerEntry, error) {
-	return list(ctx, s.db, "ledger", scanLedgerValue,
+	return list(ctx, s.db, "ledger", scanLedger,
 		`SELECT `+ledgerCols+` FROM allot_sequence_ledger WHERE sequence = ? AND id > ? ORDER BY id LIMIT ?`,
 		p.Sequence, p.AfterID, p.Limit)
 }
-
-var _ = strings.Join
