@@ -212,15 +212,27 @@ func seg(s string) string {
 	}
 }
 
-func sequencePath(name string, rest ...string) (string, error) {
+// under makes a request to method the resource named name below
+// collection (e.g. "/v1/pools"), then the path segments rest (already
+// escaped). An empty name makes a request that fails with an
+// invalid_request naming field, before anything is sent.
+func under(method, collection, field, name string, rest ...string) request {
 	if name == "" {
-		return "", allot.Invalidf("sequence", "is required")
+		return request{err: allot.Invalidf(field, "is required")}
 	}
-	p := "/v1/sequences/" + seg(name)
+	p := collection + "/" + seg(name)
 	for _, r := range rest {
 		p += "/" + r
 	}
-	return p, nil
+	return request{method: method, path: p}
+}
+
+func sequenceReq(method, name string, rest ...string) request {
+	return under(method, "/v1/sequences", "sequence", name, rest...)
+}
+
+func poolReq(method, name string, rest ...string) request {
+	return under(method, "/v1/pools", "pool", name, rest...)
 }
 
 // request is one call to the server.
@@ -231,11 +243,27 @@ type request struct {
 	body   any // encoded as JSON when not nil
 	accept string
 	header http.Header
+	// err, when set, fails the call before anything is sent.
+	err error
+}
+
+// with returns r carrying body.
+func (r request) with(body any) request { r.body = body; return r }
+
+// keyed returns r carrying the Idempotency-Key key (none when "").
+func (r request) keyed(key string) request {
+	if key != "" {
+		r.header = http.Header{"Idempotency-Key": {key}}
+	}
+	return r
 }
 
 // do sends req and returns the response of a 2xx status; any other status
 // is returned as a *Problem. The caller closes the body.
 func (c *Client) do(ctx context.Context, req request) (*http.Response, error) {
+	if req.err != nil {
+		return nil, req.err
+	}
 	target := c.base + req.path
 	if len(req.query) > 0 {
 		target += "?" + req.query.Encode()
@@ -300,26 +328,26 @@ func readProblem(resp *http.Response) error {
 	return p
 }
 
-// call sends req and decodes a JSON response into out.
-func (c *Client) call(ctx context.Context, req request, out any) error {
-	resp, err := c.do(ctx, req)
+// send sends r, decodes the answer into a new T and says whether the
+// server replayed it (an idempotent retry, or a repeat with the same
+// reference).
+func send[T any](ctx context.Context, c *Client, r request) (v *T, replayed bool, err error) {
+	resp, err := c.do(ctx, r)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	defer resp.Body.Close()
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(out); err != nil {
-		return fmt.Errorf("allot: %s %s: decode response: %w", req.method, req.path, err)
+	v = new(T)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(v); err != nil {
+		return nil, false, fmt.Errorf("allot: %s %s: decode response: %w", r.method, r.path, err)
 	}
-	return nil
+	return v, resp.Header.Get("Idempotent-Replayed") == "true", nil
 }
 
 // callInto sends r and decodes the answer into a new T.
 func callInto[T any](ctx context.Context, c *Client, r request) (*T, error) {
-	var v T
-	if err := c.call(ctx, r, &v); err != nil {
-		return nil, err
-	}
-	return &v, nil
+	v, _, err := send[T](ctx, c, r)
+	return v, err
 }
 
 // SequenceCreate creates a sequence (admin).
@@ -335,15 +363,11 @@ func (c *Client) SequenceGet(ctx context.Context, name string) (*allot.SequenceS
 // SequenceGetAt returns a sequence with the figures of the period date
 // (YYYY-MM-DD) falls in; "" means today.
 func (c *Client) SequenceGetAt(ctx context.Context, name, date string) (*allot.SequenceState, error) {
-	path, err := sequencePath(name)
-	if err != nil {
-		return nil, err
-	}
-	var q url.Values
+	r := sequenceReq(http.MethodGet, name)
 	if date != "" {
-		q = url.Values{"date": {date}}
+		r.query = url.Values{"date": {date}}
 	}
-	return callInto[allot.SequenceState](ctx, c, request{method: http.MethodGet, path: path, query: q})
+	return callInto[allot.SequenceState](ctx, c, r)
 }
 
 // SequenceConfirm confirms two-phase numbers p.First..p.Last (returned
@@ -351,21 +375,8 @@ func (c *Client) SequenceGetAt(ctx context.Context, name, date string) (*allot.S
 // the same reference is a replay (replayed is true). Past their deadline
 // the error unwraps to allot.ErrInvalidState.
 func (c *Client) SequenceConfirm(ctx context.Context, p allot.ConfirmParams) (entry *allot.LedgerEntry, replayed bool, err error) {
-	path, err := sequencePath(p.Sequence, "confirm")
-	if err != nil {
-		return nil, false, err
-	}
-	resp, err := c.do(ctx, request{method: http.MethodPost, path: path,
-		body: wire.ConfirmNumbersRequest{First: &p.First, Last: &p.Last, Period: p.Period, Reference: p.Reference}})
-	if err != nil {
-		return nil, false, err
-	}
-	defer resp.Body.Close()
-	var e allot.LedgerEntry
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(&e); err != nil {
-		return nil, false, fmt.Errorf("allot: confirm: decode response: %w", err)
-	}
-	return &e, resp.Header.Get("Idempotent-Replayed") == "true", nil
+	return send[allot.LedgerEntry](ctx, c, sequenceReq(http.MethodPost, p.Sequence, "confirm").
+		with(wire.ConfirmNumbersRequest{First: &p.First, Last: &p.Last, Period: p.Period, Reference: p.Reference}))
 }
 
 // SequencePeriodClose closes period (e.g. "2025") of a resetting
@@ -378,11 +389,7 @@ func (c *Client) SequencePeriodClose(ctx context.Context, name, period string, r
 	if reopen {
 		action = "reopen"
 	}
-	path, err := sequencePath(name, "periods", seg(period), action)
-	if err != nil {
-		return nil, err
-	}
-	return callInto[allot.SequenceState](ctx, c, request{method: http.MethodPost, path: path, body: struct{}{}})
+	return callInto[allot.SequenceState](ctx, c, sequenceReq(http.MethodPost, name, "periods", seg(period), action).with(struct{}{}))
 }
 
 // SequenceList returns every sequence with its figures, ordered by name.
@@ -396,11 +403,7 @@ func (c *Client) SequenceList(ctx context.Context) ([]*allot.SequenceState, erro
 
 // SequencePatch changes max and/or warn_at (admin).
 func (c *Client) SequencePatch(ctx context.Context, name string, p allot.SequencePatchParams) (*allot.SequenceState, error) {
-	path, err := sequencePath(name)
-	if err != nil {
-		return nil, err
-	}
-	return callInto[allot.SequenceState](ctx, c, request{method: http.MethodPatch, path: path, body: p})
+	return callInto[allot.SequenceState](ctx, c, sequenceReq(http.MethodPatch, name).with(p))
 }
 
 // joinedErr is several sentinels at once, for errors.Is.
@@ -409,52 +412,33 @@ type joinedErr []error
 func (j joinedErr) Error() string   { return j[0].Error() }
 func (j joinedErr) Unwrap() []error { return j }
 
-func nextRequest(p allot.NextParams, accept string) (request, error) {
-	path, err := sequencePath(p.Sequence, "next")
-	if err != nil {
-		return request{}, err
-	}
+func nextRequest(p allot.NextParams, accept string) request {
 	// Zero fields are left out: count 0 means 1 and an empty date today,
 	// as in allot.NextParams.
 	body := wire.NextRequest{Count: unlessZero(p.Count), Date: unlessZero(p.Date), Reference: unlessZero(p.Reference)}
 	if p.ConfirmWithin != 0 {
 		body.ConfirmWithin = durationText(p.ConfirmWithin)
 	}
-	req := request{method: http.MethodPost, path: path, body: body, accept: accept}
-	if p.IdempotencyKey != "" {
-		req.header = http.Header{"Idempotency-Key": {p.IdempotencyKey}}
-	}
-	return req, nil
+	req := sequenceReq(http.MethodPost, p.Sequence, "next").with(body).keyed(p.IdempotencyKey)
+	req.accept = accept
+	return req
 }
 
 // Next takes p.Count contiguous numbers (1 when 0) of p.Sequence. With
 // p.IdempotencyKey set, a retry returns the same numbers and the result's
 // Replayed is true.
 func (c *Client) Next(ctx context.Context, p allot.NextParams) (*allot.NextResult, error) {
-	req, err := nextRequest(p, "application/json")
+	res, replayed, err := send[allot.NextResult](ctx, c, nextRequest(p, "application/json"))
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.do(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var res allot.NextResult
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(&res); err != nil {
-		return nil, fmt.Errorf("allot: next: decode response: %w", err)
-	}
-	res.Replayed = resp.Header.Get("Idempotent-Replayed") == "true"
-	return &res, nil
+	res.Replayed = replayed
+	return res, nil
 }
 
 // NextText is Next asking for text/plain: it returns just the IDs.
 func (c *Client) NextText(ctx context.Context, p allot.NextParams) ([]string, error) {
-	req, err := nextRequest(p, "text/plain")
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.do(ctx, req)
+	resp, err := c.do(ctx, nextRequest(p, "text/plain"))
 	if err != nil {
 		return nil, err
 	}
@@ -473,12 +457,8 @@ func (c *Client) NextText(ctx context.Context, p allot.NextParams) ([]string, er
 // SequenceVoid voids one issued number, named by p.Number (plus p.Date in
 // a resetting sequence) or by p.ID, with p.Reason (admin).
 func (c *Client) SequenceVoid(ctx context.Context, p allot.VoidParams) (*allot.LedgerEntry, error) {
-	path, err := sequencePath(p.Sequence, "void")
-	if err != nil {
-		return nil, err
-	}
 	body := wire.VoidRequest{Number: p.Number, ID: p.ID, Date: p.Date, Reason: p.Reason, Force: p.Force}
-	return callInto[allot.LedgerEntry](ctx, c, request{method: http.MethodPost, path: path, body: body})
+	return callInto[allot.LedgerEntry](ctx, c, sequenceReq(http.MethodPost, p.Sequence, "void").with(body))
 }
 
 // SequenceParse decodes id and says what became of its number.
@@ -486,21 +466,34 @@ func (c *Client) SequenceParse(ctx context.Context, name, id string) (*allot.Par
 	if id == "" {
 		return nil, allot.Invalidf("id", "is required")
 	}
-	path, err := sequencePath(name, "ids", seg(id))
-	if err != nil {
-		return nil, err
-	}
-	return callInto[allot.ParseResult](ctx, c, request{method: http.MethodGet, path: path})
+	return callInto[allot.ParseResult](ctx, c, sequenceReq(http.MethodGet, name, "ids", seg(id)))
 }
 
 // SequenceLedger returns a page of a sequence's ledger (admin). after is
 // the Next cursor of the previous page ("" for the first); limit is
 // 1..1000, 0 meaning the server's default of 100.
 func (c *Client) SequenceLedger(ctx context.Context, name, after string, limit int) (*allot.LedgerPage, error) {
-	path, err := sequencePath(name, "ledger")
+	r := sequenceReq(http.MethodGet, name, "ledger")
+	r.query = pageQuery(after, limit)
+	page, err := callInto[allot.LedgerPage](ctx, c, r)
 	if err != nil {
 		return nil, err
 	}
+	page.Entries = nonNil(page.Entries)
+	return page, nil
+}
+
+func claimReq(method, id string, rest ...string) request {
+	r := under(method, "/v1/claims", "id", id, rest...)
+	if id == "" {
+		r.err = allot.Invalidf("id", "is required: the claim's id")
+	}
+	return r
+}
+
+// pageQuery is the query of a page after the cursor after ("" for the
+// first) of up to limit items (0 for the server's default).
+func pageQuery(after string, limit int) url.Values {
 	q := url.Values{}
 	if after != "" {
 		q.Set("after", after)
@@ -508,44 +501,7 @@ func (c *Client) SequenceLedger(ctx context.Context, name, after string, limit i
 	if limit != 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	var page allot.LedgerPage
-	if err := c.call(ctx, request{method: http.MethodGet, path: path, query: q}, &page); err != nil {
-		return nil, err
-	}
-	if page.Entries == nil {
-		page.Entries = []allot.LedgerEntry{}
-	}
-	return &page, nil
-}
-
-func poolPath(name string, rest ...string) (string, error) {
-	if name == "" {
-		return "", allot.Invalidf("pool", "is required")
-	}
-	p := "/v1/pools/" + seg(name)
-	for _, r := range rest {
-		p += "/" + r
-	}
-	return p, nil
-}
-
-func claimPath(id string, rest ...string) (string, error) {
-	if id == "" {
-		return "", allot.Invalidf("id", "is required: the claim's id")
-	}
-	p := "/v1/claims/" + seg(id)
-	for _, r := range rest {
-		p += "/" + r
-	}
-	return p, nil
-}
-
-// idempotencyHeader returns the header carrying key, nil when key is "".
-func idempotencyHeader(key string) http.Header {
-	if key == "" {
-		return nil
-	}
-	return http.Header{"Idempotency-Key": {key}}
+	return q
 }
 
 // PoolCreate creates a pool (admin). p.Capacity is required; nil fields
@@ -556,11 +512,7 @@ func (c *Client) PoolCreate(ctx context.Context, p allot.PoolCreateParams) (*all
 
 // PoolGet returns a pool with its figures.
 func (c *Client) PoolGet(ctx context.Context, name string) (*allot.PoolState, error) {
-	path, err := poolPath(name)
-	if err != nil {
-		return nil, err
-	}
-	return callInto[allot.PoolState](ctx, c, request{method: http.MethodGet, path: path})
+	return callInto[allot.PoolState](ctx, c, poolReq(http.MethodGet, name))
 }
 
 // PoolList returns every pool with its figures, ordered by name.
@@ -577,11 +529,7 @@ func (c *Client) PoolList(ctx context.Context) ([]*allot.PoolState, error) {
 // that unwraps to allot.ErrInvalidState and carries Capacity, Held and
 // Confirmed.
 func (c *Client) PoolPatch(ctx context.Context, name string, p allot.PoolPatchParams) (*allot.PoolState, error) {
-	path, err := poolPath(name)
-	if err != nil {
-		return nil, err
-	}
-	return callInto[allot.PoolState](ctx, c, request{method: http.MethodPatch, path: path, body: p})
+	return callInto[allot.PoolState](ctx, c, poolReq(http.MethodPatch, name).with(p))
 }
 
 // ClaimCreate holds p.Quantity units (1 when 0) of p.Pool for p.Customer,
@@ -590,11 +538,7 @@ func (c *Client) PoolPatch(ctx context.Context, name string, p allot.PoolPatchPa
 // allot.ErrSoldOut (Problem.Available), allot.ErrCustomerLimit
 // (Problem.Limit, Problem.Used) or allot.ErrPoolClosed.
 func (c *Client) ClaimCreate(ctx context.Context, p allot.ClaimCreateParams) (claim *allot.Claim, replayed bool, err error) {
-	path, err := poolPath(p.Pool, "claims")
-	if err != nil {
-		return nil, false, err
-	}
-	claim, err = c.claimCall(ctx, request{method: http.MethodPost, path: path, body: p, header: idempotencyHeader(p.IdempotencyKey)})
+	claim, err = c.claimCall(ctx, poolReq(http.MethodPost, p.Pool, "claims").with(p).keyed(p.IdempotencyKey))
 	if err != nil {
 		return nil, false, err
 	}
@@ -604,26 +548,17 @@ func (c *Client) ClaimCreate(ctx context.Context, p allot.ClaimCreateParams) (cl
 // claimCall sends req and decodes the claim it answers, with Replayed
 // set from the Idempotent-Replayed header.
 func (c *Client) claimCall(ctx context.Context, req request) (*allot.Claim, error) {
-	resp, err := c.do(ctx, req)
+	cl, replayed, err := send[allot.Claim](ctx, c, req)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	var cl allot.Claim
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(&cl); err != nil {
-		return nil, fmt.Errorf("allot: %s %s: decode response: %w", req.method, req.path, err)
-	}
-	cl.Replayed = resp.Header.Get("Idempotent-Replayed") == "true"
-	return &cl, nil
+	cl.Replayed = replayed
+	return cl, nil
 }
 
 // ClaimGet returns a claim; a hold past its expiry reads as expired.
 func (c *Client) ClaimGet(ctx context.Context, id string) (*allot.Claim, error) {
-	path, err := claimPath(id)
-	if err != nil {
-		return nil, err
-	}
-	return c.claimCall(ctx, request{method: http.MethodGet, path: path})
+	return c.claimCall(ctx, claimReq(http.MethodGet, id))
 }
 
 // ClaimList returns a page of p.Pool's claims in creation order, filtered
@@ -631,31 +566,20 @@ func (c *Client) ClaimGet(ctx context.Context, id string) (*allot.Claim, error) 
 // previous page ("" for the first); p.Limit is 1..1000, 0 meaning the
 // server's default of 100.
 func (c *Client) ClaimList(ctx context.Context, p allot.ClaimListParams) (*allot.ClaimPage, error) {
-	path, err := poolPath(p.Pool, "claims")
+	r := poolReq(http.MethodGet, p.Pool, "claims")
+	r.query = pageQuery(p.After, p.Limit)
+	if p.Customer != "" {
+		r.query.Set("customer", p.Customer)
+	}
+	if p.Status != "" {
+		r.query.Set("status", string(p.Status))
+	}
+	page, err := callInto[allot.ClaimPage](ctx, c, r)
 	if err != nil {
 		return nil, err
 	}
-	q := url.Values{}
-	if p.Customer != "" {
-		q.Set("customer", p.Customer)
-	}
-	if p.Status != "" {
-		q.Set("status", string(p.Status))
-	}
-	if p.After != "" {
-		q.Set("after", p.After)
-	}
-	if p.Limit != 0 {
-		q.Set("limit", strconv.Itoa(p.Limit))
-	}
-	var page allot.ClaimPage
-	if err := c.call(ctx, request{method: http.MethodGet, path: path, query: q}, &page); err != nil {
-		return nil, err
-	}
-	if page.Claims == nil {
-		page.Claims = []*allot.Claim{}
-	}
-	return &page, nil
+	page.Claims = nonNil(page.Claims)
+	return page, nil
 }
 
 // ClaimConfirm sells a claim's units, recording reference (e.g. a payment
@@ -665,23 +589,13 @@ func (c *Client) ClaimList(ctx context.Context, p allot.ClaimListParams) (*allot
 // claim unwraps to allot.ErrInvalidState. With idempotencyKey set, a retry
 // returns the same claim with Replayed true.
 func (c *Client) ClaimConfirm(ctx context.Context, id, reference, idempotencyKey string) (*allot.Claim, error) {
-	path, err := claimPath(id, "confirm")
-	if err != nil {
-		return nil, err
-	}
-	return c.claimCall(ctx, request{method: http.MethodPost, path: path, body: wire.ClaimConfirmRequest{Reference: reference},
-		header: idempotencyHeader(idempotencyKey)})
+	return c.claimCall(ctx, claimReq(http.MethodPost, id, "confirm").with(wire.ClaimConfirmRequest{Reference: reference}).keyed(idempotencyKey))
 }
 
 // ClaimRelease gives a held claim's units back. With idempotencyKey set,
 // a retry returns the same claim with Replayed true.
 func (c *Client) ClaimRelease(ctx context.Context, id, idempotencyKey string) (*allot.Claim, error) {
-	path, err := claimPath(id, "release")
-	if err != nil {
-		return nil, err
-	}
-	return c.claimCall(ctx, request{method: http.MethodPost, path: path, body: struct{}{},
-		header: idempotencyHeader(idempotencyKey)})
+	return c.claimCall(ctx, claimReq(http.MethodPost, id, "release").with(struct{}{}).keyed(idempotencyKey))
 }
 
 // ClaimCancel undoes a confirmed claim (a refund): its units come back and
@@ -689,24 +603,14 @@ func (c *Client) ClaimRelease(ctx context.Context, id, idempotencyKey string) (*
 // reason is a replay (Replayed true). With idempotencyKey set, a retry
 // returns the same claim.
 func (c *Client) ClaimCancel(ctx context.Context, id, reason, idempotencyKey string) (*allot.Claim, error) {
-	path, err := claimPath(id, "cancel")
-	if err != nil {
-		return nil, err
-	}
-	return c.claimCall(ctx, request{method: http.MethodPost, path: path, body: wire.CancelRequest{Reason: reason},
-		header: idempotencyHeader(idempotencyKey)})
+	return c.claimCall(ctx, claimReq(http.MethodPost, id, "cancel").with(wire.CancelRequest{Reason: reason}).keyed(idempotencyKey))
 }
 
 // ClaimExtend makes a held claim last ttl from now, but never past the
 // pool's max_hold_ttl from its creation. With idempotencyKey set, a retry
 // returns the same claim with Replayed true.
 func (c *Client) ClaimExtend(ctx context.Context, id string, ttl time.Duration, idempotencyKey string) (*allot.Claim, error) {
-	path, err := claimPath(id, "extend")
-	if err != nil {
-		return nil, err
-	}
-	return c.claimCall(ctx, request{method: http.MethodPost, path: path, body: wire.ExtendRequest{TTL: durationText(ttl)},
-		header: idempotencyHeader(idempotencyKey)})
+	return c.claimCall(ctx, claimReq(http.MethodPost, id, "extend").with(wire.ExtendRequest{TTL: durationText(ttl)}).keyed(idempotencyKey))
 }
 
 // Audit runs every invariant check against the server's database (admin).

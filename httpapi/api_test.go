@@ -111,12 +111,15 @@ func TestSequenceLifecycle(t *testing.T) {
 	}
 }
 
+// TestEmptyList: a list with nothing in it is an empty array, not null.
 func TestEmptyList(t *testing.T) {
 	e := newEnv(t, nil)
-	r := e.do("GET", "/v1/sequences", "")
-	e.ok(r, http.StatusOK, nil)
-	if string(r.body) != `{"sequences":[]}`+"\n" {
-		t.Fatalf("body %s", r.body)
+	for path, want := range map[string]string{"/v1/sequences": `{"sequences":[]}`, "/v1/pools": `{"pools":[]}`} {
+		r := e.do("GET", path, "")
+		e.ok(r, http.StatusOK, nil)
+		if string(r.body) != want+"\n" {
+			t.Fatalf("%s: body %s", path, r.body)
+		}
 	}
 }
 

@@ -411,16 +411,11 @@ type nextBody = wire.NextRequest
 // count 1 and today. Common bodies are parsed without reflection; anything
 // else goes through decodeJSON, which has the final word.
 func decodeNext(r *http.Request, p *allot.NextParams) error {
-	bp := getBuf()
-	defer putBuf(bp)
-	b, err := readBody(r, *bp)
-	*bp = b
-	if err != nil {
-		return err
-	}
-	if len(trimSpace(b)) == 0 {
-		return nil
-	}
+	return withBody(r, func(b []byte) error { return nextParams(b, p) })
+}
+
+// nextParams reads a next body b into p.
+func nextParams(b []byte, p *allot.NextParams) error {
 	count, hasCount, date, hasDate, ok := parseNextFast(b)
 	if !ok {
 		var body nextBody
@@ -609,6 +604,13 @@ func parseFlat(b []byte, fields []flatField) (ok bool) {
 // decodeOptional decodes the request body into v like decodeBody, except
 // that an empty body is no error and leaves v as it is.
 func decodeOptional(r *http.Request, v any) error {
+	return withBody(r, func(b []byte) error { return decodeJSON(b, v) })
+}
+
+// withBody reads the request body into a pooled buffer and calls fn with
+// it, unless it is empty or white space alone: then it returns nil. b is
+// valid only while fn runs.
+func withBody(r *http.Request, fn func(b []byte) error) error {
 	bp := getBuf()
 	defer putBuf(bp)
 	b, err := readBody(r, *bp)
@@ -619,5 +621,5 @@ func decodeOptional(r *http.Request, v any) error {
 	if len(trimSpace(b)) == 0 {
 		return nil
 	}
-	return decodeJSON(b, v)
+	return fn(b)
 }

@@ -17,6 +17,14 @@ var (
 	hdrTrue = []string{"true"}
 )
 
+// answer writes err as a problem, or else v as JSON with status.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, status int, v any, err error) outcome {
+	if err != nil {
+		return s.problem(w, r, err)
+	}
+	return s.writeJSON(w, r, status, v)
+}
+
 // writeJSON writes v as JSON with status.
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) outcome {
 	body, err := json.Marshal(v)

@@ -116,20 +116,25 @@ func (e *env) ok(r resp, want int, v any) {
 	}
 }
 
+// call sends a request that must answer status and returns its body
+// decoded into a T.
+func call[T any](e *env, status int, method, path, body string, hdr ...string) T {
+	e.t.Helper()
+	var v T
+	e.ok(e.do(method, path, body, hdr...), status, &v)
+	return v
+}
+
 // create makes a sequence from a JSON body.
 func (e *env) create(body string) allot.SequenceState {
 	e.t.Helper()
-	var st allot.SequenceState
-	e.ok(e.do("POST", "/v1/sequences", body), http.StatusCreated, &st)
-	return st
+	return call[allot.SequenceState](e, http.StatusCreated, "POST", "/v1/sequences", body)
 }
 
 // next takes numbers.
 func (e *env) next(name, body string, hdr ...string) allot.NextResult {
 	e.t.Helper()
-	var res allot.NextResult
-	e.ok(e.do("POST", "/v1/sequences/"+name+"/next", body, hdr...), http.StatusOK, &res)
-	return res
+	return call[allot.NextResult](e, http.StatusOK, "POST", "/v1/sequences/"+name+"/next", body, hdr...)
 }
 
 // problem asserts r is a problem with status and code, and returns it.

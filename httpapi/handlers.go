@@ -71,10 +71,7 @@ func (s *Server) sequenceGet(w http.ResponseWriter, r *http.Request) outcome {
 		return s.problem(w, r, allot.Invalidf("date", "is empty: give a date as YYYY-MM-DD, or leave date out for today"))
 	}
 	st, err := s.svc.SequenceGetAt(r.Context(), r.PathValue("name"), date)
-	if err != nil {
-		return s.problem(w, r, err)
-	}
-	return s.writeJSON(w, r, http.StatusOK, st)
+	return s.answer(w, r, http.StatusOK, st, err)
 }
 
 // sequencePatch serves PATCH /v1/sequences/{name}.
@@ -89,10 +86,7 @@ func (s *Server) sequencePatch(w http.ResponseWriter, r *http.Request) outcome {
 		return s.problem(w, r, err)
 	}
 	st, err := s.svc.SequencePatch(r.Context(), r.PathValue("name"), p)
-	if err != nil {
-		return s.problem(w, r, err)
-	}
-	return s.writeJSON(w, r, http.StatusOK, st)
+	return s.answer(w, r, http.StatusOK, st, err)
 }
 
 // next serves POST /v1/sequences/{name}/next, the hot path.
@@ -219,10 +213,7 @@ func (s *Server) periodState(w http.ResponseWriter, r *http.Request, reopen bool
 		return s.problem(w, r, err)
 	}
 	st, err := s.svc.SequencePeriodClose(r.Context(), r.PathValue("name"), r.PathValue("period"), reopen)
-	if err != nil {
-		return s.problem(w, r, err)
-	}
-	return s.writeJSON(w, r, http.StatusOK, st)
+	return s.answer(w, r, http.StatusOK, st, err)
 }
 
 // checkTextSafe refuses text/plain for a sequence whose format has a line
@@ -325,10 +316,7 @@ func (s *Server) sequenceVoid(w http.ResponseWriter, r *http.Request) outcome {
 // sequenceParse serves GET /v1/sequences/{name}/ids/{id}.
 func (s *Server) sequenceParse(w http.ResponseWriter, r *http.Request) outcome {
 	res, err := s.svc.SequenceParse(r.Context(), r.PathValue("name"), r.PathValue("id"))
-	if err != nil {
-		return s.problem(w, r, err)
-	}
-	return s.writeJSON(w, r, http.StatusOK, res)
+	return s.answer(w, r, http.StatusOK, res, err)
 }
 
 // sequenceLedger serves GET /v1/sequences/{name}/ledger?after=&limit=.
@@ -339,10 +327,7 @@ func (s *Server) sequenceLedger(w http.ResponseWriter, r *http.Request) outcome 
 		return s.problem(w, r, err)
 	}
 	page, err := s.svc.SequenceLedger(r.Context(), r.PathValue("name"), q.Get("after"), limit)
-	if err != nil {
-		return s.problem(w, r, err)
-	}
-	return s.writeJSON(w, r, http.StatusOK, page)
+	return s.answer(w, r, http.StatusOK, page, err)
 }
 
 // healthz serves GET /healthz: the process is up.

@@ -142,10 +142,7 @@ type poolListBody = wire.PoolList
 // poolGet serves GET /v1/pools/{name}.
 func (s *Server) poolGet(w http.ResponseWriter, r *http.Request) outcome {
 	st, err := s.svc.PoolGet(r.Context(), r.PathValue("name"))
-	if err != nil {
-		return s.problem(w, r, err)
-	}
-	return s.writeJSON(w, r, http.StatusOK, st)
+	return s.answer(w, r, http.StatusOK, st, err)
 }
 
 // poolPatch serves PATCH /v1/pools/{name}.
@@ -159,10 +156,7 @@ func (s *Server) poolPatch(w http.ResponseWriter, r *http.Request) outcome {
 		return s.problem(w, r, err)
 	}
 	st, err := s.svc.PoolPatch(r.Context(), r.PathValue("name"), p)
-	if err != nil {
-		return s.problem(w, r, err)
-	}
-	return s.writeJSON(w, r, http.StatusOK, st)
+	return s.answer(w, r, http.StatusOK, st, err)
 }
 
 // claimBody is the body of POST /v1/pools/{name}/claims. A pointer tells
@@ -178,16 +172,11 @@ type claimBody struct {
 // which has the final word. An empty body is an empty object, so the
 // missing customer is what gets reported.
 func decodeClaim(r *http.Request, p *allot.ClaimCreateParams) error {
-	bp := getBuf()
-	defer putBuf(bp)
-	b, err := readBody(r, *bp)
-	*bp = b
-	if err != nil {
-		return err
-	}
-	if len(trimSpace(b)) == 0 {
-		return nil
-	}
+	return withBody(r, func(b []byte) error { return claimParams(b, p) })
+}
+
+// claimParams reads a claim body b into p.
+func claimParams(b []byte, p *allot.ClaimCreateParams) error {
 	fields := [3]flatField{{key: "customer"}, {key: "quantity", kind: flatInt}, {key: "ttl"}}
 	var ttl *durationText
 	if parseFlat(b, fields[:]) {
@@ -216,10 +205,9 @@ func decodeClaim(r *http.Request, p *allot.ClaimCreateParams) error {
 		}
 		ttl = body.TTL
 	}
-	if p.TTL, err = parseDuration("ttl", ttl); err != nil {
-		return err
-	}
-	return nil
+	var err error
+	p.TTL, err = parseDuration("ttl", ttl)
+	return err
 }
 
 // checkQuantity refuses an explicit quantity below 1, which the Service
