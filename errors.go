@@ -32,6 +32,28 @@ var (
 	// may be what was lost): retry it later, with the same Idempotency-Key
 	// to get the same outcome.
 	ErrUnavailable = errors.New("store unavailable")
+
+	// The pool errors below wrap into the HTTP problem code of the same
+	// name.
+
+	// ErrSoldOut reports a claim for more units than are available.
+	ErrSoldOut = errors.New("sold out")
+	// ErrCustomerLimit reports a claim that would take a customer past
+	// the pool's per-customer limit.
+	ErrCustomerLimit = errors.New("customer limit reached")
+	// ErrPoolClosed reports a claim on a pool that is paused, closed, or
+	// outside its sale window.
+	ErrPoolClosed = errors.New("pool closed")
+	// ErrClaimExpired reports a confirm of an expired hold whose units
+	// could not be taken again: the caller should refund.
+	ErrClaimExpired = errors.New("claim expired")
+	// ErrInvalidState reports a transition the claim's (or pool's)
+	// current state does not allow.
+	ErrInvalidState = errors.New("invalid state")
+	// ErrNotAdmitted reports a claim an Admission (a waiting room, a
+	// doorman) turned away before the store was asked. An admission's
+	// refusals that are not about stock wrap it.
+	ErrNotAdmitted = errors.New("not admitted")
 )
 
 // kindError is an error with its own message that unwraps to a sentinel.

@@ -2,31 +2,8 @@ package allot
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
-)
-
-// Pool errors. Each wraps into the HTTP problem code of the same name.
-var (
-	// ErrSoldOut reports a claim for more units than are available.
-	ErrSoldOut = errors.New("sold out")
-	// ErrCustomerLimit reports a claim that would take a customer past
-	// the pool's per-customer limit.
-	ErrCustomerLimit = errors.New("customer limit reached")
-	// ErrPoolClosed reports a claim on a pool that is paused, closed, or
-	// outside its sale window.
-	ErrPoolClosed = errors.New("pool closed")
-	// ErrClaimExpired reports a confirm of an expired hold whose units
-	// could not be taken again: the caller should refund.
-	ErrClaimExpired = errors.New("claim expired")
-	// ErrInvalidState reports a transition the claim's (or pool's)
-	// current state does not allow.
-	ErrInvalidState = errors.New("invalid state")
-	// ErrNotAdmitted reports a claim an Admission (a waiting room, a
-	// doorman) turned away before the store was asked. An admission's
-	// refusals that are not about stock wrap it.
-	ErrNotAdmitted = errors.New("not admitted")
 )
 
 // SoldOutError is a claim refused for lack of units. It unwraps to ErrSoldOut.

@@ -142,6 +142,15 @@ func parseDateKey(k string) format.Date {
 }
 
 // runtime returns the process's view of a sequence, loading it once.
+// readRuntime is runtime for a read, refused with ErrClosed once Close
+// has begun.
+func (s *Service) readRuntime(ctx context.Context, name string) (*seqRuntime, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	return s.runtime(ctx, name)
+}
+
 func (s *Service) runtime(ctx context.Context, name string) (*seqRuntime, error) {
 	if rt := (*s.seqs.Load())[name]; rt != nil {
 		return rt, nil
@@ -227,10 +236,7 @@ func (s *Service) SequenceGet(ctx context.Context, name string) (*SequenceState,
 // SequenceGetAt returns a sequence with the figures of the period date
 // (YYYY-MM-DD) falls in; "" means today.
 func (s *Service) SequenceGetAt(ctx context.Context, name, date string) (*SequenceState, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	rt, err := s.runtime(ctx, name)
+	rt, err := s.readRuntime(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -705,10 +711,7 @@ func (s *Service) flushAdvance(ctx context.Context, k advanceKey, reqs []Sequenc
 
 // SequenceParse decodes an ID and says what the ledger says of it.
 func (s *Service) SequenceParse(ctx context.Context, name, id string) (*ParseResult, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	rt, err := s.runtime(ctx, name)
+	rt, err := s.readRuntime(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -948,10 +951,7 @@ func (s *Service) SequencePeriodClose(ctx context.Context, name, period string, 
 // cursor from the previous page ("" for the first); limit is 1..1000,
 // 0 meaning 100.
 func (s *Service) SequenceLedger(ctx context.Context, name, after string, limit int) (*LedgerPage, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	if _, err := s.runtime(ctx, name); err != nil {
+	if _, err := s.readRuntime(ctx, name); err != nil {
 		return nil, err
 	}
 	if limit == 0 {

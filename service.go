@@ -241,18 +241,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	s.loop("void expired reservations", sweepEvery, s.expireReserved)
 	s.loop("report store health", storeHealthSummaryEvery, func(context.Context) error { s.health.summary(); return nil })
 	s.loop("say the server is alive", ServerHeartbeat, func(ctx context.Context) error { return s.store.ServerSeen(ctx, s.cfg.Owner) })
-	s.goBackground(func() {
-		t := time.NewTicker(coarseTick)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				s.coarse.Store(s.monoNow())
-			}
-		}
-	})
+	s.tick(coarseTick, func() { s.coarse.Store(s.monoNow()) })
 	s.initPools()
 	s.startListening()
 	return s, nil
@@ -263,6 +252,16 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 // store is unavailable goes to the store health report (one log line per
 // change of state); any other error is logged.
 func (s *Service) loop(name string, every time.Duration, fn func(ctx context.Context) error) {
+	s.tick(every, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreTimeout)
+		err := fn(ctx)
+		cancel()
+		s.report(name, err)
+	})
+}
+
+// tick runs fn every interval on its own goroutine until Close.
+func (s *Service) tick(every time.Duration, fn func()) {
 	s.goBackground(func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
@@ -271,10 +270,7 @@ func (s *Service) loop(name string, every time.Duration, fn func(ctx context.Con
 			case <-s.stop:
 				return
 			case <-t.C:
-				ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreTimeout)
-				err := fn(ctx)
-				cancel()
-				s.report(name, err)
+				fn()
 			}
 		}
 	})

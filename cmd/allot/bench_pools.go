@@ -534,7 +534,7 @@ sold out, and nothing failed. Designs are interleaved, --repeat rounds.`, stdout
 	}
 
 	title := fmt.Sprintf("flash sale, %s customers, %s units, %d in flight, %d round(s)",
-		groupInt(*customers), groupInt(*capacity), *concurrency, *f.repeat)
+		bench.GroupThousands(int64(*customers)), bench.GroupThousands(int64(*capacity)), *concurrency, *f.repeat)
 	var verdict strings.Builder
 	for _, s := range bench.SummarizeFlashSales(results) {
 		mark := "every run exact"
@@ -559,18 +559,6 @@ sold out, and nothing failed. Designs are interleaved, --repeat rounds.`, stdout
 		return errors.New("the database disagreed with the answers")
 	}
 	return nil
-}
-
-func groupInt(n int) string {
-	s := strconv.Itoa(n)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 func markdownList(lines string) string {

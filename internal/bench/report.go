@@ -36,14 +36,22 @@ func Markdown(results []Result, baseline string) string {
 		b.WriteString(" (not measured or zero)")
 	}
 	b.WriteString(".\n")
-	if samples := errorSamples(results); len(samples) > 0 {
-		b.WriteString("\nErrors:\n\n")
-		for _, s := range samples {
-			fmt.Fprintf(&b, "- %s (%d of %d runs had errors): `%s`\n",
-				markdownEscape(s.target), s.runs, s.total, strings.ReplaceAll(s.sample, "`", "'"))
-		}
-	}
+	writeErrorSamples(&b, results)
 	return b.String()
+}
+
+// writeErrorSamples lists, in markdown, a sample error of each target
+// whose runs had errors.
+func writeErrorSamples(b *strings.Builder, results []Result) {
+	samples := errorSamples(results)
+	if len(samples) == 0 {
+		return
+	}
+	b.WriteString("\nErrors:\n\n")
+	for _, s := range samples {
+		fmt.Fprintf(b, "- %s (%d of %d runs had errors): `%s`\n",
+			markdownEscape(s.target), s.runs, s.total, strings.ReplaceAll(s.sample, "`", "'"))
+	}
 }
 
 // Text renders results as an aligned table for a terminal: the columns of
@@ -144,10 +152,11 @@ func formatRate(v float64) string {
 	if v < 10 {
 		return strconv.FormatFloat(v, 'f', 2, 64)
 	}
-	return groupThousands(int64(math.Round(v)))
+	return GroupThousands(int64(math.Round(v)))
 }
 
-func groupThousands(n int64) string {
+// GroupThousands writes n with a comma between groups of three digits.
+func GroupThousands(n int64) string {
 	s := strconv.FormatInt(n, 10)
 	var b strings.Builder
 	for i, c := range s {

@@ -29,13 +29,7 @@ func MarkdownRatios(results []Result, baselines ...string) string {
 		}
 		b.WriteByte('\n')
 	}
-	if samples := errorSamples(results); len(samples) > 0 {
-		b.WriteString("\nErrors:\n\n")
-		for _, s := range samples {
-			fmt.Fprintf(&b, "- %s (%d of %d runs had errors): `%s`\n",
-				markdownEscape(s.target), s.runs, s.total, strings.ReplaceAll(s.sample, "`", "'"))
-		}
-	}
+	writeErrorSamples(&b, results)
 	return b.String()
 }
 
@@ -210,9 +204,9 @@ func countRange(runs []FlashSaleResult, f func(FlashSaleResult) int64) string {
 		lo, hi = min(lo, f(r)), max(hi, f(r))
 	}
 	if lo == hi {
-		return groupThousands(lo)
+		return GroupThousands(lo)
 	}
-	return groupThousands(lo) + "–" + groupThousands(hi)
+	return GroupThousands(lo) + "–" + GroupThousands(hi)
 }
 
 func flashSaleLegend(sums []FlashSaleSummary) string {
@@ -220,7 +214,7 @@ func flashSaleLegend(sums []FlashSaleSummary) string {
 	if len(sums) > 0 {
 		m := sums[0].Median
 		expect = fmt.Sprintf(" (here %s confirmed, %s sold out, 0 errors)",
-			groupThousands(int64(m.Capacity)), groupThousands(int64(m.Customers-m.Capacity)))
+			GroupThousands(int64(m.Capacity)), GroupThousands(int64(m.Customers-m.Capacity)))
 	}
 	return "exact: capacity confirmed, customers−capacity sold out, no error" + expect +
 		"; errors: failed claims + failed confirms; sell-out: first claim sent → last unit claimed; " +
@@ -237,8 +231,8 @@ func flashSaleNotes(sums []FlashSaleSummary) []string {
 				continue
 			}
 			n := fmt.Sprintf("%s run %d not exact: %s held, %s confirmed, %s sold out, %s claim errors, %s confirm errors (of %s customers, %s units)",
-				s.Target, i+1, groupThousands(r.Claimed), groupThousands(r.Confirmed), groupThousands(r.SoldOut),
-				groupThousands(r.Errors), groupThousands(r.ConfirmErrors), groupThousands(int64(r.Customers)), groupThousands(int64(r.Capacity)))
+				s.Target, i+1, GroupThousands(r.Claimed), GroupThousands(r.Confirmed), GroupThousands(r.SoldOut),
+				GroupThousands(r.Errors), GroupThousands(r.ConfirmErrors), GroupThousands(int64(r.Customers)), GroupThousands(int64(r.Capacity)))
 			if r.ErrorSample != "" {
 				n += "; e.g. " + r.ErrorSample
 			}

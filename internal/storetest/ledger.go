@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -287,29 +286,13 @@ func testOverlapRefused(t *testing.T, open func() allot.Store) {
 	}
 	create(t, svc, allot.SequenceCreateParams{Name: "other", Format: "X{n}"})
 	// Racing creates of one format: exactly one wins.
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	won, refused := 0, 0
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			_, err := svc.SequenceCreate(ctx(t), allot.SequenceCreateParams{Name: fmt.Sprintf("r%d", i), Format: "R{n}"})
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				won++
-			case errors.Is(err, allot.ErrOverlap):
-				refused++
-			default:
-				t.Errorf("create r%d: %v", i, err)
-			}
-		}(i)
-	}
-	wg.Wait()
-	if won != 1 || refused != 7 {
-		t.Fatalf("8 racing creates of R{n}: %d created, %d refused; want 1 and 7", won, refused)
+	var got tally
+	race(8, func(i int) {
+		_, err := svc.SequenceCreate(ctx(t), allot.SequenceCreateParams{Name: fmt.Sprintf("r%d", i), Format: "R{n}"})
+		got.add(t, fmt.Sprintf("create r%d", i), err, allot.ErrOverlap)
+	})
+	if got.ok != 1 || got.refused != 7 {
+		t.Fatalf("8 racing creates of R{n}: %d created, %d refused; want 1 and 7", got.ok, got.refused)
 	}
 }
 
@@ -319,20 +302,14 @@ func testReferences(t *testing.T, open func() allot.Store) {
 	svc := service(t, s)
 	create(t, svc, allot.SequenceCreateParams{Name: "inv", Mode: allot.ModeGapless})
 	create(t, svc, allot.SequenceCreateParams{Name: "c", Format: "C{n}"})
-	var wg sync.WaitGroup
 	got := make([]*allot.NextResult, 20)
-	for i := range got {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			p := allot.NextParams{Sequence: "inv", Count: int64(1 + i%3)}
-			if i%2 == 0 {
-				p.Reference = fmt.Sprintf("order-%d", i)
-			}
-			got[i] = next(t, svc, p)
-		}(i)
-	}
-	wg.Wait()
+	race(len(got), func(i int) {
+		p := allot.NextParams{Sequence: "inv", Count: int64(1 + i%3)}
+		if i%2 == 0 {
+			p.Reference = fmt.Sprintf("order-%d", i)
+		}
+		got[i] = next(t, svc, p)
+	})
 	refs := map[string]allot.LedgerEntry{}
 	for _, e := range ledgerOf(t, s, "inv") {
 		if e.Reference != "" {

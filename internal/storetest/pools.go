@@ -473,29 +473,13 @@ func testExactlyN(t *testing.T, open func() allot.Store) {
 	if _, err := svc.PoolCreate(ctx(t), allot.PoolCreateParams{Name: "p", Capacity: ptr[int64](capacity)}); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	ok, soldOut := 0, 0
-	var wg sync.WaitGroup
-	for i := 0; i < claims; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			_, err := claim(t, svc, "p", fmt.Sprintf("cust-%d", i), 1)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-			case errors.Is(err, allot.ErrSoldOut):
-				soldOut++
-			default:
-				t.Errorf("claim %d: %v", i, err)
-			}
-		}(i)
-	}
-	wg.Wait()
-	if ok != capacity || soldOut != claims-capacity {
-		t.Fatalf("%d held, %d sold out; want exactly %d and %d", ok, soldOut, capacity, claims-capacity)
+	var got tally
+	race(claims, func(i int) {
+		_, err := claim(t, svc, "p", fmt.Sprintf("cust-%d", i), 1)
+		got.add(t, fmt.Sprintf("claim %d", i), err, allot.ErrSoldOut)
+	})
+	if got.ok != capacity || got.refused != claims-capacity {
+		t.Fatalf("%d held, %d sold out; want exactly %d and %d", got.ok, got.refused, capacity, claims-capacity)
 	}
 	wantFigures(t, svc, "p", capacity, 0, 0)
 	auditOK(t, svc)
@@ -509,24 +493,18 @@ func testCustomerRace(t *testing.T, open func() allot.Store) {
 	if _, err := svc.PoolCreate(ctx(t), allot.PoolCreateParams{Name: "p", Capacity: ptr[int64](1000), PerCustomer: ptr[int64](4)}); err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	got := int64(0)
-	for i := 0; i < 50; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			c, err := claim(t, svc, "p", "greedy", int64(1+i%2))
-			if err == nil {
-				mu.Lock()
-				got += c.Quantity
-				mu.Unlock()
-			} else if !errors.Is(err, allot.ErrCustomerLimit) {
-				t.Errorf("claim: %v", err)
-			}
-		}(i)
-	}
-	wg.Wait()
+	race(50, func(i int) {
+		c, err := claim(t, svc, "p", "greedy", int64(1+i%2))
+		if err == nil {
+			mu.Lock()
+			got += c.Quantity
+			mu.Unlock()
+		} else if !errors.Is(err, allot.ErrCustomerLimit) {
+			t.Errorf("claim: %v", err)
+		}
+	})
 	if got > 4 || got < 3 {
 		t.Fatalf("the customer got %d units; the limit is 4 (and at least 3 must fit)", got)
 	}
@@ -744,29 +722,23 @@ func testCancelAndReplays(t *testing.T, open func() allot.Store) {
 
 	// Racing retries of one refund: the units come back once.
 	const racers = 12
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	done, replays := 0, 0
-	for i := 0; i < racers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, replayed, err := tr(a.ID, allot.ActionCancel, "", "refunded: order 8812", "")
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err != nil:
-				t.Errorf("cancel: %v", err)
-			case c.Status != allot.ClaimCancelled || c.Reason != "refunded: order 8812":
-				t.Errorf("cancelled claim: %+v", c)
-			case replayed:
-				replays++
-			default:
-				done++
-			}
-		}()
-	}
-	wg.Wait()
+	race(racers, func(i int) {
+		c, replayed, err := tr(a.ID, allot.ActionCancel, "", "refunded: order 8812", "")
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil:
+			t.Errorf("cancel: %v", err)
+		case c.Status != allot.ClaimCancelled || c.Reason != "refunded: order 8812":
+			t.Errorf("cancelled claim: %+v", c)
+		case replayed:
+			replays++
+		default:
+			done++
+		}
+	})
 	if done != 1 || replays != racers-1 {
 		t.Fatalf("%d cancels done and %d replays of %d racing retries; want 1 and %d", done, replays, racers, racers-1)
 	}

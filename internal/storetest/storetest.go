@@ -411,26 +411,20 @@ func testGaplessConcurrent(t *testing.T, open func() allot.Store) {
 	}
 	const workers, each = 16, 25
 	got := make(chan int64, workers*each*3)
-	var wg sync.WaitGroup
 	errs := make(chan error, workers)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; i < each; i++ {
-				count := int64(1 + (w+i)%3)
-				r, err := svc.Next(ctx(t), allot.NextParams{Sequence: "g", Count: count})
-				if err != nil {
-					errs <- err
-					return
-				}
-				for n := r.First; n <= r.Last; n++ {
-					got <- n
-				}
+	race(workers, func(w int) {
+		for i := 0; i < each; i++ {
+			count := int64(1 + (w+i)%3)
+			r, err := svc.Next(ctx(t), allot.NextParams{Sequence: "g", Count: count})
+			if err != nil {
+				errs <- err
+				return
 			}
-		}(w)
-	}
-	wg.Wait()
+			for n := r.First; n <= r.Last; n++ {
+				got <- n
+			}
+		}
+	})
 	close(got)
 	close(errs)
 	for err := range errs {
@@ -471,29 +465,23 @@ func testCachedConcurrentAndClose(t *testing.T, open func() allot.Store) {
 	}
 	var mu sync.Mutex
 	seen := make(map[int64]bool)
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 60; i++ {
-				r, err := svc.Next(ctx(t), allot.NextParams{Sequence: "c", Count: int64(1 + i%7)})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				for n := r.First; n <= r.Last; n++ {
-					if seen[n] {
-						t.Errorf("number %d issued twice", n)
-					}
-					seen[n] = true
-				}
-				mu.Unlock()
+	race(8, func(w int) {
+		for i := 0; i < 60; i++ {
+			r, err := svc.Next(ctx(t), allot.NextParams{Sequence: "c", Count: int64(1 + i%7)})
+			if err != nil {
+				t.Error(err)
+				return
 			}
-		}()
-	}
-	wg.Wait()
+			mu.Lock()
+			for n := r.First; n <= r.Last; n++ {
+				if seen[n] {
+					t.Errorf("number %d issued twice", n)
+				}
+				seen[n] = true
+			}
+			mu.Unlock()
+		}
+	})
 	if err := svc.Close(ctx(t)); err != nil {
 		t.Fatalf("close: %v", err)
 	}
@@ -769,4 +757,34 @@ func numberStatus(t *testing.T, s allot.Store, seq, period string, n int64) (all
 	}
 	st, _ := allot.NumberStatusOf(*info, "")
 	return st, nil
+}
+
+// race runs fn(0) .. fn(n-1) at once, each on its own goroutine, and
+// waits for them all.
+func race(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { fn(i) })
+	}
+	wg.Wait()
+}
+
+// tally counts the outcomes of racing calls: those that succeeded and
+// those refused with the expected error. Any other error fails the test.
+type tally struct {
+	mu          sync.Mutex
+	ok, refused int
+}
+
+func (c *tally) add(t *testing.T, what string, err, refusal error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case err == nil:
+		c.ok++
+	case errors.Is(err, refusal):
+		c.refused++
+	default:
+		t.Errorf("%s: %v", what, err)
+	}
 }
