@@ -142,6 +142,20 @@ func parseDateKey(k string) format.Date {
 }
 
 // runtime returns the process's view of a sequence, loading it once.
+// enterRuntime is enter, then runtime: once it succeeds, the caller calls
+// s.running.Done when it is finished.
+func (s *Service) enterRuntime(ctx context.Context, name string) (*seqRuntime, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	rt, err := s.runtime(ctx, name)
+	if err != nil {
+		s.running.Done()
+		return nil, err
+	}
+	return rt, nil
+}
+
 // readRuntime is runtime for a read, refused with ErrClosed once Close
 // has begun.
 func (s *Service) readRuntime(ctx context.Context, name string) (*seqRuntime, error) {
@@ -301,14 +315,11 @@ func (s *Service) state(ctx context.Context, seq *Sequence, period string) (*Seq
 // SequencePatch changes max, warn_at, the window of accepted dates or
 // confirm_within.
 func (s *Service) SequencePatch(ctx context.Context, name string, p SequencePatchParams) (*SequenceState, error) {
-	if err := s.enter(); err != nil {
-		return nil, err
-	}
-	defer s.running.Done()
-	rt, err := s.runtime(ctx, name)
+	rt, err := s.enterRuntime(ctx, name)
 	if err != nil {
 		return nil, err
 	}
+	defer s.running.Done()
 	if p == (SequencePatchParams{}) {
 		return nil, Invalidf("", "nothing to change: give max, warn_at, periods_back, periods_ahead and/or confirm_within")
 	}
@@ -773,14 +784,11 @@ func (s *Service) decode(rt *seqRuntime, id string) (int64, format.Date, string,
 
 // SequenceVoid voids one issued number with a reason.
 func (s *Service) SequenceVoid(ctx context.Context, p VoidParams) (*LedgerEntry, error) {
-	if err := s.enter(); err != nil {
-		return nil, err
-	}
-	defer s.running.Done()
-	rt, err := s.runtime(ctx, p.Sequence)
+	rt, err := s.enterRuntime(ctx, p.Sequence)
 	if err != nil {
 		return nil, err
 	}
+	defer s.running.Done()
 	if p.Reason == "" {
 		return nil, Invalidf("reason", "is required: say why the number is voided")
 	}
@@ -839,14 +847,11 @@ func (s *Service) SequenceVoid(ctx context.Context, p VoidParams) (*LedgerEntry,
 // audit` lists them). Confirming numbers already confirmed with the same
 // reference is a replay (replayed is true).
 func (s *Service) SequenceConfirm(ctx context.Context, p ConfirmParams) (entry *LedgerEntry, replayed bool, err error) {
-	if err := s.enter(); err != nil {
-		return nil, false, err
-	}
-	defer s.running.Done()
-	rt, err := s.runtime(ctx, p.Sequence)
+	rt, err := s.enterRuntime(ctx, p.Sequence)
 	if err != nil {
 		return nil, false, err
 	}
+	defer s.running.Done()
 	if err := s.checkPeriod(rt, p.Period); err != nil {
 		return nil, false, err
 	}
@@ -894,14 +899,11 @@ func (s *Service) checkPeriod(rt *seqRuntime, period string) error {
 // leases of the period; a lease another running server holds makes the
 // close fail with ErrInvalidState.
 func (s *Service) SequencePeriodClose(ctx context.Context, name, period string, reopen bool) (*SequenceState, error) {
-	if err := s.enter(); err != nil {
-		return nil, err
-	}
-	defer s.running.Done()
-	rt, err := s.runtime(ctx, name)
+	rt, err := s.enterRuntime(ctx, name)
 	if err != nil {
 		return nil, err
 	}
+	defer s.running.Done()
 	if rt.seq.Reset == ResetNever {
 		return nil, Invalidf("period", "sequence %q never resets, so it has no periods to close", name)
 	}

@@ -186,17 +186,7 @@ func TestSentinels(t *testing.T) {
 
 	check := func(name string, err, want error) *client.Problem {
 		t.Helper()
-		if !errors.Is(err, want) {
-			t.Fatalf("%s: %v is not %v", name, err, want)
-		}
-		var p *client.Problem
-		if !errors.As(err, &p) {
-			t.Fatalf("%s: %T is not a *client.Problem", name, err)
-		}
-		if !errors.Is(p.Unwrap(), want) || p.Status == 0 || p.Code == "" || p.Title == "" || p.Detail == "" || p.Type == "" || p.RequestID == "" {
-			t.Fatalf("%s: incomplete problem %+v", name, p)
-		}
-		return p
+		return wantProblem(t, name, err, want)
 	}
 
 	_, err := admin.SequenceCreate(ctx, allot.SequenceCreateParams{Name: "Bad Name"})
@@ -381,4 +371,21 @@ func TestForeignErrors(t *testing.T) {
 	if _, err := c.SequenceList(ctx); err == nil || errors.As(err, &p) {
 		t.Fatalf("truncated body: %v", err)
 	}
+}
+
+// wantProblem checks that err is a complete *client.Problem that unwraps
+// to want, and returns it.
+func wantProblem(t *testing.T, name string, err, want error) *client.Problem {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: %v is not %v", name, err, want)
+	}
+	var p *client.Problem
+	if !errors.As(err, &p) {
+		t.Fatalf("%s: %T is not a *client.Problem", name, err)
+	}
+	if !errors.Is(p.Unwrap(), want) || p.Status == 0 || p.Code == "" || p.Title == "" || p.Detail == "" || p.Type == "" || p.RequestID == "" {
+		t.Fatalf("%s: incomplete problem %+v", name, p)
+	}
+	return p
 }

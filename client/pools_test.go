@@ -155,15 +155,9 @@ func TestPoolSentinels(t *testing.T) {
 
 	check := func(name string, err, want error) *client.Problem {
 		t.Helper()
-		if !errors.Is(err, want) {
-			t.Fatalf("%s: %v is not %v", name, err, want)
-		}
-		var p *client.Problem
-		if !errors.As(err, &p) {
-			t.Fatalf("%s: %T is not a *client.Problem", name, err)
-		}
-		if p.Unwrap() != want || p.Status == 0 || p.Code == "" || p.Title == "" || p.Detail == "" || p.RequestID == "" {
-			t.Fatalf("%s: incomplete problem %+v", name, p)
+		p := wantProblem(t, name, err, want)
+		if p.Unwrap() != want {
+			t.Fatalf("%s: unwraps to %v, want exactly %v", name, p.Unwrap(), want)
 		}
 		return p
 	}

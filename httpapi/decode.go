@@ -524,6 +524,20 @@ type flatField struct {
 	s    string
 }
 
+// plainString reports whether a string starts at b[i] that holds only
+// printable ASCII and no escapes, and where it ends: j is its closing
+// quote.
+func plainString(b []byte, i int) (j int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, false
+	}
+	j = i + 1
+	for j < len(b) && b[j] >= 0x20 && b[j] < 0x80 && b[j] != '"' && b[j] != '\\' {
+		j++
+	}
+	return j, j < len(b) && b[j] == '"'
+}
+
 // parseFlat parses the plain shapes of a small request body without
 // reflection: one JSON object whose members are among fields, keys spelled
 // exactly, values of the field's kind (never null), each at most once, in
@@ -541,14 +555,8 @@ func parseFlat(b []byte, fields []flatField) (ok bool) {
 		return skipSpace(b, i+1) == len(b)
 	}
 	for {
-		if i >= len(b) || b[i] != '"' {
-			return false
-		}
-		j := i + 1
-		for j < len(b) && b[j] >= 0x20 && b[j] < 0x80 && b[j] != '"' && b[j] != '\\' {
-			j++
-		}
-		if j >= len(b) || b[j] != '"' {
+		j, ok := plainString(b, i)
+		if !ok {
 			return false
 		}
 		var f *flatField
@@ -574,14 +582,8 @@ func parseFlat(b []byte, fields []flatField) (ok bool) {
 			}
 			f.n, f.set, i = n, true, next
 		default:
-			if i >= len(b) || b[i] != '"' {
-				return false
-			}
-			j := i + 1
-			for j < len(b) && b[j] >= 0x20 && b[j] < 0x80 && b[j] != '"' && b[j] != '\\' {
-				j++
-			}
-			if j >= len(b) || b[j] != '"' {
+			j, ok := plainString(b, i)
+			if !ok {
 				return false
 			}
 			f.s, f.set, i = string(b[i+1:j]), true, j+1

@@ -168,3 +168,23 @@ func checkProblem(t testing.TB, gotStatus int, h http.Header, body []byte, statu
 	}
 	return p
 }
+
+// wantMetrics checks that GET /metrics answers with every line of wants.
+func (e *env) wantMetrics(wants ...string) {
+	e.t.Helper()
+	r := e.do("GET", "/metrics", "")
+	if r.status != 200 {
+		e.t.Fatalf("metrics %d", r.status)
+	}
+	body := string(r.body)
+	failed := false
+	for _, want := range wants {
+		if !strings.Contains(body, want) {
+			e.t.Errorf("metrics lack %q", want)
+			failed = true
+		}
+	}
+	if failed {
+		e.t.Log(body)
+	}
+}

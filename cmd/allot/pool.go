@@ -163,17 +163,10 @@ only down to held + confirmed.`},
 
 // runPool is "allot pool create|get|list|patch".
 func runPool(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
-	if done, err := groupHelp(ctx, "pool", poolUsage, args, getenv, stdout, stderr, runPool); done {
+	cmd, args, fs, cf, done, err := groupCommand(ctx, "pool", poolUsage, poolCommands, args, getenv, stdout, stderr, runPool)
+	if done {
 		return err
 	}
-	cmd, args := args[0], args[1:]
-	sub, ok := poolCommands[cmd]
-	if !ok {
-		return &usageError{msg: fmt.Sprintf("pool: unknown command %q", cmd), help: "allot pool"}
-	}
-	fs := newFlagSet("allot pool "+cmd, sub.help(), stdout)
-	var cf clientFlags
-	cf.register(fs, getenv)
 	defer func() { err = cf.finish(err, fs, args) }()
 	var pf poolFlags
 	if cmd == "create" || cmd == "patch" {
@@ -311,17 +304,10 @@ more, a last line "more: ..." gives the command for the next page.`},
 
 // runClaim is "allot claim create|get|confirm|release|extend|cancel|list".
 func runClaim(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
-	if done, err := groupHelp(ctx, "claim", claimUsage, args, getenv, stdout, stderr, runClaim); done {
+	cmd, args, fs, cf, done, err := groupCommand(ctx, "claim", claimUsage, claimCommands, args, getenv, stdout, stderr, runClaim)
+	if done {
 		return err
 	}
-	cmd, args := args[0], args[1:]
-	sub, ok := claimCommands[cmd]
-	if !ok {
-		return &usageError{msg: fmt.Sprintf("claim: unknown command %q", cmd), help: "allot claim"}
-	}
-	fs := newFlagSet("allot claim "+cmd, sub.help(), stdout)
-	var cf clientFlags
-	cf.register(fs, getenv)
 	defer func() { err = cf.finish(err, fs, args) }()
 	var (
 		customer, key, reference, status, after, reason string

@@ -129,6 +129,27 @@ the command for the next page. --format csv exports the whole ledger (from
 --after on), with a header line.`},
 }
 
+// groupCommand starts a command of a group: it answers the group's help
+// (done is then true), refuses an unknown command (done, with the usage
+// error), and makes the command's flag set with the client flags on it;
+// the caller defers cf.finish.
+func groupCommand(ctx context.Context, group, help string, commands map[string]subcommand, args []string, getenv func(string) string,
+	stdout, stderr io.Writer, runGroup func(context.Context, []string, func(string) string, io.Writer, io.Writer) error,
+) (cmd string, rest []string, fs *flag.FlagSet, cf *clientFlags, done bool, err error) {
+	if done, err := groupHelp(ctx, group, help, args, getenv, stdout, stderr, runGroup); done {
+		return "", nil, nil, nil, true, err
+	}
+	cmd, rest = args[0], args[1:]
+	sub, ok := commands[cmd]
+	if !ok {
+		return "", nil, nil, nil, true, &usageError{msg: fmt.Sprintf("%s: unknown command %q", group, cmd), help: "allot " + group}
+	}
+	fs = newFlagSet("allot "+group+" "+cmd, sub.help(), stdout)
+	cf = &clientFlags{}
+	cf.register(fs, getenv)
+	return cmd, rest, fs, cf, false, nil
+}
+
 // groupHelp handles a group's arguments before its command: with none it
 // prints the group's help to stderr and returns a usage error; with
 // help, -h or --help it prints the help to stdout ("help CMD" is the
@@ -341,17 +362,10 @@ func checkLimit(limit int) error {
 
 // runSeq is "allot seq create|get|list|patch|next|void|parse|ledger".
 func runSeq(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
-	if done, err := groupHelp(ctx, "seq", seqUsage, args, getenv, stdout, stderr, runSeq); done {
+	cmd, args, fs, cf, done, err := groupCommand(ctx, "seq", seqUsage, seqCommands, args, getenv, stdout, stderr, runSeq)
+	if done {
 		return err
 	}
-	cmd, args := args[0], args[1:]
-	sub, ok := seqCommands[cmd]
-	if !ok {
-		return &usageError{msg: fmt.Sprintf("seq: unknown command %q", cmd), help: "allot seq"}
-	}
-	fs := newFlagSet("allot seq "+cmd, sub.help(), stdout)
-	var cf clientFlags
-	cf.register(fs, getenv)
 	defer func() { err = cf.finish(err, fs, args) }()
 
 	switch cmd {
