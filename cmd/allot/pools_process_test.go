@@ -157,44 +157,38 @@ func TestSoldOutReopensAcrossProcesses(t *testing.T) {
 // TestSweeperBoundRealClock: with the real clock, an expired hold's units
 // are back in the database within 2 s of its expiry.
 func TestSweeperBoundRealClock(t *testing.T) {
-	for _, kind := range []string{"postgres", "sqlite"} {
-		t.Run(kind, func(t *testing.T) {
-			url := "sqlite://" + testdb.SQLitePath(t)
-			if kind == "postgres" {
-				url = testdb.Postgres(t)
+	bothStores(t, func(t *testing.T, _, url string) {
+		p := startServer(t, url)
+		createPool(t, p.url, allot.PoolCreateParams{Name: "p", Capacity: ptr[int64](5), PerCustomer: ptr[int64](0)})
+		var c allot.Claim
+		if code, _, err := call("POST", p.url+"/v1/pools/p/claims", map[string]any{"customer": "x", "quantity": 2, "ttl": "1s"}, nil, &c); err != nil || code != 201 {
+			t.Fatalf("claim: %d %v", code, err)
+		}
+		st := openStoreT(t, url)
+		for {
+			stored, err := st.ClaimGet(context.Background(), c.ID)
+			if err != nil {
+				t.Fatal(err)
 			}
-			p := startServer(t, url)
-			createPool(t, p.url, allot.PoolCreateParams{Name: "p", Capacity: ptr[int64](5), PerCustomer: ptr[int64](0)})
-			var c allot.Claim
-			if code, _, err := call("POST", p.url+"/v1/pools/p/claims", map[string]any{"customer": "x", "quantity": 2, "ttl": "1s"}, nil, &c); err != nil || code != 201 {
-				t.Fatalf("claim: %d %v", code, err)
-			}
-			st := openStoreT(t, url)
-			for {
-				stored, err := st.ClaimGet(context.Background(), c.ID)
-				if err != nil {
-					t.Fatal(err)
+			if stored.Status == allot.ClaimExpired {
+				late := time.Since(c.ExpiresAt)
+				if late > allot.SweepBound {
+					t.Fatalf("units came back %s after expiry, over the %s bound", late, allot.SweepBound)
 				}
-				if stored.Status == allot.ClaimExpired {
-					late := time.Since(c.ExpiresAt)
-					if late > allot.SweepBound {
-						t.Fatalf("units came back %s after expiry, over the %s bound", late, allot.SweepBound)
-					}
-					t.Logf("swept %s after expiry", late)
-					break
-				}
-				if time.Since(c.ExpiresAt) > allot.SweepBound+time.Second {
-					t.Fatalf("hold still %s %s after expiry", stored.Status, time.Since(c.ExpiresAt))
-				}
-				time.Sleep(20 * time.Millisecond)
+				t.Logf("swept %s after expiry", late)
+				break
 			}
-			ps, _ := st.PoolGet(context.Background(), "p", time.Now())
-			if ps.Held != 0 || ps.Available != 5 {
-				t.Fatalf("after the sweep: %+v", ps)
+			if time.Since(c.ExpiresAt) > allot.SweepBound+time.Second {
+				t.Fatalf("hold still %s %s after expiry", stored.Status, time.Since(c.ExpiresAt))
 			}
-			auditStore(t, st)
-		})
-	}
+			time.Sleep(20 * time.Millisecond)
+		}
+		ps, _ := st.PoolGet(context.Background(), "p", time.Now())
+		if ps.Held != 0 || ps.Available != 5 {
+			t.Fatalf("after the sweep: %+v", ps)
+		}
+		auditStore(t, st)
+	})
 }
 
 // TestKill9DuringFlashSale kills the server in the middle of a flash sale,
@@ -290,61 +284,55 @@ func TestKill9DuringFlashSale(t *testing.T) {
 // (exit 0), then plants violations behind allot's back and expects it to
 // fail naming each broken invariant.
 func TestAuditCatchesPlantedViolations(t *testing.T) {
-	for _, kind := range []string{"postgres", "sqlite"} {
-		t.Run(kind, func(t *testing.T) {
-			url := "sqlite://" + testdb.SQLitePath(t)
-			if kind == "postgres" {
-				url = testdb.Postgres(t)
+	bothStores(t, func(t *testing.T, kind, url string) {
+		p := startServer(t, url)
+		createPool(t, p.url, allot.PoolCreateParams{Name: "p", Capacity: ptr[int64](10)})
+		createSeq(t, p.url, allot.SequenceCreateParams{Name: "g", Mode: allot.ModeGapless})
+		for i := 0; i < 3; i++ {
+			if _, code, err := claimHTTP(p.url, "p", fmt.Sprintf("c%d", i), 1); code != 201 {
+				t.Fatalf("claim: %d %v", code, err)
 			}
-			p := startServer(t, url)
-			createPool(t, p.url, allot.PoolCreateParams{Name: "p", Capacity: ptr[int64](10)})
-			createSeq(t, p.url, allot.SequenceCreateParams{Name: "g", Mode: allot.ModeGapless})
-			for i := 0; i < 3; i++ {
-				if _, code, err := claimHTTP(p.url, "p", fmt.Sprintf("c%d", i), 1); code != 201 {
-					t.Fatalf("claim: %d %v", code, err)
-				}
-				if code, _, err := call("POST", p.url+"/v1/sequences/g/next", map[string]int{"count": 2}, nil, nil); code != 200 {
-					t.Fatalf("next: %d %v", code, err)
-				}
+			if code, _, err := call("POST", p.url+"/v1/sequences/g/next", map[string]int{"count": 2}, nil, nil); code != 200 {
+				t.Fatalf("next: %d %v", code, err)
 			}
-			if _, err := p.term(); err != nil {
+		}
+		if _, err := p.term(); err != nil {
+			t.Fatal(err)
+		}
+		audit := func() (string, int) {
+			cmd := exec.Command(binPath, "audit", "--store", url)
+			cmd.Env = os.Environ()
+			out, err := cmd.CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); ok {
+				return string(out), ee.ExitCode()
+			} else if err != nil {
 				t.Fatal(err)
 			}
-			audit := func() (string, int) {
-				cmd := exec.Command(binPath, "audit", "--store", url)
-				cmd.Env = os.Environ()
-				out, err := cmd.CombinedOutput()
-				if ee, ok := err.(*exec.ExitError); ok {
-					return string(out), ee.ExitCode()
-				} else if err != nil {
-					t.Fatal(err)
-				}
-				return string(out), 0
+			return string(out), 0
+		}
+		if out, code := audit(); code != 0 {
+			t.Fatalf("audit of a healthy database failed (%d):\n%s", code, out)
+		}
+		plant := func(sql string) {
+			t.Helper()
+			if err := execSQL(url, sql); err != nil {
+				t.Fatalf("plant %q: %v", sql, err)
 			}
-			if out, code := audit(); code != 0 {
-				t.Fatalf("audit of a healthy database failed (%d):\n%s", code, out)
+		}
+		// A counter that no longer matches the claims (bypassing the
+		// triggers), and a sequence range issued twice.
+		plant(`UPDATE allot_pools SET held = held - 1 WHERE name = 'p'`)
+		plant(`INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, created_at) VALUES ('g', '', 'issued', 2, 3, 'planted', 'test', 0)`)
+		out, code := audit()
+		if code == 0 {
+			t.Fatalf("audit passed a planted violation:\n%s", out)
+		}
+		for _, want := range []string{"pool counters equal the claims", "no sequence number taken twice"} {
+			if !strings.Contains(out, want) || !strings.Contains(out, "FAIL") {
+				t.Fatalf("audit output does not report %q:\n%s", want, out)
 			}
-			plant := func(sql string) {
-				t.Helper()
-				if err := execSQL(url, sql); err != nil {
-					t.Fatalf("plant %q: %v", sql, err)
-				}
-			}
-			// A counter that no longer matches the claims (bypassing the
-			// triggers), and a sequence range issued twice.
-			plant(`UPDATE allot_pools SET held = held - 1 WHERE name = 'p'`)
-			plant(`INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, created_at) VALUES ('g', '', 'issued', 2, 3, 'planted', 'test', 0)`)
-			out, code := audit()
-			if code == 0 {
-				t.Fatalf("audit passed a planted violation:\n%s", out)
-			}
-			for _, want := range []string{"pool counters equal the claims", "no sequence number taken twice"} {
-				if !strings.Contains(out, want) || !strings.Contains(out, "FAIL") {
-					t.Fatalf("audit output does not report %q:\n%s", want, out)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // execSQL runs one statement directly against the database, behind

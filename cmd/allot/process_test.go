@@ -423,104 +423,92 @@ func TestThreeProcessesNoDuplicates(t *testing.T) {
 // except numbers whose request never got an answer; in cached mode every
 // gap lies in a leased block recorded in the ledger.
 func TestKill9UnderLoad(t *testing.T) {
-	for _, kind := range []string{"postgres", "sqlite"} {
-		t.Run(kind, func(t *testing.T) {
-			url := "sqlite://" + testdb.SQLitePath(t)
-			if kind == "postgres" {
-				url = testdb.Postgres(t)
-			}
-			addr := freeAddr(t)
-			p := startServerAt(t, addr, url)
-			createSeq(t, p.url, allot.SequenceCreateParams{Name: "g", Mode: allot.ModeGapless})
-			createSeq(t, p.url, allot.SequenceCreateParams{Name: "c", BlockSize: ptr[int64](100)})
-			var mu sync.Mutex
-			current := []string{p.url}
-			servers := func() []string { mu.Lock(); defer mu.Unlock(); return current }
-			c := newCollector()
-			stop := make(chan struct{})
-			wg := load(servers, []string{"g", "c"}, 16, 1_000_000, stop, c)
-			time.Sleep(700 * time.Millisecond)
-			p.kill9()
-			p2 := startServerAt(t, addr, url) // restart on the same address
-			time.Sleep(700 * time.Millisecond)
-			close(stop)
-			wg.Wait()
-			if len(c.dups) > 0 {
-				t.Fatalf("duplicates after kill -9: %v", c.dups[:min(10, len(c.dups))])
-			}
-			if len(c.got["g"]) < 10 || len(c.got["c"]) < 10 {
-				t.Fatalf("too little load to prove anything: %d gapless, %d cached", len(c.got["g"]), len(c.got["c"]))
-			}
-			if d, err := p2.term(); err != nil || d > 10*time.Second {
-				t.Fatalf("graceful shutdown after restart took %s: %v", d, err)
-			}
-			st := openStoreT(t, url)
-			// Gapless: the ledger covers 1..last with no hole, and the
-			// numbers no client received are at most what failed requests
-			// asked for (committed just before the kill, answer lost).
-			last, voided := ledgerCheck(t, st, "g", 1, c.got["g"])
-			missing := last - int64(len(c.got["g"])) - int64(len(voided))
-			if missing < 0 || missing > c.failed["g"] {
-				t.Fatalf("gapless: %d numbers taken but never received, more than the %d asked for by failed requests", missing, c.failed["g"])
-			}
-			// Cached: every gap is inside a ledger range (checked by
-			// ledgerCheck's contiguity); the rest of the blocks the killed
-			// process held are the only unexplained-by-client numbers.
-			ledgerCheck(t, st, "c", 1, c.got["c"])
-			t.Logf("%s: gapless %d received, %d unanswered; cached %d received, %d requests failed",
-				kind, len(c.got["g"]), missing, len(c.got["c"]), c.failed["c"])
-		})
-	}
+	bothStores(t, func(t *testing.T, kind, url string) {
+		addr := freeAddr(t)
+		p := startServerAt(t, addr, url)
+		createSeq(t, p.url, allot.SequenceCreateParams{Name: "g", Mode: allot.ModeGapless})
+		createSeq(t, p.url, allot.SequenceCreateParams{Name: "c", BlockSize: ptr[int64](100)})
+		var mu sync.Mutex
+		current := []string{p.url}
+		servers := func() []string { mu.Lock(); defer mu.Unlock(); return current }
+		c := newCollector()
+		stop := make(chan struct{})
+		wg := load(servers, []string{"g", "c"}, 16, 1_000_000, stop, c)
+		time.Sleep(700 * time.Millisecond)
+		p.kill9()
+		p2 := startServerAt(t, addr, url) // restart on the same address
+		time.Sleep(700 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		if len(c.dups) > 0 {
+			t.Fatalf("duplicates after kill -9: %v", c.dups[:min(10, len(c.dups))])
+		}
+		if len(c.got["g"]) < 10 || len(c.got["c"]) < 10 {
+			t.Fatalf("too little load to prove anything: %d gapless, %d cached", len(c.got["g"]), len(c.got["c"]))
+		}
+		if d, err := p2.term(); err != nil || d > 10*time.Second {
+			t.Fatalf("graceful shutdown after restart took %s: %v", d, err)
+		}
+		st := openStoreT(t, url)
+		// Gapless: the ledger covers 1..last with no hole, and the
+		// numbers no client received are at most what failed requests
+		// asked for (committed just before the kill, answer lost).
+		last, voided := ledgerCheck(t, st, "g", 1, c.got["g"])
+		missing := last - int64(len(c.got["g"])) - int64(len(voided))
+		if missing < 0 || missing > c.failed["g"] {
+			t.Fatalf("gapless: %d numbers taken but never received, more than the %d asked for by failed requests", missing, c.failed["g"])
+		}
+		// Cached: every gap is inside a ledger range (checked by
+		// ledgerCheck's contiguity); the rest of the blocks the killed
+		// process held are the only unexplained-by-client numbers.
+		ledgerCheck(t, st, "c", 1, c.got["c"])
+		t.Logf("%s: gapless %d received, %d unanswered; cached %d received, %d requests failed",
+			kind, len(c.got["g"]), missing, len(c.got["c"]), c.failed["c"])
+	})
 }
 
 // TestIdempotentReplayAfterKill kills the server between the commit of an
 // Idempotency-Key request and its response, restarts it, and retries: the
 // retry must return the committed numbers, and nothing is taken twice.
 func TestIdempotentReplayAfterKill(t *testing.T) {
-	for _, kind := range []string{"postgres", "sqlite"} {
-		t.Run(kind, func(t *testing.T) {
-			url := "sqlite://" + testdb.SQLitePath(t)
-			if kind == "postgres" {
-				url = testdb.Postgres(t)
-			}
-			addr := freeAddr(t)
-			p := startServerAt(t, addr, url, "ALLOT_FAILPOINT="+allot.FailpointAfterCommit)
-			createSeq(t, p.url, allot.SequenceCreateParams{Name: "inv", Format: "INV-{n:5}", Mode: allot.ModeGapless})
-			key := map[string]string{"Idempotency-Key": "order-42"}
-			body := map[string]any{"count": 3}
-			var r allot.NextResult
-			if _, _, err := call("POST", p.url+"/v1/sequences/inv/next", body, key, &r); err == nil {
-				t.Fatalf("the failpoint should have killed the server before it answered, got %+v", r)
-			}
-			select {
-			case <-p.done:
-				p.exited = true
-			case <-time.After(10 * time.Second):
-				t.Fatal("server still running after the failpoint")
-			}
-			st := openStoreT(t, url)
-			rec, err := st.IdempotencyGet(context.Background(), "sequence:inv", "order-42")
-			if err != nil {
-				t.Fatalf("the key must be committed with its numbers before the kill: %v", err)
-			}
-			p2 := startServerAt(t, addr, url)
-			code, hdr, err := call("POST", p2.url+"/v1/sequences/inv/next", body, key, &r)
-			if err != nil || code != 200 {
-				t.Fatalf("retry: %d %v", code, err)
-			}
-			if r.First != rec.First || r.Last != rec.Last || r.First != 1 || strings.Join(r.IDs, ",") != "INV-00001,INV-00002,INV-00003" {
-				t.Fatalf("retry returned %+v, the database holds %d-%d", r, rec.First, rec.Last)
-			}
-			if hdr.Get("Idempotent-Replayed") != "true" {
-				t.Fatalf("retry is not marked as a replay")
-			}
-			var r2 allot.NextResult
-			if _, _, err := call("POST", p2.url+"/v1/sequences/inv/next", nil, nil, &r2); err != nil || r2.First != 4 {
-				t.Fatalf("the next request must get 4, got %+v %v", r2, err)
-			}
-			ledgerCheck(t, st, "inv", 1, map[int64]bool{1: true, 2: true, 3: true, 4: true})
-		})
-	}
+	bothStores(t, func(t *testing.T, _, url string) {
+		addr := freeAddr(t)
+		p := startServerAt(t, addr, url, "ALLOT_FAILPOINT="+allot.FailpointAfterCommit)
+		createSeq(t, p.url, allot.SequenceCreateParams{Name: "inv", Format: "INV-{n:5}", Mode: allot.ModeGapless})
+		key := map[string]string{"Idempotency-Key": "order-42"}
+		body := map[string]any{"count": 3}
+		var r allot.NextResult
+		if _, _, err := call("POST", p.url+"/v1/sequences/inv/next", body, key, &r); err == nil {
+			t.Fatalf("the failpoint should have killed the server before it answered, got %+v", r)
+		}
+		select {
+		case <-p.done:
+			p.exited = true
+		case <-time.After(10 * time.Second):
+			t.Fatal("server still running after the failpoint")
+		}
+		st := openStoreT(t, url)
+		rec, err := st.IdempotencyGet(context.Background(), "sequence:inv", "order-42")
+		if err != nil {
+			t.Fatalf("the key must be committed with its numbers before the kill: %v", err)
+		}
+		p2 := startServerAt(t, addr, url)
+		code, hdr, err := call("POST", p2.url+"/v1/sequences/inv/next", body, key, &r)
+		if err != nil || code != 200 {
+			t.Fatalf("retry: %d %v", code, err)
+		}
+		if r.First != rec.First || r.Last != rec.Last || r.First != 1 || strings.Join(r.IDs, ",") != "INV-00001,INV-00002,INV-00003" {
+			t.Fatalf("retry returned %+v, the database holds %d-%d", r, rec.First, rec.Last)
+		}
+		if hdr.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("retry is not marked as a replay")
+		}
+		var r2 allot.NextResult
+		if _, _, err := call("POST", p2.url+"/v1/sequences/inv/next", nil, nil, &r2); err != nil || r2.First != 4 {
+			t.Fatalf("the next request must get 4, got %+v %v", r2, err)
+		}
+		ledgerCheck(t, st, "inv", 1, map[int64]bool{1: true, 2: true, 3: true, 4: true})
+	})
 }
 
 // TestCLISmoke drives the built binary as a person would.
@@ -625,5 +613,19 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	if strings.Contains(string(out), "errors:") {
 		t.Fatalf("bench reported errors:\n%s", out)
+	}
+}
+
+// bothStores runs fn as a subtest on a fresh PostgreSQL schema and on a
+// fresh SQLite file, with the database URL a server takes.
+func bothStores(t *testing.T, fn func(t *testing.T, kind, url string)) {
+	for _, kind := range []string{"postgres", "sqlite"} {
+		t.Run(kind, func(t *testing.T) {
+			url := "sqlite://" + testdb.SQLitePath(t)
+			if kind == "postgres" {
+				url = testdb.Postgres(t)
+			}
+			fn(t, kind, url)
+		})
 	}
 }
