@@ -44,10 +44,10 @@ func list[T any](ctx context.Context, q querier, what string, scan func(scanner)
 	return out, translate(rows.Err(), what)
 }
 
-// getSequence reads one sequence, with lock (a locking clause, or
-// nothing) appended to the query.
-func getSequence(ctx context.Context, q querier, name, lock string) (*allot.Sequence, error) {
-	seq, err := scanSeq(q.QueryRowContext(ctx, `SELECT `+seqCols+` FROM allot_sequences WHERE name = ? `+lock, name))
+// getSequence reads one sequence (in a write transaction, SQLite's write
+// lock already keeps it from changing).
+func getSequence(ctx context.Context, q querier, name string) (*allot.Sequence, error) {
+	seq, err := scanSeq(q.QueryRowContext(ctx, `SELECT `+seqCols+` FROM allot_sequences WHERE name = ?`, name))
 	if err != nil {
 		return nil, translate(err, fmt.Sprintf("sequence %q", name))
 	}
@@ -87,7 +87,7 @@ func (s *Store) SequenceCreate(ctx context.Context, q *allot.Sequence) (*allot.S
 
 // SequenceGet returns one sequence.
 func (s *Store) SequenceGet(ctx context.Context, name string) (*allot.Sequence, error) {
-	return getSequence(ctx, s.db, name, "")
+	return getSequence(ctx, s.db, name)
 }
 
 // SequenceList returns every sequence ordered by name.
@@ -100,7 +100,7 @@ func (s *Store) SequenceList(ctx context.Context) ([]*allot.Sequence, error) {
 // transaction.
 func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams) (*allot.Sequence, error) {
 	out, err := allot.TxValue(ctx, s.withTx, func(tx *sql.Tx) (*allot.Sequence, error) {
-		q, err := getSequence(ctx, tx, p.Name, "")
+		q, err := getSequence(ctx, tx, p.Name)
 		if err != nil {
 			return nil, err
 		}
