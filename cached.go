@@ -421,7 +421,7 @@ func (a *allocator) putBack(t taken) {
 			ids = append(ids, l.id)
 		}
 	})
-	a.svc.giveBack(a.seq, a.key.period, spans, ids, "request cancelled before the answer", nil)
+	a.svc.giveBack(a.seq, a.key.period, spans, ids, ReasonCancelled, nil)
 }
 
 func mergeAdjacent(spans []span) []span {

@@ -391,7 +391,9 @@ const (
 )
 
 // LookUpNumber reads what the ledger of st says of number n of a period,
-// each lookup its own statement.
+// each lookup its own statement. It does not check that the sequence
+// exists: for an unknown one it says nothing was ever taken (the Service
+// checks the name first).
 func LookUpNumber(ctx context.Context, st Store, seq, period string, n int64) (info *NumberInfo, err error) {
 	err = st.SequenceLedgerRead(ctx, "read ledger", func(r LedgerReader) (err error) {
 		info, err = readNumberInfo(ctx, r, seq, period, n)

@@ -199,7 +199,7 @@ func (s *Service) abandonedAdvance(k advanceKey, reqs []SequenceAdvanceRequest, 
 	if len(spans) == 0 {
 		return
 	}
-	s.giveBack(k.seq, k.period, spans, settle, "request cancelled before the answer", func() {
+	s.giveBack(k.seq, k.period, spans, settle, ReasonCancelled, func() {
 		for _, a := range answers {
 			a.done()
 		}

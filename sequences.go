@@ -141,7 +141,6 @@ func parseDateKey(k string) format.Date {
 	return d
 }
 
-// runtime returns the process's view of a sequence, loading it once.
 // enterRuntime is enter, then runtime: once it succeeds, the caller calls
 // s.running.Done when it is finished.
 func (s *Service) enterRuntime(ctx context.Context, name string) (*seqRuntime, error) {
@@ -165,6 +164,7 @@ func (s *Service) readRuntime(ctx context.Context, name string) (*seqRuntime, er
 	return s.runtime(ctx, name)
 }
 
+// runtime returns the process's view of a sequence, loading it once.
 func (s *Service) runtime(ctx context.Context, name string) (*seqRuntime, error) {
 	if rt := (*s.seqs.Load())[name]; rt != nil {
 		return rt, nil
@@ -485,7 +485,7 @@ func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
 	default:
 		// Not delivered: the numbers go back, and the entry counts as
 		// answered only once they are.
-		s.giveBack(rt.seq.Name, np.period, []ReturnSpan{{Span{r.First, r.Last}, r.Row}}, nil, "request cancelled before the answer", r.answer.done)
+		s.giveBack(rt.seq.Name, np.period, []ReturnSpan{{Span{r.First, r.Last}, r.Row}}, nil, ReasonCancelled, r.answer.done)
 	}
 	if err != nil {
 		return nil, err
@@ -872,7 +872,10 @@ func (s *Service) SequenceConfirm(ctx context.Context, p ConfirmParams) (entry *
 		entry, replayed, err = confirmTx(ctx, tx, cp)
 		return err
 	})
-	return entry, replayed, err
+	if err != nil {
+		return nil, false, err // what the closure saw may not have committed
+	}
+	return entry, replayed, nil
 }
 
 // checkPeriod checks a period named by a caller against the reset.

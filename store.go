@@ -197,7 +197,7 @@ type SequenceReturnParams struct {
 	// Owner is the server giving the numbers back.
 	Owner string
 	// Reason says why, e.g. "unused rest of a lease at shutdown" or
-	// "request cancelled before the answer". Voided numbers get it as
+	// ReasonCancelled. Voided numbers get it as
 	// their reason; numbers handed back get it with ": handed back to
 	// the counter".
 	Reason string
@@ -206,7 +206,12 @@ type SequenceReturnParams struct {
 	Periods []PeriodReturn
 }
 
-// PeriodReturn is one period's share of a SequenceReturn.
+// ReasonCancelled is the reason of numbers given back because the request
+// that took them was cancelled, or timed out, before its answer was
+// written.
+const ReasonCancelled = "request cancelled before the answer"
+
+// PeriodReturn is one period's share of a SequenceReturnParams.
 type PeriodReturn struct {
 	Period string
 	Spans  []ReturnSpan

@@ -187,10 +187,20 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return err
 }
 
+// translated is a driver error translate has named already: translated
+// again (a lookup inside an operation that translates its own errors), it
+// is left as it is.
+type translated struct{ error }
+
+func (e translated) Unwrap() error { return e.error }
+
 // translate maps driver errors to allot's sentinels at the boundary.
 func translate(err error, what string) error {
 	if err == nil {
 		return nil
+	}
+	if errors.As(err, new(translated)) {
+		return err
 	}
 	for _, sentinel := range []error{allot.ErrInvalid, allot.ErrAlreadyExists, allot.ErrNotFound, allot.ErrInvalidState,
 		allot.ErrClaimExpired, allot.ErrIdempotencyMismatch, allot.ErrOverlap, allot.ErrPeriodClosed, allot.ErrUnavailable} {
@@ -223,7 +233,7 @@ func translate(err error, what string) error {
 	if unavailableErr(err) {
 		return &allot.UnavailableError{Store: "postgres", Err: fmt.Errorf("%s: %w", what, err)}
 	}
-	return fmt.Errorf("postgres: %s: %w", what, err)
+	return translated{fmt.Errorf("postgres: %s: %w", what, err)}
 }
 
 // unavailableErr reports errors that mean the database could not be

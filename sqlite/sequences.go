@@ -44,8 +44,8 @@ func list[T any](ctx context.Context, q querier, what string, scan func(scanner)
 	return out, translate(rows.Err(), what)
 }
 
-// getSequence reads one sequence (in a write transaction, SQLite's write
-// lock already keeps it from changing).
+// getSequence reads one sequence. It takes no locking clause: inside a
+// write transaction, SQLite's write lock already keeps the row still.
 func getSequence(ctx context.Context, q querier, name string) (*allot.Sequence, error) {
 	seq, err := scanSeq(q.QueryRowContext(ctx, `SELECT `+seqCols+` FROM allot_sequences WHERE name = ?`, name))
 	if err != nil {

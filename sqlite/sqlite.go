@@ -250,10 +250,20 @@ func isBusy(err error) bool {
 	return false
 }
 
+// translated is a driver error translate has named already: translated
+// again (a lookup inside an operation that translates its own errors), it
+// is left as it is.
+type translated struct{ error }
+
+func (e translated) Unwrap() error { return e.error }
+
 // translate maps driver errors to allot's sentinels at the boundary.
 func translate(err error, what string) error {
 	if err == nil {
 		return nil
+	}
+	if errors.As(err, new(translated)) {
+		return err
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return allot.NotFoundf("%s", what)
@@ -281,7 +291,7 @@ func translate(err error, what string) error {
 			return &allot.UnavailableError{Store: "sqlite", Err: fmt.Errorf("%s: %w", what, err)}
 		}
 	}
-	return fmt.Errorf("sqlite: %s: %w", what, err)
+	return translated{fmt.Errorf("sqlite: %s: %w", what, err)}
 }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }

@@ -74,10 +74,14 @@ type Problem struct {
 	// Used is how many units the customer already holds or bought, for
 	// customer_limit.
 	Used *int64 `json:"used,omitempty"`
-	// Capacity, Held and Confirmed are the pool's figures, for
-	// invalid_state of a capacity change.
-	Capacity  *int64 `json:"capacity,omitempty"`
-	Held      *int64 `json:"held,omitempty"`
+	// Capacity is the pool's current capacity, for invalid_state of a
+	// capacity change.
+	Capacity *int64 `json:"capacity,omitempty"`
+	// Held is how many units are in live holds, for invalid_state of a
+	// capacity change.
+	Held *int64 `json:"held,omitempty"`
+	// Confirmed is how many units are sold, for invalid_state of a
+	// capacity change.
 	Confirmed *int64 `json:"confirmed,omitempty"`
 	// RequestID identifies the request in the server's logs.
 	RequestID string `json:"request_id,omitempty"`

@@ -383,7 +383,7 @@ func testWindowAndClosedPeriods(t *testing.T, open func() allot.Store) {
 	b := seqService(t, s, allot.Config{Now: clk.Now, Owner: "b"})
 	next(t, svc, allot.NextParams{Sequence: "c"})
 	next(t, b, allot.NextParams{Sequence: "c"})
-	if _, err := svc.SequencePeriodClose(ctx(t), "c", "2026", false); !errors.Is(err, allot.ErrInvalidState) || !strings.Contains(err.Error(), "b") {
+	if _, err := svc.SequencePeriodClose(ctx(t), "c", "2026", false); !errors.Is(err, allot.ErrInvalidState) || !strings.Contains(err.Error(), "(b)") {
 		t.Fatalf("close while b holds a lease: %v", err)
 	}
 	if err := b.Close(ctx(t)); err != nil {
@@ -489,7 +489,7 @@ func testCancelledRequestsGiveBack(t *testing.T, open func() allot.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.Voided == nil || info.Voided.Reason != "request cancelled before the answer" {
+		if info.Voided == nil || info.Voided.Reason != allot.ReasonCancelled {
 			t.Fatalf("number %d is neither delivered nor voided for the cancelled request: %+v", n, info)
 		}
 	}
@@ -950,7 +950,7 @@ type slowGiveBack struct {
 }
 
 func (s *slowGiveBack) SequenceLedgerTx(ctx context.Context, what string, fn func(allot.LedgerTx) error) error {
-	if strings.Contains(what, "(request cancelled before the answer)") {
+	if strings.Contains(what, "("+allot.ReasonCancelled+")") {
 		<-s.gate
 	}
 	return s.Store.SequenceLedgerTx(ctx, what, fn)
