@@ -303,20 +303,33 @@ generator in the same run:
   allot                POST /v1/pools/{name}/claims
 
 and prints req/s, latency percentiles and throughput relative to noop and
-to naive. The baselines get as many PostgreSQL connections as allot's store
-(16 unless --pg sets pool_max_conns). Every server runs in this process on
+to naive. Then, unless --rate is 0, the same claims in an open loop at a
+steady --rate requests per second, latency measured from each request's
+intended send time (so a stall is not hidden by requests never sent):
+
+  baseline noop steady, baseline redis+pg steady, allot steady
+
+(the naive baseline is left out: it can't keep up with 2,000 claims per
+second on this machine, so its latency would only measure its backlog).
+
+The baselines get as many PostgreSQL connections as allot's store (16
+unless --pg sets pool_max_conns). Every server runs in this process on
 loopback; --server points the allot target at a running server instead.`, stdout)
 	f := addPoolBenchFlags(fs, getenv)
 	clients := fs.Int("clients", 64, "run `N` concurrent closed-loop clients")
 	duration := fs.Duration("duration", 5*time.Second, "measure each target for `DURATION` per run")
 	warmup := fs.Duration("warmup", time.Second, "warm each target up, unmeasured, for `DURATION` per run")
 	only := fs.String("only", "", "run only the `TARGETS` whose names contain one of these comma-separated strings (default all)")
+	rate := fs.Float64("rate", 2000, "send `N` claims per second in the steady (open-loop) scenario; 0 leaves it out")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
 		return usagef("bench claims takes no arguments, got %s", quoteArgs(pos))
+	}
+	if *rate < 0 {
+		return usagef("--rate must be 0 (no open loop) or a positive number of claims per second, got %g", *rate)
 	}
 	stopProfile, err := startCPUProfile(*f.profile)
 	if err != nil {
@@ -363,20 +376,42 @@ loopback; --server points the allot target at a running server instead.`, stdout
 		targets = append(targets, bench.Target{Name: targetRedis, URL: claimsURL(redisURL, name), BodyFunc: claim, Header: b.header})
 	}
 	targets = append(targets, bench.Target{Name: targetAllot, URL: claimsURL(b.base, name), BodyFunc: claim, Header: b.header})
-	if targets = filterTargets(targets, *only); len(targets) == 0 {
+	var steady []bench.Target
+	if *rate > 0 {
+		for _, t := range targets {
+			if t.Name != targetNaive {
+				t.Name += " steady"
+				steady = append(steady, t)
+			}
+		}
+		steady = filterTargets(steady, *only)
+	}
+	if targets = filterTargets(targets, *only); len(targets) == 0 && len(steady) == 0 {
 		return usagef("--only %q matches no target", *only)
 	}
 
-	fmt.Fprintf(stderr, "claims, closed loop: %d clients, %s per run, %d run(s) per target\n", *clients, *duration, *f.repeat)
-	results, err := bench.Run(ctx, targets, bench.Options{Clients: *clients, Duration: *duration, Warmup: *warmup, Repeat: *f.repeat})
-	if err != nil {
-		return err
+	opts := bench.Options{Clients: *clients, Duration: *duration, Warmup: *warmup, Repeat: *f.repeat}
+	if len(targets) > 0 {
+		fmt.Fprintf(stderr, "claims, closed loop: %d clients, %s per run, %d run(s) per target\n", *clients, *duration, *f.repeat)
+		results, err := bench.Run(ctx, targets, opts)
+		if err != nil {
+			return err
+		}
+		title := fmt.Sprintf("claims, closed loop, %d clients, 1 unit per claim, a distinct customer per claim", *clients)
+		if *f.markdown {
+			fmt.Fprintf(stdout, "\n#### %s\n\n%s\n", title, bench.MarkdownRatios(results, targetNoop, targetNaive))
+		} else {
+			fmt.Fprintf(stdout, "\n%s\n%s\n", title, bench.TextRatios(results, targetNoop, targetNaive))
+		}
 	}
-	title := fmt.Sprintf("claims, closed loop, %d clients, 1 unit per claim, a distinct customer per claim", *clients)
-	if *f.markdown {
-		fmt.Fprintf(stdout, "\n#### %s\n\n%s\n", title, bench.MarkdownRatios(results, targetNoop, targetNaive))
-	} else {
-		fmt.Fprintf(stdout, "\n%s\n%s\n", title, bench.TextRatios(results, targetNoop, targetNaive))
+	if len(steady) > 0 {
+		opts.Rate = *rate
+		fmt.Fprintf(stderr, "claims, open loop: %.0f claims/s\n", *rate)
+		results, err := bench.Run(ctx, steady, opts)
+		if err != nil {
+			return err
+		}
+		printResults(stdout, *f.markdown, fmt.Sprintf("claims, open loop, %.0f claims/s, latency from the intended send time", *rate), results)
 	}
 	return nil
 }

@@ -616,6 +616,27 @@ func TestBenchSmoke(t *testing.T) {
 	}
 }
 
+// TestBenchClaimsSmoke runs `allot bench claims` for a moment, closed and
+// open loop: every target runs, none errs, and the naive baseline is
+// left out of the open loop.
+func TestBenchClaimsSmoke(t *testing.T) {
+	url, redis := testdb.Postgres(t), testdb.RedisURL(t)
+	out, err := exec.Command(binPath, "bench", "claims", "--pg", url, "--redis", redis, "--duration", "300ms", "--warmup", "100ms",
+		"--repeat", "1", "--clients", "8", "--rate", "200").CombinedOutput()
+	if err != nil {
+		t.Fatalf("allot bench claims: %v\n%s", err, out)
+	}
+	for _, target := range []string{"\nbaseline naive ", "\nbaseline redis+pg ", "\nallot ", "claims, open loop, 200 claims/s",
+		"baseline noop steady", "baseline redis+pg steady", "allot steady"} {
+		if !strings.Contains(string(out), target) {
+			t.Fatalf("bench claims output lacks %q:\n%s", target, out)
+		}
+	}
+	if strings.Contains(string(out), "naive steady") || strings.Contains(string(out), "errors:") {
+		t.Fatalf("bench claims ran the naive baseline open loop, or reported errors:\n%s", out)
+	}
+}
+
 // bothStores runs fn as a subtest on a fresh PostgreSQL schema and on a
 // fresh SQLite file, with the database URL a server takes.
 func bothStores(t *testing.T, fn func(t *testing.T, kind, url string)) {
