@@ -52,6 +52,11 @@ The targets of "allot bench":
   gapless count=1      allot, gapless sequence on the store, one ID per request
   steady 1000/s        allot cached, one ID per request, open loop at --rate
 
+After the closed loop, "the limit" table shows what the store alone does
+for the gapless target's work: the same group commits (the mean batch the
+server formed), called on the store directly, one in flight, beside the
+HTTP figure as a fraction of it. It needs the in-process server.
+
 Every server runs in this process on loopback; --server points the allot
 targets at a running server instead (with --key if it needs one).`, stdout)
 	pgURL := fs.String("pg", envOr(getenv, "ALLOT_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "the PostgreSQL `URL` for the baselines and the allot store (env ALLOT_BENCH_PG)")
@@ -129,29 +134,19 @@ targets at a running server instead (with --key if it needs one).`, stdout)
 
 	header := http.Header{"Content-Type": {"application/json"}}
 	base := *server
+	var inProcess *benchServer // nil with --server
 	if base == "" {
 		su := *storeURL
 		if su == "" {
 			su = *pgURL
 		}
-		st, err := openStore(ctx, su)
+		srv, err := startBenchServer(ctx, su, stderr)
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		reg := prometheus.NewRegistry()
-		metrics := metrics.New(reg)
-		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		svc, err := allot.New(context.Background(), allot.Config{Store: st, Logger: log, Metrics: metrics})
-		if err != nil {
-			return err
-		}
-		defer svc.Close(context.Background())
-		api, err := httpapi.New(httpapi.Config{Service: svc, Logger: log, Registry: reg, Metrics: metrics})
-		if err != nil {
-			return err
-		}
-		if base, err = startBaseline(api.Handler()); err != nil {
+		defer srv.close()
+		inProcess = srv
+		if base, err = startBaseline(srv.handler); err != nil {
 			return err
 		}
 	} else if *key != "" {
@@ -185,6 +180,22 @@ targets at a running server instead (with --key if it needs one).`, stdout)
 		return err
 	}
 	printResults(stdout, *markdown, "closed loop, "+fmt.Sprint(*clients)+" clients", results)
+	if inProcess != nil {
+		ceilingSeq := "bench-ceiling-" + suffix
+		c, ok, err := inProcess.ceiling(ctx, "gapless numbers", "issued", *repeat, *warmup, *duration, func(size int) (func(context.Context) error, error) {
+			q, err := allot.NewSequence(allot.SequenceCreateParams{Name: ceilingSeq, Mode: allot.ModeGapless, AllowOverlap: true})
+			if err == nil {
+				_, err = inProcess.st.SequenceCreate(ctx, q)
+			}
+			return bench.AdvanceBatch(inProcess.st, ceilingSeq, "allot-bench-ceiling", size), err
+		})
+		if err != nil {
+			return err
+		}
+		if ok {
+			printCeiling(stdout, *markdown, c, "gapless count=1", results)
+		}
+	}
 
 	steady := filterTargets([]bench.Target{
 		{Name: "baseline noop steady", URL: noopURL, Body: one, Header: header, IDsPerRequest: 1},
@@ -200,6 +211,84 @@ targets at a running server instead (with --key if it needs one).`, stdout)
 		printResults(stdout, *markdown, fmt.Sprintf("open loop, %.0f requests/s", *rate), results)
 	}
 	return nil
+}
+
+// benchServer is allot running in this process for a benchmark: its
+// store, the registry its group commits are observed in, and its HTTP
+// handler.
+type benchServer struct {
+	st      allot.Store
+	reg     *prometheus.Registry
+	handler http.Handler
+	close   func()
+}
+
+// startBenchServer opens the store at url and serves allot on it, with
+// metrics and warnings-only logs.
+func startBenchServer(ctx context.Context, url string, stderr io.Writer) (*benchServer, error) {
+	st, err := openStore(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	metrics := metrics.New(reg)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	svc, err := allot.New(context.Background(), allot.Config{Store: st, Logger: log, Metrics: metrics})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	closeAll := func() {
+		_ = svc.Close(context.Background())
+		st.Close()
+	}
+	api, err := httpapi.New(httpapi.Config{Service: svc, Logger: log, Registry: reg, Metrics: metrics})
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	return &benchServer{st: st, reg: reg, handler: api.Handler(), close: closeAll}, nil
+}
+
+// ceiling measures the store alone doing the group commits of kind the
+// server formed (see bench.Ceiling): prepare makes the batch of the mean
+// size, which then runs repeat times for d each. ok is false when the
+// server formed no batch of that kind (its target did not run).
+func (b *benchServer) ceiling(ctx context.Context, name, kind string, repeat int, warmup, d time.Duration,
+	prepare func(size int) (func(context.Context) error, error)) (c bench.Ceiling, ok bool, err error) {
+	mean, err := bench.MeanBatchSize(b.reg, kind)
+	if err != nil || mean == 0 {
+		return c, false, err
+	}
+	c = bench.Ceiling{Name: name, Batch: bench.BatchOf(mean)}
+	batch, err := prepare(c.Batch)
+	if err != nil {
+		return c, false, fmt.Errorf("bench: prepare the store-alone run: %w", err)
+	}
+	for range repeat {
+		r, err := bench.MeasureCeiling(ctx, c.Batch, warmup, d, batch)
+		if err != nil {
+			return c, false, fmt.Errorf("bench: %s on the store alone: %w", name, err)
+		}
+		c.Runs = append(c.Runs, r)
+	}
+	return c, true, nil
+}
+
+// printCeiling prints c beside target's HTTP figure from results.
+func printCeiling(w io.Writer, markdown bool, c bench.Ceiling, target string, results []bench.Result) {
+	var rate float64
+	for _, r := range results {
+		if r.Target == target {
+			rate = r.Throughput
+		}
+	}
+	title := "the limit: " + c.Name + " on the store alone"
+	if markdown {
+		fmt.Fprintf(w, "\n#### %s\n\n%s", title, bench.CeilingTable(c, target, rate, true))
+		return
+	}
+	fmt.Fprintf(w, "\n%s\n%s", title, bench.CeilingTable(c, target, rate, false))
 }
 
 // stops are the in-process servers to stop when the benchmark ends.

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -15,13 +14,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/allot/allot"
-	"github.com/allot/allot/httpapi"
 	"github.com/allot/allot/internal/bench"
-	"github.com/allot/allot/metrics"
 	"github.com/allot/allot/postgres"
 )
 
@@ -88,6 +84,8 @@ type poolBench struct {
 	suffix  string        // makes this run's pool names unique
 	cleanup []func()      // run in reverse order by close
 	keys    []string      // Redis keys to delete at the end
+	// inProcess is allot in this process, nil with --server.
+	inProcess *benchServer
 }
 
 // startPoolBench connects to PostgreSQL and Redis, creates the baselines'
@@ -151,24 +149,13 @@ func startPoolBench(ctx context.Context, f *poolBenchFlags, stderr io.Writer) (_
 		if su == "" {
 			su = *f.pg
 		}
-		st, err := openStore(ctx, su)
+		srv, err := startBenchServer(ctx, su, stderr)
 		if err != nil {
 			return nil, err
 		}
-		b.cleanup = append(b.cleanup, func() { st.Close() })
-		reg := prometheus.NewRegistry()
-		metrics := metrics.New(reg)
-		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		svc, err := allot.New(context.Background(), allot.Config{Store: st, Logger: log, Metrics: metrics})
-		if err != nil {
-			return nil, err
-		}
-		b.cleanup = append(b.cleanup, func() { _ = svc.Close(context.Background()) })
-		api, err := httpapi.New(httpapi.Config{Service: svc, Logger: log, Registry: reg, Metrics: metrics})
-		if err != nil {
-			return nil, err
-		}
-		if b.base, err = b.serve(api.Handler()); err != nil {
+		b.cleanup = append(b.cleanup, srv.close)
+		b.inProcess = srv
+		if b.base, err = b.serve(srv.handler); err != nil {
 			return nil, err
 		}
 	} else if *f.key != "" {
@@ -303,9 +290,13 @@ generator in the same run:
   allot                POST /v1/pools/{name}/claims
 
 and prints req/s, latency percentiles and throughput relative to noop and
-to naive. Then, unless --rate is 0, the same claims in an open loop at a
-steady --rate requests per second, latency measured from each request's
-intended send time (so a stall is not hidden by requests never sent):
+to naive, and what the store alone does for the same work: the same
+group commits (the mean batch the server formed), called on the store
+directly, one in flight, with allot's HTTP figure as a fraction of it
+(in-process server only). Then, unless --rate is 0, the same claims in
+an open loop at a steady --rate requests per second, latency measured
+from each request's intended send time (so a stall is not hidden by
+requests never sent):
 
   baseline noop steady, baseline redis+pg steady, allot steady
 
@@ -402,6 +393,18 @@ loopback; --server points the allot target at a running server instead.`, stdout
 			fmt.Fprintf(stdout, "\n#### %s\n\n%s\n", title, bench.MarkdownRatios(results, targetNoop, targetNaive))
 		} else {
 			fmt.Fprintf(stdout, "\n%s\n%s\n", title, bench.TextRatios(results, targetNoop, targetNaive))
+		}
+		if b.inProcess != nil {
+			ceilingPool := name + "-ceiling"
+			c, ok, err := b.inProcess.ceiling(ctx, "claims", "claim", *f.repeat, *warmup, *duration, func(size int) (func(context.Context) error, error) {
+				return bench.ClaimBatch(b.inProcess.st, ceilingPool, size, claimsHoldTTL), b.createPool(ctx, ceilingPool, claimsCapacity, 0, claimsHoldTTL)
+			})
+			if err != nil {
+				return err
+			}
+			if ok {
+				printCeiling(stdout, *f.markdown, c, targetAllot, results)
+			}
 		}
 	}
 	if len(steady) > 0 {

@@ -606,7 +606,7 @@ func TestBenchSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("allot bench: %v\n%s", err, out)
 	}
-	for _, target := range []string{"baseline noop", "baseline nextval", "baseline advisory", "cached count=1 ", "cached count=1000", "gapless count=1", "cached count=1 steady"} {
+	for _, target := range []string{"baseline noop", "baseline nextval", "baseline advisory", "cached count=1 ", "cached count=1000", "gapless count=1", "cached count=1 steady", "the limit: gapless numbers on the store alone"} {
 		if !strings.Contains(string(out), target) {
 			t.Fatalf("bench output lacks %q:\n%s", target, out)
 		}
@@ -627,7 +627,7 @@ func TestBenchClaimsSmoke(t *testing.T) {
 		t.Fatalf("allot bench claims: %v\n%s", err, out)
 	}
 	for _, target := range []string{"\nbaseline naive ", "\nbaseline redis+pg ", "\nallot ", "claims, open loop, 200 claims/s",
-		"baseline noop steady", "baseline redis+pg steady", "allot steady"} {
+		"baseline noop steady", "baseline redis+pg steady", "allot steady", "the limit: claims on the store alone"} {
 		if !strings.Contains(string(out), target) {
 			t.Fatalf("bench claims output lacks %q:\n%s", target, out)
 		}
