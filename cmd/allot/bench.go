@@ -182,13 +182,21 @@ targets at a running server instead (with --key if it needs one).`, stdout)
 	printResults(stdout, *markdown, "closed loop, "+fmt.Sprint(*clients)+" clients", results)
 	if inProcess != nil {
 		ceilingSeq := "bench-ceiling-" + suffix
+		var settleCeiling func(context.Context) error
 		c, ok, err := inProcess.ceiling(ctx, "gapless numbers", "issued", *repeat, *warmup, *duration, func(size int) (func(context.Context) error, error) {
 			q, err := allot.NewSequence(allot.SequenceCreateParams{Name: ceilingSeq, Mode: allot.ModeGapless, AllowOverlap: true})
 			if err == nil {
 				_, err = inProcess.st.SequenceCreate(ctx, q)
 			}
-			return bench.AdvanceBatch(inProcess.st, ceilingSeq, "allot-bench-ceiling", size), err
+			batch, settle := bench.AdvanceBatch(inProcess.st, ceilingSeq, "allot-bench-ceiling", size)
+			settleCeiling = settle
+			return batch, err
 		})
+		if settleCeiling != nil {
+			if serr := settleCeiling(ctx); serr != nil && err == nil {
+				err = serr
+			}
+		}
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,7 +20,8 @@ import (
 // the same group-commit batches, called on the Store directly (no HTTP,
 // no Service), one batch in flight at a time, as the Service has per
 // sequence period or pool. It is the limit the HTTP figure is measured
-// against: allot can't serve more than its database commits.
+// against at that batch size with one batch in flight (bigger batches,
+// or more in flight, would commit more).
 type Ceiling struct {
 	// Name says what was measured, e.g. "gapless numbers".
 	Name string
@@ -126,17 +128,24 @@ func BatchOf(mean float64) int { return max(1, int(math.Round(mean))) }
 
 // AdvanceBatch returns a batch that takes size gapless numbers of
 // sequence seq on st, one per request, as the Service's group commit
-// does (issued, pending, in one transaction).
-func AdvanceBatch(st allot.Store, seq, owner string, size int) func(context.Context) error {
+// does (issued, pending, in one transaction), and settles the entries
+// every 100 ms as the Service's background loop does, so the ledger ends
+// with every number answered. Call the returned settle once the run ends.
+func AdvanceBatch(st allot.Store, seq, owner string, size int) (batch func(context.Context) error, settle func(context.Context) error) {
 	reqs := make([]allot.SequenceAdvanceRequest, size)
 	for i := range reqs {
 		reqs[i].Count = 1
 	}
-	var batch int64
-	return func(ctx context.Context) error {
-		batch++
+	var ids []int64
+	last := time.Now()
+	settle = func(ctx context.Context) error {
+		err := st.SequenceSettle(ctx, ids)
+		ids, last = ids[:0], time.Now()
+		return err
+	}
+	batch = func(ctx context.Context) error {
 		res, err := st.SequenceAdvance(ctx, allot.SequenceAdvanceParams{Sequence: seq, Kind: allot.LedgerIssued, Owner: owner,
-			Batch: batch, Pending: true, Requests: reqs})
+			Batch: rand.Int64N(math.MaxInt64-1) + 1, Pending: true, Requests: reqs})
 		if err != nil {
 			return err
 		}
@@ -144,22 +153,29 @@ func AdvanceBatch(st allot.Store, seq, owner string, size int) func(context.Cont
 			if r.Err != nil {
 				return r.Err
 			}
+			if r.Row != 0 {
+				ids = append(ids, r.Row)
+			}
+		}
+		if time.Since(last) >= 100*time.Millisecond {
+			return settle(ctx)
 		}
 		return nil
 	}
+	return batch, settle
 }
 
 // ClaimBatch returns a batch that holds one unit of pool on st for each
 // of size customers never seen before, as the Service's group commit
 // does.
 func ClaimBatch(st allot.Store, pool string, size int, ttl time.Duration) func(context.Context) error {
-	var n uint64
 	reqs := make([]allot.PoolClaimRequest, size)
 	return func(ctx context.Context) error {
 		for i := range reqs {
-			n++
-			id := strconv.FormatUint(n, 36)
-			reqs[i] = allot.PoolClaimRequest{ID: "clm_ceiling_" + id, Customer: "ceiling-" + id, Quantity: 1, TTL: ttl}
+			// Random ids, as the Service makes them, so runs on one
+			// database never collide and the index sees the same inserts.
+			id := strconv.FormatUint(rand.Uint64(), 36)
+			reqs[i] = allot.PoolClaimRequest{ID: "clm_" + id, Customer: "ceiling-" + id, Quantity: 1, TTL: ttl}
 		}
 		res, err := st.PoolClaim(ctx, allot.PoolClaimParams{Pool: pool, Now: time.Now(), Requests: reqs})
 		if err != nil {

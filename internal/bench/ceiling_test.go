@@ -75,10 +75,22 @@ func TestCeilingBatches(t *testing.T) {
 	if _, err := st.SequenceCreate(ctx, q); err != nil {
 		t.Fatal(err)
 	}
-	advance := AdvanceBatch(st, "g", "bench-test", 5)
+	advance, settle := AdvanceBatch(st, "g", "bench-test", 5)
 	for range 3 {
 		if err := advance(ctx); err != nil {
 			t.Fatal(err)
+		}
+	}
+	if err := settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := st.SequenceLedger(ctx, allot.SequenceLedgerParams{Sequence: "g", Limit: 100})
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("ledger: %v, %v", entries, err)
+	}
+	for _, e := range entries {
+		if e.Pending {
+			t.Fatalf("entry left pending after settle: %+v", e)
 		}
 	}
 	if c, err := st.SequenceCounterGet(ctx, "g", ""); err != nil || c.Last != 15 {
@@ -91,11 +103,13 @@ func TestCeilingBatches(t *testing.T) {
 	if _, err := st.PoolCreate(ctx, p); err != nil {
 		t.Fatal(err)
 	}
+	// Two runs on one store (two closures) must not collide on claim ids.
 	claim := ClaimBatch(st, "p", 3, time.Minute)
-	for range 2 {
-		if err := claim(ctx); err != nil {
-			t.Fatal(err)
-		}
+	if err := claim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ClaimBatch(st, "p", 3, time.Minute)(ctx); err != nil {
+		t.Fatal(err)
 	}
 	if err := claim(ctx); !errors.Is(err, allot.ErrSoldOut) {
 		t.Fatalf("a third batch of 3 in a pool of 7: %v", err)
