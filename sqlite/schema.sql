@@ -138,6 +138,9 @@ CREATE INDEX allot_claims_held_expiry ON allot_claims (expires_at) WHERE status 
 -- index allot_claims_pool_customer
 CREATE INDEX allot_claims_pool_customer ON allot_claims (pool, customer, seq);
 
+-- index allot_claims_pool_held_expiry
+CREATE INDEX allot_claims_pool_held_expiry ON allot_claims (pool, expires_at) WHERE status = 'held';
+
 -- index allot_claims_pool_seq
 CREATE INDEX allot_claims_pool_seq ON allot_claims (pool, seq);
 
