@@ -105,7 +105,7 @@ func (s *Store) LastActivity(ctx context.Context) (time.Time, error) {
 
 // SequenceSkip moves a counter past numbers and voids them.
 func (s *Store) SequenceSkip(ctx context.Context, p allot.SequenceSkipParams) (*allot.SequenceCounter, error) {
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(tx runner) error {
 		var last, maxv int64
 		if err := tx.QueryRowContext(ctx, `SELECT coalesce(c.last, s.start - 1), s.max FROM allot_sequences s
 			LEFT JOIN allot_sequence_counters c ON c.sequence = s.name AND c.period = ? WHERE s.name = ?`, p.Period, p.Sequence).Scan(&last, &maxv); err != nil {

@@ -10,14 +10,13 @@ import (
 	"github.com/allot/allot"
 )
 
-func (s *Store) existingKeys(ctx context.Context, tx *sql.Tx, p allot.SequenceAdvanceParams) (map[string]*allot.IdempotencyRecord, error) {
+func (s *Store) existingKeys(ctx context.Context, tx runner, p allot.SequenceAdvanceParams) (map[string]*allot.IdempotencyRecord, error) {
 	var out map[string]*allot.IdempotencyRecord
 	for _, r := range p.Requests {
 		if r.Idempotency == nil {
 			continue
 		}
-		rec, err := scanIdem(tx.QueryRowContext(ctx, `SELECT `+idemCols+` FROM allot_idempotency WHERE scope = ? AND key = ?`,
-			r.Idempotency.Scope, r.Idempotency.Key))
+		rec, err := scanIdem(tx.QueryRowContext(ctx, idemByKeySQL, r.Idempotency.Scope, r.Idempotency.Key))
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
@@ -34,6 +33,9 @@ func (s *Store) existingKeys(ctx context.Context, tx *sql.Tx, p allot.SequenceAd
 
 const idemCols = `scope, key, request_hash, period, date, first, last, confirm_by, created_at, result`
 
+// idemByKeySQL reads one idempotency record by scope and key.
+const idemByKeySQL = `SELECT ` + idemCols + ` FROM allot_idempotency WHERE scope = ? AND key = ?`
+
 func scanIdem(row scanner) (*allot.IdempotencyRecord, error) {
 	var r allot.IdempotencyRecord
 	var created int64
@@ -49,7 +51,7 @@ func scanIdem(row scanner) (*allot.IdempotencyRecord, error) {
 
 // IdempotencyGet returns a stored record.
 func (s *Store) IdempotencyGet(ctx context.Context, scope, key string) (*allot.IdempotencyRecord, error) {
-	r, err := scanIdem(s.db.QueryRowContext(ctx, `SELECT `+idemCols+` FROM allot_idempotency WHERE scope = ? AND key = ?`, scope, key))
+	r, err := scanIdem(s.read().QueryRowContext(ctx, idemByKeySQL, scope, key))
 	if err != nil {
 		return nil, translate(err, fmt.Sprintf("idempotency key %q", key))
 	}

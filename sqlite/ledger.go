@@ -106,7 +106,7 @@ type ledgerTx struct{ tx querier }
 // SequenceLedgerTx runs fn in one IMMEDIATE transaction, run again whole
 // if SQLite reports the database busy.
 func (s *Store) SequenceLedgerTx(ctx context.Context, what string, fn func(allot.LedgerTx) error) error {
-	return translate(s.withTx(ctx, func(tx *sql.Tx) error { return fn(ledgerTx{tx}) }), what)
+	return translate(s.withTx(ctx, func(tx runner) error { return fn(ledgerTx{tx}) }), what)
 }
 
 // SequenceLedgerRead runs fn with lookups on the database, each its own

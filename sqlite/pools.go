@@ -67,7 +67,7 @@ func (s *Store) PoolCreate(ctx context.Context, p *allot.Pool) (*allot.PoolState
 
 // PoolGet returns a pool with its figures at now.
 func (s *Store) PoolGet(ctx context.Context, name string, now time.Time) (*allot.PoolState, error) {
-	st, err := scanPool(s.db.QueryRowContext(ctx, `SELECT `+poolCols+`, `+staleHeld+` FROM allot_pools p WHERE name = ?`, micros(now), name))
+	st, err := scanPool(s.read().QueryRowContext(ctx, poolGetSQL, micros(now), name))
 	if err != nil {
 		return nil, translate(err, fmt.Sprintf("pool %q", name))
 	}
@@ -79,12 +79,15 @@ func (s *Store) PoolList(ctx context.Context, now time.Time) ([]*allot.PoolState
 	return list(ctx, s.db, "list pools", scanPool, `SELECT `+poolCols+`, `+staleHeld+` FROM allot_pools p ORDER BY name`, micros(now))
 }
 
+// expireHeldSQL expires pool ?2's holds past expiry at ?1 (= ?3).
+const expireHeldSQL = `UPDATE allot_claims SET status = 'expired', updated_at = ?
+	WHERE pool = ? AND status = 'held' AND expires_at <= ?`
+
 // expirePool marks the pool's holds past expiry as expired (their units
 // come back), setting *returned when there were any, so the caller
 // announces it once the transaction commits.
-func expirePool(ctx context.Context, tx *sql.Tx, pool string, now time.Time, returned *bool) error {
-	res, err := tx.ExecContext(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = ?
-		WHERE pool = ? AND status = 'held' AND expires_at <= ?`, micros(now), pool, micros(now))
+func expirePool(ctx context.Context, tx runner, pool string, now time.Time, returned *bool) error {
+	res, err := tx.ExecContext(ctx, expireHeldSQL, micros(now), pool, micros(now))
 	if err != nil {
 		return err
 	}
@@ -108,11 +111,11 @@ const rebuildCustomersSQL = `INSERT INTO allot_pool_customers (pool, customer, h
 // see exactly what is taken.
 func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchParams, now time.Time) (*allot.PoolState, error) {
 	returned := false
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(tx runner) error {
 		if err := expirePool(ctx, tx, name, now, &returned); err != nil {
 			return err
 		}
-		cur, err := scanPool(tx.QueryRowContext(ctx, `SELECT `+poolCols+`, 0 FROM allot_pools p WHERE name = ?`, name))
+		cur, err := scanPool(tx.QueryRowContext(ctx, poolRowSQL, name))
 		if err != nil {
 			return translate(err, fmt.Sprintf("pool %q", name))
 		}
@@ -164,17 +167,31 @@ func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchPa
 	return s.PoolGet(ctx, name, now)
 }
 
+// The statements of a claim batch and of the pool and claim reads (see
+// prepared.go).
+const (
+	poolRowSQL        = `SELECT ` + poolCols + `, 0 FROM allot_pools p WHERE name = ?`
+	poolGetSQL        = `SELECT ` + poolCols + `, ` + staleHeld + ` FROM allot_pools p WHERE name = ?`
+	customerUsedSQL   = `SELECT held + confirmed FROM allot_pool_customers WHERE pool = ? AND customer = ?`
+	claimKeySQL       = `SELECT request_hash, result FROM allot_idempotency WHERE scope = ? AND key = ?`
+	claimByIDSQL      = `SELECT ` + claimCols + ` FROM allot_claims WHERE id = ?`
+	insertClaimSQL    = `INSERT INTO allot_claims (id, pool, customer, quantity, status, created_at, expires_at, updated_at) VALUES (?, ?, ?, ?, 'held', ?, ?, ?)`
+	insertClaimKeySQL = `INSERT INTO allot_idempotency (scope, key, request_hash, result, created_at) VALUES (?, ?, ?, ?, ?)`
+	confirmClaimSQL   = `UPDATE allot_claims SET status = 'confirmed', reference = ?, updated_at = ?
+		WHERE id = ? AND status = 'held' AND expires_at > ? RETURNING ` + claimCols
+)
+
 // PoolClaim serves a batch in one IMMEDIATE transaction: expire the
 // pool's stale holds, read the pool, the batch's customers and keys, plan
 // with allot.PlanClaims, write the grants.
 func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.PoolClaimResult, error) {
 	var res *allot.PoolClaimResult
 	returned := false
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(tx runner) error {
 		if err := expirePool(ctx, tx, p.Pool, p.Now, &returned); err != nil {
 			return err
 		}
-		pl, err := scanPool(tx.QueryRowContext(ctx, `SELECT `+poolCols+`, 0 FROM allot_pools p WHERE name = ?`, p.Pool))
+		pl, err := scanPool(tx.QueryRowContext(ctx, poolRowSQL, p.Pool))
 		if err != nil {
 			return translate(err, fmt.Sprintf("pool %q", p.Pool))
 		}
@@ -182,7 +199,7 @@ func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.
 		for _, r := range p.Requests {
 			if _, ok := st.Used[r.Customer]; pl.PerCustomer > 0 && !ok {
 				var u int64
-				err := tx.QueryRowContext(ctx, `SELECT held + confirmed FROM allot_pool_customers WHERE pool = ? AND customer = ?`, p.Pool, r.Customer).Scan(&u)
+				err := tx.QueryRowContext(ctx, customerUsedSQL, p.Pool, r.Customer).Scan(&u)
 				if err != nil && !errors.Is(err, sql.ErrNoRows) {
 					return err
 				}
@@ -190,7 +207,7 @@ func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.
 			}
 			if k := r.Idempotency; k != nil {
 				rec := &allot.IdempotencyRecord{Scope: k.Scope, Key: k.Key}
-				err := tx.QueryRowContext(ctx, `SELECT request_hash, result FROM allot_idempotency WHERE scope = ? AND key = ?`, k.Scope, k.Key).Scan(&rec.RequestHash, &rec.Result)
+				err := tx.QueryRowContext(ctx, claimKeySQL, k.Scope, k.Key).Scan(&rec.RequestHash, &rec.Result)
 				switch {
 				case err == nil:
 					st.Existing[k.Key] = rec
@@ -205,7 +222,7 @@ func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.
 			out, pc := &res.Results[i], plan.Results[i]
 			switch {
 			case pc.ReplayOf != "":
-				c, err := scanClaim(tx.QueryRowContext(ctx, `SELECT `+claimCols+` FROM allot_claims WHERE id = ?`, pc.ReplayOf))
+				c, err := scanClaim(tx.QueryRowContext(ctx, claimByIDSQL, pc.ReplayOf))
 				if err != nil {
 					return err
 				}
@@ -215,13 +232,11 @@ func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.
 				out.Err = pc.Err
 			default:
 				exp := p.Now.Add(r.TTL)
-				if _, err := tx.ExecContext(ctx, `INSERT INTO allot_claims (id, pool, customer, quantity, status, created_at, expires_at, updated_at)
-					VALUES (?, ?, ?, ?, 'held', ?, ?, ?)`, r.ID, p.Pool, r.Customer, r.Quantity, micros(p.Now), micros(exp), micros(p.Now)); err != nil {
+				if _, err := tx.ExecContext(ctx, insertClaimSQL, r.ID, p.Pool, r.Customer, r.Quantity, micros(p.Now), micros(exp), micros(p.Now)); err != nil {
 					return err
 				}
 				if k := r.Idempotency; k != nil {
-					if _, err := tx.ExecContext(ctx, `INSERT INTO allot_idempotency (scope, key, request_hash, result, created_at) VALUES (?, ?, ?, ?, ?)`,
-						k.Scope, k.Key, k.RequestHash, r.ID, micros(time.Now())); err != nil {
+					if _, err := tx.ExecContext(ctx, insertClaimKeySQL, k.Scope, k.Key, k.RequestHash, r.ID, micros(time.Now())); err != nil {
 						return err
 					}
 				}
@@ -243,11 +258,10 @@ func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.
 // ClaimConfirmBatch confirms live holds in one IMMEDIATE transaction.
 func (s *Store) ClaimConfirmBatch(ctx context.Context, now time.Time, reqs []allot.ClaimConfirmRequest) ([]*allot.Claim, error) {
 	var out []*allot.Claim
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(tx runner) error {
 		out = make([]*allot.Claim, len(reqs))
 		for i, r := range reqs {
-			c, err := scanClaim(tx.QueryRowContext(ctx, `UPDATE allot_claims SET status = 'confirmed', reference = ?, updated_at = ?
-				WHERE id = ? AND status = 'held' AND expires_at > ? RETURNING `+claimCols, r.Reference, micros(now), r.ID, micros(now)))
+			c, err := scanClaim(tx.QueryRowContext(ctx, confirmClaimSQL, r.Reference, micros(now), r.ID, micros(now)))
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			}
@@ -270,7 +284,7 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 	var out *allot.Claim
 	var refused error
 	returned, claimPool := false, ""
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(tx runner) error {
 		out, refused, returned = nil, nil, false
 		var st allot.TransitionState
 		c, err := scanClaim(tx.QueryRowContext(ctx, `SELECT `+claimCols+` FROM allot_claims WHERE id = ?`, p.ID))
@@ -287,7 +301,7 @@ func (s *Store) ClaimTransition(ctx context.Context, p allot.ClaimTransitionStor
 		}
 		if k := p.Idempotency; k != nil {
 			rec := &allot.IdempotencyRecord{Scope: k.Scope, Key: k.Key}
-			err := tx.QueryRowContext(ctx, `SELECT request_hash, result FROM allot_idempotency WHERE scope = ? AND key = ?`, k.Scope, k.Key).Scan(&rec.RequestHash, &rec.Result)
+			err := tx.QueryRowContext(ctx, claimKeySQL, k.Scope, k.Key).Scan(&rec.RequestHash, &rec.Result)
 			switch {
 			case err == nil:
 				st.Existing = rec
@@ -379,7 +393,7 @@ func scanClaim(row scanner) (*allot.Claim, error) {
 
 // ClaimGet returns a claim as stored.
 func (s *Store) ClaimGet(ctx context.Context, id string) (*allot.Claim, error) {
-	c, err := scanClaim(s.db.QueryRowContext(ctx, `SELECT `+claimCols+` FROM allot_claims WHERE id = ?`, id))
+	c, err := scanClaim(s.read().QueryRowContext(ctx, claimByIDSQL, id))
 	if err != nil {
 		return nil, translate(err, fmt.Sprintf("claim %q", id))
 	}
@@ -402,7 +416,7 @@ func (s *Store) ClaimList(ctx context.Context, p allot.ClaimListParams, afterSeq
 // their pools.
 func (s *Store) PoolExpire(ctx context.Context, now time.Time, owner string) ([]string, error) {
 	var out []string
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(tx runner) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, `UPDATE allot_claims SET status = 'expired', updated_at = ?
 			WHERE id IN (SELECT id FROM allot_claims WHERE status = 'held' AND expires_at <= ? ORDER BY expires_at LIMIT 10000)

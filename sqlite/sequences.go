@@ -68,7 +68,7 @@ type querier interface {
 // SequenceCreate stores a new sequence, refusing one whose IDs could
 // collide with another's (the write lock is held, so creates can't race).
 func (s *Store) SequenceCreate(ctx context.Context, q *allot.Sequence) (*allot.Sequence, error) {
-	out, err := allot.TxValue(ctx, s.withTx, func(tx *sql.Tx) (*allot.Sequence, error) {
+	out, err := allot.TxValue(ctx, s.withTx, func(tx runner) (*allot.Sequence, error) {
 		others, err := listSequences(ctx, tx)
 		if err != nil {
 			return nil, err
@@ -99,7 +99,7 @@ func (s *Store) SequenceList(ctx context.Context) ([]*allot.Sequence, error) {
 // every period's counter and the other sequences inside the same write
 // transaction.
 func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams) (*allot.Sequence, error) {
-	out, err := allot.TxValue(ctx, s.withTx, func(tx *sql.Tx) (*allot.Sequence, error) {
+	out, err := allot.TxValue(ctx, s.withTx, func(tx runner) (*allot.Sequence, error) {
 		q, err := getSequence(ctx, tx, p.Name)
 		if err != nil {
 			return nil, err
@@ -154,15 +154,27 @@ func (s *Store) SequenceCounterGet(ctx context.Context, name, period string) (*a
 	return c, nil
 }
 
+// The statements of a gapless batch (see prepared.go): the period's
+// counter and the sequence's max ($1 period, $2 sequence), a ledger entry,
+// the counter's new figures, an idempotency key.
+const (
+	counterStateSQL = `SELECT coalesce(c.last, s.start - 1), s.max, c.closed_at FROM allot_sequences s
+		LEFT JOIN allot_sequence_counters c ON c.sequence = s.name AND c.period = ? WHERE s.name = ?`
+	insertLedgerSQL = `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, created_at,
+		date, reference, confirm_by, pending, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	upsertCounterSQL = `INSERT INTO allot_sequence_counters (sequence, period, last, max, reserved) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (sequence, period) DO UPDATE SET last = excluded.last, reserved = reserved + excluded.reserved`
+	insertSeqKeySQL = `INSERT INTO allot_idempotency (scope, key, request_hash, period, date, first, last, confirm_by, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
 // SequenceAdvance serves a batch in one IMMEDIATE transaction.
 func (s *Store) SequenceAdvance(ctx context.Context, p allot.SequenceAdvanceParams) ([]allot.SequenceAdvanceResult, error) {
 	var out []allot.SequenceAdvanceResult
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(tx runner) error {
 		var c allot.CounterState
 		var closed sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT coalesce(c.last, s.start - 1), s.max, c.closed_at FROM allot_sequences s
-			LEFT JOIN allot_sequence_counters c ON c.sequence = s.name AND c.period = ? WHERE s.name = ?`,
-			p.Period, p.Sequence).Scan(&c.Last, &c.Max, &closed) // the sequence's max and the counter's are kept equal
+		err := tx.QueryRowContext(ctx, counterStateSQL, p.Period, p.Sequence).Scan(&c.Last, &c.Max, &closed) // the sequence's max and the counter's are kept equal
 		if err != nil {
 			return translate(err, fmt.Sprintf("sequence %q", p.Sequence))
 		}
@@ -184,22 +196,17 @@ func (s *Store) SequenceAdvance(ctx context.Context, p allot.SequenceAdvancePara
 				reserved += r.Len()
 			}
 			var id int64
-			if err := tx.QueryRowContext(ctx, `INSERT INTO allot_sequence_ledger (sequence, period, kind, first, last, reason, owner, created_at,
-					date, reference, confirm_by, pending, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-				p.Sequence, p.Period, string(r.Kind), r.First, r.Last, r.Reason, p.Owner, now,
+			if err := tx.QueryRowContext(ctx, insertLedgerSQL, p.Sequence, p.Period, string(r.Kind), r.First, r.Last, r.Reason, p.Owner, now,
 				r.DateKey, r.Reference, microsPtr(r.ConfirmBy), r.Pending, p.Batch).Scan(&id); err != nil {
 				return err
 			}
 			ids = append(ids, id)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO allot_sequence_counters (sequence, period, last, max, reserved) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (sequence, period) DO UPDATE SET last = excluded.last, reserved = reserved + excluded.reserved`,
-			p.Sequence, p.Period, plan.NewLast, c.Max, reserved); err != nil {
+		if _, err := tx.ExecContext(ctx, upsertCounterSQL, p.Sequence, p.Period, plan.NewLast, c.Max, reserved); err != nil {
 			return err
 		}
 		for _, k := range plan.Keys {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO allot_idempotency (scope, key, request_hash, period, date, first, last, confirm_by, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, k.Scope, k.Key, k.RequestHash, k.Period, k.Date, k.First, k.Last, microsPtr(k.ConfirmBy), now); err != nil {
+			if _, err := tx.ExecContext(ctx, insertSeqKeySQL, k.Scope, k.Key, k.RequestHash, k.Period, k.Date, k.First, k.Last, microsPtr(k.ConfirmBy), now); err != nil {
 				return err
 			}
 		}

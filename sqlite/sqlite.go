@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	sqlite3 "modernc.org/sqlite"
@@ -41,6 +42,8 @@ type Store struct {
 	db      *sql.DB
 	path    string
 	notices *notices
+	hot     atomic.Pointer[prepared] // see prepared.go
+	writer  chan struct{}            // one write transaction of this process at a time (see tx)
 }
 
 var _ allot.Store = (*Store)(nil)
@@ -123,7 +126,7 @@ func open(ctx context.Context, path string, readOnly bool) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: can't open %s: %s", path, diagnose(path, readOnly, err))
 	}
-	return &Store{db: db, path: path, notices: noticesFor(path)}, nil
+	return &Store{db: db, path: path, notices: noticesFor(path), writer: make(chan struct{}, 1)}, nil
 }
 
 // diagnose says why SQLite could not open path in words a user can act on.
@@ -161,7 +164,12 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) DB() *sql.DB { return s.db }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if m := s.hot.Swap(nil); m != nil {
+		closeAll(*m)
+	}
+	return s.db.Close()
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -211,17 +219,21 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.withTx(ctx, func(tx *sql.Tx) error {
-		if err := migrate.Run(ctx, sqliteRunner{tx}, migs, nil); err != nil {
+	err = s.withTx(ctx, func(tx runner) error {
+		if err := migrate.Run(ctx, sqliteRunner{tx.tx}, migs, nil); err != nil {
 			return fmt.Errorf("sqlite: %w", err)
 		}
 		return nil
 	})
+	if err == nil {
+		s.prepare(ctx)
+	}
+	return err
 }
 
 // withTx runs fn in an IMMEDIATE transaction (the DSN's _txlock), retrying
 // once if the database was busy past the busy timeout.
-func (s *Store) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) withTx(ctx context.Context, fn func(runner) error) error {
 	err := s.tx(ctx, fn)
 	if isBusy(err) {
 		err = s.tx(ctx, fn)
@@ -229,12 +241,23 @@ func (s *Store) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return err
 }
 
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) tx(ctx context.Context, fn func(runner) error) error {
+	// This process's writers take turns here rather than in SQLite's busy
+	// handler, which sleeps (1 ms, then longer) between its retries of a
+	// locked database: a write waiting on another one of this process
+	// starts the moment that one ends. Writers of other processes still
+	// meet in the busy handler.
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.writer }()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(runner{q: tx, tx: tx, hot: &s.hot}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
