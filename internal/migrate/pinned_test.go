@@ -27,6 +27,7 @@ var shipped = map[string][]string{
 		"a32ee250d3ed4ac8995660812b4bdafd25efbfb40b361c1c5451826277f9b419", // 004_servers
 		"9e1c766c83d499dc777f06f7cfad9b71f54961a48e2a8de91fadc10b8272ecbf", // 005_accounting
 		"7f7de6a13303f998d2265d263c3f1399a0b2fc7a9ff1a6b83419c4ffbbed2742", // 006_claim_columns
+		"ad0dc08d7e60f5efee00b98cac6663a9b003673a3dc871124702f5b3945e2825", // 007_held_by_pool
 	},
 	"../../sqlite/migrations": {
 		"97d68f3b78dea03c471e7a27b4267214ce75dd9f75dd35819ddb8cea365ff970", // 001_sequences
@@ -35,6 +36,7 @@ var shipped = map[string][]string{
 		"d79028759cfb49f5c8008a3b347560534e94dde6075e9aecff36a396d0fbf817", // 004_servers
 		"9bd5e8577827a0d50a68c87a8e6fc48c6fea2d6ee05d21866c1de6027389c7f3", // 005_accounting
 		"1ac5fb0cde5e902d47c497559d98b13afc22ee578e8ee897713002cd5334241c", // 006_claim_columns
+		"95abde1911a7cd15686c951258cc06125b1a137c550c32802b480b4688d2274c", // 007_held_by_pool
 	},
 }
 
