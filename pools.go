@@ -48,7 +48,7 @@ type poolState struct {
 
 func (s *Service) initPools() {
 	s.pl.adm = append(admissions{&soldOutCache{now: s.cfg.Now}}, s.cfg.Admissions...)
-	s.pl.claims = batch.New(s.flushClaims, batch.Opts{MaxBatch: 512, Isolate: isolate}).OnDropped(func(pool string, r PoolClaimRequest, err error) {
+	s.pl.claims = batch.NewPipelined(s.flushClaims, batch.Opts{MaxBatch: 512, Isolate: isolate, Pipeline: pipelineDepth}).OnDropped(func(pool string, r PoolClaimRequest, err error) {
 		s.pl.adm.notSent(pool, r, err) // its caller gave up while it queued
 	})
 	// Confirms share one batch across pools: each is a compare-and-set
@@ -119,7 +119,7 @@ func (s *Service) SweepNow(ctx context.Context) error {
 
 // flushClaims sends a batch to the store, less what the admissions refuse
 // from memory, and tells them what became of it.
-func (s *Service) flushClaims(ctx context.Context, pool string, reqs []PoolClaimRequest) ([]claimBatchResult, error) {
+func (s *Service) flushClaims(ctx context.Context, pool string, reqs []PoolClaimRequest, turn batch.Turn) ([]claimBatchResult, error) {
 	refused := make([]error, len(reqs))
 	marks := s.pl.adm.flush(pool, reqs, refused)
 	d := Decision{Requests: reqs, Results: make([]PoolClaimOutcome, len(reqs))}
@@ -133,11 +133,12 @@ func (s *Service) flushClaims(ctx context.Context, pool string, reqs []PoolClaim
 		sent, at = append(sent, r), append(at, i)
 	}
 	if len(sent) > 0 {
-		res, err := s.claimBatch(ctx, pool, sent)
+		res, err := s.claimBatch(ctx, pool, sent, turn)
 		if err != nil {
-			if len(reqs) > 1 && isolate(err) {
+			if len(reqs) > 1 && isolate(err) || rerun(err) {
 				// Nothing was written, and the batcher now flushes
-				// each claim alone: those flushes report them.
+				// each claim alone, or this batch again: those flushes
+				// report them.
 				return nil, err
 			}
 			d.Err = err
@@ -158,11 +159,14 @@ func (s *Service) flushClaims(ctx context.Context, pool string, reqs []PoolClaim
 }
 
 // claimBatch is one store call for a batch of claims.
-func (s *Service) claimBatch(ctx context.Context, pool string, reqs []PoolClaimRequest) (*PoolClaimResult, error) {
+func (s *Service) claimBatch(ctx context.Context, pool string, reqs []PoolClaimRequest, turn batch.Turn) (*PoolClaimResult, error) {
 	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
 	start := time.Now()
-	res, err := s.store.PoolClaim(ctx, PoolClaimParams{Pool: pool, Now: s.now(), Requests: reqs})
+	res, err := s.store.PoolClaim(ctx, PoolClaimParams{Pool: pool, Now: s.now(), Requests: reqs, Turn: turn})
+	if rerun(err) {
+		return nil, err
+	}
 	s.cfg.Metrics.Observe(BatchEvent{Kind: "claim", Size: len(reqs), Duration: time.Since(start), Err: err})
 	s.observe("claim batch", err)
 	return res, err

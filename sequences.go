@@ -680,14 +680,17 @@ func (s *Service) result(rt *seqRuntime, np nextPlan, first, count, counterLast,
 // flushAdvance writes one group commit. Issued entries start pending and
 // are settled once every answer of the batch was delivered; a commit whose
 // outcome was lost is looked up again later (see resolve).
-func (s *Service) flushAdvance(ctx context.Context, k advanceKey, reqs []SequenceAdvanceRequest) ([]SequenceAdvanceResult, error) {
+func (s *Service) flushAdvance(ctx context.Context, k advanceKey, reqs []SequenceAdvanceRequest, turn batch.Turn) ([]SequenceAdvanceResult, error) {
 	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
 	id := newBatchID()
 	start := time.Now()
 	res, err := s.store.SequenceAdvance(ctx, SequenceAdvanceParams{
-		Sequence: k.seq, Period: k.period, Kind: k.kind, Owner: s.cfg.Owner, Batch: id, Pending: k.kind == LedgerIssued, Requests: reqs,
+		Sequence: k.seq, Period: k.period, Kind: k.kind, Owner: s.cfg.Owner, Batch: id, Pending: k.kind == LedgerIssued, Requests: reqs, Turn: turn,
 	})
+	if rerun(err) {
+		return nil, err // rolled back behind a failed batch: it runs again
+	}
 	s.cfg.Metrics.Observe(BatchEvent{Kind: string(k.kind), Size: len(reqs), Duration: time.Since(start), Err: err})
 	s.observe("group commit", err)
 	if err != nil {

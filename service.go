@@ -228,7 +228,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	s.epoch = time.Now()
 	s.coarse.Store(s.monoNow())
 	s.seqs.Store(&map[string]*seqRuntime{})
-	s.advance = batch.New(s.flushAdvance, batch.Opts{Isolate: isolate}).OnAbandoned(s.abandonedAdvance)
+	s.advance = batch.NewPipelined(s.flushAdvance, batch.Opts{Isolate: isolate, Pipeline: pipelineDepth}).OnAbandoned(s.abandonedAdvance)
 	sctx, cancel := context.WithTimeout(ctx, cfg.StoreTimeout)
 	defer cancel()
 	if err := s.store.ServerStart(sctx, s.cfg.Owner); err != nil {
@@ -346,6 +346,15 @@ func unavailable(err error) bool {
 // request: when the store blamed the data (ErrInvalid), one request may be
 // at fault, and the others must not fail with it.
 func isolate(err error) bool { return errors.Is(err, ErrInvalid) }
+
+// pipelineDepth is how many group commits of one key may be in flight:
+// two, so the next batch forms and queues for the store's lock while one
+// commits (on a store that says when it holds it; see Turn).
+const pipelineDepth = 2
+
+// rerun reports a batch the store rolled back because the batch before it
+// failed: it runs again, so it is neither a failure nor a batch to count.
+func rerun(err error) bool { return errors.Is(err, batch.ErrPrevious) }
 
 // Store returns the service's store.
 func (s *Service) Store() Store { return s.store }

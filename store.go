@@ -3,7 +3,19 @@ package allot
 import (
 	"context"
 	"time"
+
+	"github.com/allot/allot/batch"
 )
+
+// Turn is a group commit's place in its key's pipeline (see package
+// batch): a Store that can tell when it holds the lock that orders the
+// key's writes calls Locked then, so the next batch may start and queue
+// behind it, and then calls Ready before it commits, rolling back and
+// returning Ready's error (batch.ErrPrevious: the batch before failed) if
+// there is one; once it called Locked it must not take that lock again in
+// the same call. A Store that never calls Locked may ignore the Turn: its
+// batches run one at a time. A nil Turn means no pipeline.
+type Turn = batch.Turn
 
 // Store is the storage seam. A Store is the single source of truth: every
 // guarantee allot makes (no number issued twice, never past max, gapless
@@ -135,6 +147,8 @@ type SequenceAdvanceParams struct {
 	Pending bool
 	// Requests are served in order.
 	Requests []SequenceAdvanceRequest
+	// Turn, if set, is the batch's place in the sequence's pipeline.
+	Turn Turn
 }
 
 // SequenceAdvanceRequest is one caller's share of a batch.
@@ -317,6 +331,8 @@ type PoolClaimParams struct {
 	Pool     string
 	Now      time.Time
 	Requests []PoolClaimRequest
+	// Turn, if set, is the batch's place in the pool's pipeline.
+	Turn Turn
 }
 
 // PoolClaimRequest is one claim of a batch.

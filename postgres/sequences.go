@@ -192,8 +192,13 @@ func (s *Store) SequenceAdvance(ctx context.Context, p allot.SequenceAdvancePara
 	run := func() error {
 		return s.withTx(ctx, func(tx pgx.Tx) error {
 			var err error
-			out, err = advanceTx(ctx, tx, p)
-			return err
+			if out, err = advanceTx(ctx, tx, p); err != nil || p.Turn == nil {
+				return err
+			}
+			// Pipelined: the next batch may start once this one's work
+			// is done; it commits (withTx) only if the batch before did.
+			p.Turn.Locked()
+			return p.Turn.Ready(ctx)
 		})
 	}
 	err := run()
@@ -233,7 +238,8 @@ WITH c AS (
 )
 SELECT prev, max, (SELECT array_agg(id ORDER BY id) FROM l) FROM c`
 
-// advanceFast tries the one-statement path. ok is false when the batch
+// advanceFast tries the one-statement path (in a transaction that endTurn
+// commits, for a pipelined batch). ok is false when the batch
 // must take the full path instead; nothing was written then.
 func (s *Store) advanceFast(ctx context.Context, p allot.SequenceAdvanceParams) ([]allot.SequenceAdvanceResult, bool, error) {
 	// Plan with offsets from the batch's first number: every request
@@ -273,10 +279,14 @@ func (s *Store) advanceFast(ctx context.Context, p allot.SequenceAdvanceParams) 
 	}
 	var prev, maxv int64
 	var ids []int64
-	err := s.pool.QueryRow(ctx, advanceFastSQL, p.Sequence, p.Period, total, p.Owner, p.Batch, reserved,
+	q, tx, err := s.beginTurn(ctx, p.Turn)
+	if err != nil {
+		return nil, false, err
+	}
+	err = q.QueryRow(ctx, advanceFastSQL, p.Sequence, p.Period, total, p.Owner, p.Batch, reserved,
 		kinds, rf, rl, reasons, rdates, refs, rcby, pend,
 		scopes, keys, hashes, dates, rfs, rls, cbys).Scan(&prev, &maxv, &ids)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if err = endTurn(ctx, tx, p.Turn, err); errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
 	}
 	if err != nil {

@@ -60,7 +60,7 @@ func (s *Store) IdempotencyGet(ctx context.Context, scope, key string) (*allot.I
 
 // IdempotencyPurge deletes records created before the given time.
 func (s *Store) IdempotencyPurge(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM allot_idempotency WHERE created_at < ?`, micros(before))
+	res, err := s.write(ctx, `DELETE FROM allot_idempotency WHERE created_at < ?`, micros(before))
 	if err != nil {
 		return 0, translate(err, "purge idempotency keys")
 	}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -80,18 +81,25 @@ func (t ledgerTx) Settle(ctx context.Context, ids []int64, reserved bool) error 
 	if len(ids) == 0 {
 		return nil
 	}
-	kinds := `'issued', 'leased'`
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	q := settleSQL
 	if reserved {
-		kinds += `, 'reserved'`
+		q = settleAnySQL
 	}
-	args := make([]any, len(ids))
-	marks := make([]string, len(ids))
-	for i, id := range ids {
-		args[i], marks[i] = id, "?"
-	}
-	_, err := t.tx.ExecContext(ctx, `UPDATE allot_sequence_ledger SET pending = 0 WHERE pending AND kind IN (`+kinds+`) AND id IN (`+strings.Join(marks, ", ")+`)`, args...)
+	_, err = t.tx.ExecContext(ctx, q, string(list))
 	return err
 }
+
+// settleSQL and settleAnySQL settle the entries whose ids are in the JSON
+// array ?1: one statement text for any number of ids, so it is prepared
+// once (see prepared.go).
+const (
+	settleSQL    = `UPDATE allot_sequence_ledger SET pending = 0 WHERE pending AND kind IN ('issued', 'leased') AND id IN (SELECT value FROM json_each(?1))`
+	settleAnySQL = `UPDATE allot_sequence_ledger SET pending = 0 WHERE pending AND kind IN ('issued', 'leased', 'reserved') AND id IN (SELECT value FROM json_each(?1))`
+)
 
 // liveOwnerSQL holds when server ?1 is running: it has not stopped and was
 // seen within allot.ServerSilentAfter (?2 is the cutoff, Unix micros).
@@ -185,7 +193,7 @@ func (t ledgerTx) LeaseHolders(ctx context.Context, seq, period string) ([]strin
 func (s *Store) SequenceSettle(ctx context.Context, ids []int64) error {
 	for len(ids) > 0 {
 		n := min(len(ids), 500)
-		if err := (ledgerTx{s.db}).Settle(ctx, ids[:n], false); err != nil {
+		if err := s.withTx(ctx, func(tx runner) error { return ledgerTx{tx}.Settle(ctx, ids[:n], false) }); err != nil {
 			return translate(err, "settle ledger entries")
 		}
 		ids = ids[n:]

@@ -56,7 +56,7 @@ func scanPool(row scanner) (*allot.PoolState, error) {
 // PoolCreate stores a new pool.
 func (s *Store) PoolCreate(ctx context.Context, p *allot.Pool) (*allot.PoolState, error) {
 	now := micros(time.Now())
-	_, err := s.db.ExecContext(ctx, `INSERT INTO allot_pools (name, capacity, per_customer, hold_ttl_ms, max_hold_ttl_ms, max_quantity, state, opens_at, closes_at, created_at, updated_at)
+	_, err := s.write(ctx, `INSERT INTO allot_pools (name, capacity, per_customer, hold_ttl_ms, max_hold_ttl_ms, max_quantity, state, opens_at, closes_at, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.Name, p.Capacity, p.PerCustomer, time.Duration(p.HoldTTL).Milliseconds(),
 		time.Duration(p.MaxHoldTTL).Milliseconds(), p.MaxQuantity, string(p.State), microsPtr(p.OpensAt), microsPtr(p.ClosesAt), now, now)
 	if err != nil {
@@ -187,7 +187,7 @@ const (
 func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.PoolClaimResult, error) {
 	var res *allot.PoolClaimResult
 	returned := false
-	err := s.withTx(ctx, func(tx runner) error {
+	err := s.withTurn(ctx, p.Turn, func(tx runner) error {
 		if err := expirePool(ctx, tx, p.Pool, p.Now, &returned); err != nil {
 			return err
 		}

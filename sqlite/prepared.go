@@ -21,7 +21,7 @@ import (
 // it there once if it is new.
 var hot = []string{
 	expireHeldSQL, poolRowSQL, poolGetSQL, customerUsedSQL, claimKeySQL, claimByIDSQL, insertClaimSQL, insertClaimKeySQL,
-	confirmClaimSQL, counterStateSQL, idemByKeySQL, insertLedgerSQL, upsertCounterSQL, insertSeqKeySQL,
+	confirmClaimSQL, counterStateSQL, idemByKeySQL, insertLedgerSQL, upsertCounterSQL, insertSeqKeySQL, settleSQL, settleAnySQL,
 }
 
 // prepared is the store's hot statements by their SQL text.

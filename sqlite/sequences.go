@@ -171,7 +171,7 @@ const (
 // SequenceAdvance serves a batch in one IMMEDIATE transaction.
 func (s *Store) SequenceAdvance(ctx context.Context, p allot.SequenceAdvanceParams) ([]allot.SequenceAdvanceResult, error) {
 	var out []allot.SequenceAdvanceResult
-	err := s.withTx(ctx, func(tx runner) error {
+	err := s.withTurn(ctx, p.Turn, func(tx runner) error {
 		var c allot.CounterState
 		var closed sql.NullInt64
 		err := tx.QueryRowContext(ctx, counterStateSQL, p.Period, p.Sequence).Scan(&c.Last, &c.Max, &closed) // the sequence's max and the counter's are kept equal
@@ -222,14 +222,14 @@ func (s *Store) SequenceAdvance(ctx context.Context, p allot.SequenceAdvancePara
 // ServerStart records that a server started.
 func (s *Store) ServerStart(ctx context.Context, owner string) error {
 	now := micros(time.Now())
-	_, err := s.db.ExecContext(ctx, `INSERT INTO allot_servers (owner, started_at, seen_at) VALUES (?, ?, ?)
+	_, err := s.write(ctx, `INSERT INTO allot_servers (owner, started_at, seen_at) VALUES (?, ?, ?)
 		ON CONFLICT (owner) DO UPDATE SET started_at = excluded.started_at, seen_at = excluded.seen_at, stopped_at = NULL`, owner, now, now)
 	return translate(err, "record server start")
 }
 
 // ServerSeen records that a server is alive.
 func (s *Store) ServerSeen(ctx context.Context, owner string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE allot_servers SET seen_at = ? WHERE owner = ?`, micros(time.Now()), owner)
+	_, err := s.write(ctx, `UPDATE allot_servers SET seen_at = ? WHERE owner = ?`, micros(time.Now()), owner)
 	return translate(err, "record server alive")
 }
 
@@ -237,7 +237,7 @@ func (s *Store) ServerSeen(ctx context.Context, owner string) error {
 // its leases.
 func (s *Store) ServerStop(ctx context.Context, owner string) error {
 	now := micros(time.Now())
-	_, err := s.db.ExecContext(ctx, `UPDATE allot_servers SET stopped_at = ?, seen_at = ? WHERE owner = ?`, now, now, owner)
+	_, err := s.write(ctx, `UPDATE allot_servers SET stopped_at = ?, seen_at = ? WHERE owner = ?`, now, now, owner)
 	return translate(err, "record server stop")
 }
 

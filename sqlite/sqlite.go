@@ -234,32 +234,51 @@ func (s *Store) Migrate(ctx context.Context) error {
 // withTx runs fn in an IMMEDIATE transaction (the DSN's _txlock), retrying
 // once if the database was busy past the busy timeout.
 func (s *Store) withTx(ctx context.Context, fn func(runner) error) error {
-	err := s.tx(ctx, fn)
-	if isBusy(err) {
-		err = s.tx(ctx, fn)
-	}
-	return err
+	return s.withTurn(ctx, nil, fn)
 }
 
-func (s *Store) tx(ctx context.Context, fn func(runner) error) error {
-	// This process's writers take turns here rather than in SQLite's busy
-	// handler, which sleeps (1 ms, then longer) between its retries of a
-	// locked database: a write waiting on another one of this process
-	// starts the moment that one ends. Writers of other processes still
-	// meet in the busy handler.
+// withTurn is withTx for a group commit with a place in its key's
+// pipeline: turn.Locked once the transaction holds the write lock, and
+// turn.Ready before it commits (a nil turn is no pipeline).
+//
+// This process's writers take turns on s.writer rather than in SQLite's
+// busy handler, which sleeps (1 ms, then longer) between its retries of a
+// locked database: a write waiting on another one of this process starts
+// the moment that one ends, and the turn is held across the retry, so a
+// pipelined batch never gives the lock to the batch queued behind it and
+// then waits for it. Writers of other processes still meet in the busy
+// handler.
+func (s *Store) withTurn(ctx context.Context, turn allot.Turn, fn func(runner) error) error {
 	select {
 	case s.writer <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	defer func() { <-s.writer }()
+	err := s.tx(ctx, turn, fn)
+	if isBusy(err) {
+		err = s.tx(ctx, turn, fn)
+	}
+	return err
+}
+
+func (s *Store) tx(ctx context.Context, turn allot.Turn, fn func(runner) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	if turn != nil {
+		turn.Locked()
+	}
 	if err := fn(runner{q: tx, tx: tx, hot: &s.hot}); err != nil {
 		_ = tx.Rollback()
 		return err
+	}
+	if turn != nil {
+		if err := turn.Ready(ctx); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
 	}
 	return tx.Commit()
 }
@@ -320,3 +339,15 @@ func translate(err error, what string) error {
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
 func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+// write runs one statement as a write transaction of its own, in this
+// process's turn with the other writers (see withTurn).
+func (s *Store) write(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := s.withTx(ctx, func(tx runner) error {
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}

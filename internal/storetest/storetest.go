@@ -56,6 +56,7 @@ func Run(t *testing.T, opener Opener, h Hooks) {
 		{"ServiceStateAndWarning", testServiceState},
 		{"ServiceParseAndVoid", testServiceParseAndVoid},
 		{"VoidAcrossServers", testVoidAcrossServers},
+		{"TurnRollsBack", testTurnRollsBack},
 	}
 	tests = append(tests, ledgerTests...)
 	tests = append(tests, poolTests...)
