@@ -35,24 +35,30 @@
 // k+1 any earlier could let it take the lock first, and then the two
 // would wait on each other. What k+1 can't know from the lock is whether
 // k committed, so before its own commit it calls Turn.Ready, which waits
-// for k's flush to return. If k succeeded, k+1 commits. If k failed, Ready
-// returns ErrPrevious, k+1 rolls back (nothing of it was written), and
-// the writer, once every batch in flight has ended, deals with k's failure
-// as with one batch in flight (delivering the error, or flushing each
-// request alone under Opts.Isolate) and only then forms k+1's requests
-// into a batch again, ahead of anything that arrived later. So a batch
+// until the writer has dealt with k's outcome. If k succeeded and its
+// callers took their results, k+1 commits. If k failed, or callers of k
+// left while it committed (what was written for them must be undone, by
+// the OnAbandoned function, before a later batch decides, or gapless
+// numbers given back would be burnt), Ready returns ErrPrevious, k+1 rolls
+// back (nothing of it was written), and the writer, once every batch in
+// flight has ended, deals with k as with one batch in flight (delivering
+// the error, flushing each request alone under Opts.Isolate, or undoing
+// the abandoned results) and only then forms k+1's requests into a batch
+// again, ahead of anything that arrived later. So a batch
 // still decides in arrival order, sees everything committed before it, and
 // a failure fails only the requests it would have failed with one batch
 // in flight; results are delivered in batch order. A flush that never
 // calls Locked simply runs one batch at a time.
 //
 // A store may call Locked any time it holds the lock and will not take it
-// again: SQLite's store as soon as its write transaction began (its write
-// lock is the process's one writer), PostgreSQL's once the batch's one
-// statement has run inside an explicit transaction (the statement may
-// still fail and be run again before that), just before Ready and COMMIT.
-// Either way batch k+1 is formed, sent and queued for the lock while k
-// commits and its callers are answered.
+// again. SQLite's store does so as soon as its write transaction began
+// (its write lock is the process's one writer), so batch k+1 is formed and
+// queued while k writes, commits and its callers are answered: on SQLite
+// that paid (BENCHMARKS.md). PostgreSQL's store does not: its batch takes
+// the row lock inside one autocommit statement, and pipelining it would
+// need an explicit transaction whose lock is held across a round trip to
+// Go (Locked, Ready, then COMMIT), which measured slower on a busy
+// two-core machine than one statement per batch.
 //
 // Why not a pipeline on one PostgreSQL connection: a backend runs one
 // connection's statements one after the other, so batch k+1's statement
@@ -61,8 +67,9 @@
 // transaction left open across a round trip, as here, or every batch sent
 // in one Sync segment (so the server skips what follows an error), which
 // ties every batch of the connection to the first failure and to one
-// connection's stream. The lock and Turn keep the rule in one place for
-// every store, on connections from the pool.
+// connection's stream, and a batch behind one whose caller left would
+// commit before that caller's gapless numbers were given back. The lock
+// and Turn keep the rule in one place for every store.
 package batch
 
 import (

@@ -141,18 +141,64 @@ func (s *Store) PoolUpdate(ctx context.Context, name string, p allot.PoolPatchPa
 }
 
 // PoolClaim serves a batch with one call of allot_pool_claim: one
-// statement, one round trip, one lock of the pool row. A pipelined batch
-// (p.Turn set) runs it in a transaction that endTurn commits.
+// statement, one round trip, one lock of the pool row. It ignores p.Turn
+// (never calls Locked), so a pool's batches run one at a time: the row
+// lock is taken inside the statement, so a pipelined batch would need an
+// explicit transaction and the lock held across a round trip to Go
+// (Ready, then COMMIT), which measured slower on this machine than one
+// autocommit statement per batch (BENCHMARKS.md, issue 8).
 func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.PoolClaimResult, error) {
+	n := len(p.Requests)
+	ids, customers, scopes, keys, hashes := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	qty, ttl := make([]int64, n), make([]int64, n)
+	for i, r := range p.Requests {
+		ids[i], customers[i], qty[i], ttl[i] = r.ID, r.Customer, r.Quantity, r.TTL.Milliseconds()
+		if r.Idempotency != nil {
+			scopes[i], keys[i], hashes[i] = r.Idempotency.Scope, r.Idempotency.Key, r.Idempotency.RequestHash
+		}
+	}
 	var res *allot.PoolClaimResult
 	var replays []int
 	run := func() error {
-		q, tx, err := s.beginTurn(ctx, p.Turn)
+		res = &allot.PoolClaimResult{Results: make([]allot.PoolClaimOutcome, n)}
+		replays = replays[:0]
+		rows, err := s.pool.Query(ctx, `SELECT i, outcome, claim_id, available, customer_limit, customer_used, expires
+			FROM allot_pool_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			p.Pool, p.Now, ids, customers, qty, ttl, scopes, keys, hashes)
 		if err != nil {
 			return err
 		}
-		res, replays, err = claimRows(ctx, q, p)
-		return endTurn(ctx, tx, p.Turn, err)
+		defer rows.Close()
+		for rows.Next() {
+			var i int
+			var outcome string
+			var claimID *string
+			var o claimRefusal
+			var expires *time.Time
+			if err := rows.Scan(&i, &outcome, &claimID, &o.available, &o.limit, &o.used, &expires); err != nil {
+				return err
+			}
+			if i == 0 {
+				res.Available = *o.available
+				continue
+			}
+			r, out := p.Requests[i-1], &res.Results[i-1]
+			switch outcome {
+			case "ok":
+				out.Claim = &allot.Claim{ID: r.ID, Pool: p.Pool, Customer: r.Customer, Quantity: r.Quantity, Status: allot.ClaimHeld,
+					CreatedAt: p.Now.UTC(), ExpiresAt: expires.UTC(), UpdatedAt: p.Now.UTC()}
+			case "replay":
+				out.Replayed = true
+				out.Claim = &allot.Claim{ID: *claimID}
+				replays = append(replays, i-1)
+			default:
+				out.Err = o.err(outcome, p.Pool, r)
+			}
+		}
+		// Close reads through to ReadyForQuery: only then is the
+		// statement's implicit transaction known to be committed.
+		rows.Close()
+		return rows.Err()
 	}
 	err := run()
 	if retryable(err) || isUniqueViolation(err) {
@@ -172,60 +218,6 @@ func (s *Store) PoolClaim(ctx context.Context, p allot.PoolClaimParams) (*allot.
 		res.Results[i].Claim = c
 	}
 	return res, nil
-}
-
-// claimRows runs allot_pool_claim on q and reads its answer, with the
-// indexes of the replayed claims.
-func claimRows(ctx context.Context, q querier, p allot.PoolClaimParams) (*allot.PoolClaimResult, []int, error) {
-	n := len(p.Requests)
-	ids, customers, scopes, keys, hashes := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	qty, ttl := make([]int64, n), make([]int64, n)
-	for i, r := range p.Requests {
-		ids[i], customers[i], qty[i], ttl[i] = r.ID, r.Customer, r.Quantity, r.TTL.Milliseconds()
-		if r.Idempotency != nil {
-			scopes[i], keys[i], hashes[i] = r.Idempotency.Scope, r.Idempotency.Key, r.Idempotency.RequestHash
-		}
-	}
-	res := &allot.PoolClaimResult{Results: make([]allot.PoolClaimOutcome, n)}
-	var replays []int
-	rows, err := q.Query(ctx, `SELECT i, outcome, claim_id, available, customer_limit, customer_used, expires
-		FROM allot_pool_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		p.Pool, p.Now, ids, customers, qty, ttl, scopes, keys, hashes)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var i int
-		var outcome string
-		var claimID *string
-		var o claimRefusal
-		var expires *time.Time
-		if err := rows.Scan(&i, &outcome, &claimID, &o.available, &o.limit, &o.used, &expires); err != nil {
-			return nil, nil, err
-		}
-		if i == 0 {
-			res.Available = *o.available
-			continue
-		}
-		r, out := p.Requests[i-1], &res.Results[i-1]
-		switch outcome {
-		case "ok":
-			out.Claim = &allot.Claim{ID: r.ID, Pool: p.Pool, Customer: r.Customer, Quantity: r.Quantity, Status: allot.ClaimHeld,
-				CreatedAt: p.Now.UTC(), ExpiresAt: expires.UTC(), UpdatedAt: p.Now.UTC()}
-		case "replay":
-			out.Replayed = true
-			out.Claim = &allot.Claim{ID: *claimID}
-			replays = append(replays, i-1)
-		default:
-			out.Err = o.err(outcome, p.Pool, r)
-		}
-	}
-	// Close reads through to ReadyForQuery: only then is the
-	// statement's implicit transaction (without a turn) known to be
-	// committed.
-	rows.Close()
-	return res, replays, rows.Err()
 }
 
 func isUniqueViolation(err error) bool {

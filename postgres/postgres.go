@@ -270,45 +270,6 @@ func retryable(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
 }
 
-// beginTurn opens the transaction of a pipelined group commit (turn set):
-// its statement runs in it, and endTurn commits it. Without a turn it
-// returns the pool, where the statement commits on its own, and a nil tx.
-func (s *Store) beginTurn(ctx context.Context, turn allot.Turn) (querier, pgx.Tx, error) {
-	if turn == nil {
-		return s.pool, nil, nil
-	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	return tx, tx, nil
-}
-
-// endTurn ends a pipelined group commit whose work ended with err. If the
-// work failed, it rolls back and returns err. If it is done, holding the
-// lock that orders its key's writes, endTurn lets the next batch start
-// behind it (Locked: nothing of this call takes a lock again after this),
-// waits for the batch before (Ready) and commits, or rolls back if that
-// batch failed. Locked comes only now, not when the lock was taken inside
-// the batch's one statement, because that statement may still fail and
-// run again (a key stored meanwhile by another process). With a nil tx
-// (no turn) there is nothing to end.
-func endTurn(ctx context.Context, tx pgx.Tx, turn allot.Turn, err error) error {
-	if tx == nil {
-		return err
-	}
-	if err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx))
-		return err
-	}
-	turn.Locked()
-	if err := turn.Ready(ctx); err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx))
-		return err
-	}
-	return tx.Commit(ctx)
-}
-
 // withTx runs fn in a transaction, retrying once on a serialization failure
 // or deadlock.
 func (s *Store) withTx(ctx context.Context, fn func(pgx.Tx) error) error {

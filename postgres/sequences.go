@@ -180,6 +180,9 @@ func (s *Store) SequenceCounterGet(ctx context.Context, name, period string) (*a
 // use; a batch that does not fit; a closed period; a key stored meanwhile
 // by another process) falls back to a full transaction that decides
 // request by request.
+//
+// Like PoolClaim, it ignores p.Turn: the batches of one sequence run one
+// at a time.
 func (s *Store) SequenceAdvance(ctx context.Context, p allot.SequenceAdvanceParams) ([]allot.SequenceAdvanceResult, error) {
 	if p.Kind == allot.LedgerIssued {
 		if out, ok, err := s.advanceFast(ctx, p); err != nil {
@@ -192,13 +195,8 @@ func (s *Store) SequenceAdvance(ctx context.Context, p allot.SequenceAdvancePara
 	run := func() error {
 		return s.withTx(ctx, func(tx pgx.Tx) error {
 			var err error
-			if out, err = advanceTx(ctx, tx, p); err != nil || p.Turn == nil {
-				return err
-			}
-			// Pipelined: the next batch may start once this one's work
-			// is done; it commits (withTx) only if the batch before did.
-			p.Turn.Locked()
-			return p.Turn.Ready(ctx)
+			out, err = advanceTx(ctx, tx, p)
+			return err
 		})
 	}
 	err := run()
@@ -238,8 +236,7 @@ WITH c AS (
 )
 SELECT prev, max, (SELECT array_agg(id ORDER BY id) FROM l) FROM c`
 
-// advanceFast tries the one-statement path (in a transaction that endTurn
-// commits, for a pipelined batch). ok is false when the batch
+// advanceFast tries the one-statement path. ok is false when the batch
 // must take the full path instead; nothing was written then.
 func (s *Store) advanceFast(ctx context.Context, p allot.SequenceAdvanceParams) ([]allot.SequenceAdvanceResult, bool, error) {
 	// Plan with offsets from the batch's first number: every request
@@ -279,14 +276,10 @@ func (s *Store) advanceFast(ctx context.Context, p allot.SequenceAdvanceParams) 
 	}
 	var prev, maxv int64
 	var ids []int64
-	q, tx, err := s.beginTurn(ctx, p.Turn)
-	if err != nil {
-		return nil, false, err
-	}
-	err = q.QueryRow(ctx, advanceFastSQL, p.Sequence, p.Period, total, p.Owner, p.Batch, reserved,
+	err := s.pool.QueryRow(ctx, advanceFastSQL, p.Sequence, p.Period, total, p.Owner, p.Batch, reserved,
 		kinds, rf, rl, reasons, rdates, refs, rcby, pend,
 		scopes, keys, hashes, dates, rfs, rls, cbys).Scan(&prev, &maxv, &ids)
-	if err = endTurn(ctx, tx, p.Turn, err); errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
 	}
 	if err != nil {

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Measures two allot binaries side by side on the embedded default (SQLite):
-# the gapless target of "allot bench" and the claims target of
-# "allot bench claims", each beside the no-op handler of the same run, on a
-# fresh database file per run. Rounds alternate the order (old new, new old,
+# Measures two allot binaries side by side on the embedded default (SQLite),
+# or on PostgreSQL with PG set: the gapless target of "allot bench" and the
+# claims target of "allot bench claims", each beside the no-op handler of
+# the same run, on a fresh database (file) per run. Rounds alternate the order (old new, new old,
 # ...) so drift on a noisy machine falls on both. Prints every run, the
 # medians, and new ÷ old.
 #
 #   scripts/bench-vs.sh OLD_BINARY NEW_BINARY [ROUNDS] [DURATION]
-#   (SCENARIOS="gapless" or "claims" runs only one of them)
+#   (SCENARIOS="gapless" or "claims" runs only one of them; with
+#   PG=postgres://postgres@127.0.0.1:5432 each run gets a fresh database
+#   allot_bench_vs there, dropped and created with psql)
 #
 # For example, against the current main's binary:
 #   git worktree add /tmp/main-old main && (cd /tmp/main-old && go build -o /tmp/allot-old ./cmd/allot)
@@ -15,7 +17,7 @@
 #   scripts/bench-vs.sh /tmp/allot-old bin/allot 5 5s
 set -euo pipefail
 if [ $# -lt 2 ]; then
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 old=$1 new=$2 rounds=${3:-5} dur=${4:-5s}
@@ -23,14 +25,25 @@ for b in "$old" "$new"; do [ -x "$b" ] || { echo "bench-vs.sh: $b is not an exec
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
+# fresh: the store flags of a run on a fresh database.
+fresh() {
+  if [ -n "${PG:-}" ]; then
+    psql "$PG/postgres" -qc 'DROP DATABASE IF EXISTS allot_bench_vs' -c 'CREATE DATABASE allot_bench_vs' >/dev/null 2>&1
+    echo "--pg $PG/allot_bench_vs?sslmode=disable"
+  else
+    rm -f "$dir"/r.db*
+    echo "--store sqlite://$dir/r.db"
+  fi
+}
+
 # rate BINARY SCENARIO TARGET: one run; prints "target_req/s noop_req/s".
 rate() {
-  rm -f "$dir"/r.db*
-  local out
+  local out store
+  store=$(fresh)
   if [ "$2" = gapless ]; then
-    out=$("$1" bench --store "sqlite://$dir/r.db" --only noop,gapless --rate 0 --repeat 1 --duration "$dur" --markdown 2>/dev/null)
+    out=$("$1" bench $store --only noop,gapless --rate 0 --repeat 1 --duration "$dur" --markdown 2>/dev/null)
   else
-    out=$("$1" bench claims --store "sqlite://$dir/r.db" --only noop,allot --rate 0 --repeat 1 --duration "$dur" --markdown 2>/dev/null)
+    out=$("$1" bench claims $store --only noop,allot --rate 0 --repeat 1 --duration "$dur" --markdown 2>/dev/null)
   fi
   awk -F'|' -v t="$3" '
     function num(s) { gsub(/[ ,]/, "", s); return s }
@@ -44,7 +57,8 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 
 for scenario in ${SCENARIOS:-gapless claims}; do
   target="gapless count=1"; [ $scenario = claims ] && target=allot
-  echo "## $scenario on SQLite ($target), $rounds rounds of $dur, old $old, new $new"
+  where=SQLite; [ -n "${PG:-}" ] && where=PostgreSQL
+  echo "## $scenario on $where ($target), $rounds rounds of $dur, old $old, new $new"
   echo
   echo "| round | old req/s | old × noop | new req/s | new × noop | new ÷ old |"
   echo "|--:|--:|--:|--:|--:|--:|"
