@@ -31,13 +31,21 @@ type Admission interface {
 	// refused[i]; those are not sent), for example those that queued
 	// behind the batch that sold the pool out. It returns a mark handed
 	// back to Decided (the state it saw, so it can tell a change that
-	// raced the batch).
+	// raced the batch). With two batches of a pool in flight (a store
+	// that pipelines them), the second is Flushed before the first is
+	// Decided: a batch right behind the one that sold out still goes to
+	// the store, which refuses it.
 	Flush(pool string, reqs []PoolClaimRequest, refused []error) (mark uint64)
 	// Decided is called with what became of every claim this admission
-	// let through: once for every batch Flush saw, and (with mark 0 and
-	// Stored false) for a claim that never reached a batch: refused by a
-	// later admission's Admit, given up by its caller while it queued, or
-	// refused because the Service was closing.
+	// let through: once for every batch Flush saw whose outcome is known,
+	// and (with mark 0 and Stored false) for a claim that never reached a
+	// batch: refused by a later admission's Admit, given up by its caller
+	// while it queued, or refused because the Service was closing. A batch
+	// the store wrote nothing of and that runs again (split request by
+	// request after bad data, or rolled back behind a batch that failed)
+	// is not Decided: its claims are Flushed again in the batches that
+	// follow, and Decided there. Decided may run while the next batch of
+	// the pool waits to commit: it must not block.
 	Decided(pool string, mark uint64, d Decision)
 	// Returned is called when units of pool came back (a release, a
 	// cancel, an expiry, a capacity raise or a reopen, on this process or,

@@ -120,8 +120,10 @@ type PipelinedFunc[K comparable, Req, Res any] func(ctx context.Context, key K, 
 type Opts struct {
 	// MaxBatch caps the requests in one flush. Defaults to MaxBatchDefault.
 	MaxBatch int
-	// Pipeline is the most batches of one key in flight at once, for a
-	// Batcher made by NewPipelined (New always uses 1). Defaults to 1.
+	// Pipeline is the most batches of one key in flight at once, 1 or 2,
+	// for a Batcher made by NewPipelined (New always uses 1). Defaults to
+	// 1; more than 2 is taken as 2: a batch starts only once the one
+	// before holds the lock, so a third would only queue for it too.
 	Pipeline int
 	// Observe, if set, is called after every flush with its size and
 	// duration. With Pipeline above 1 it may be called from several
@@ -240,9 +242,7 @@ func NewPipelined[K comparable, Req, Res any](flush PipelinedFunc[K, Req, Res], 
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = MaxBatchDefault
 	}
-	if opts.Pipeline <= 0 {
-		opts.Pipeline = 1
-	}
+	opts.Pipeline = min(max(opts.Pipeline, 1), 2)
 	return &Batcher[K, Req, Res]{flush: flush, opts: opts, queues: make(map[K]*queue[Req, Res])}
 }
 

@@ -8,8 +8,10 @@
 #
 #   scripts/bench-vs.sh OLD_BINARY NEW_BINARY [ROUNDS] [DURATION]
 #   (SCENARIOS="gapless" or "claims" runs only one of them; with
-#   PG=postgres://postgres@127.0.0.1:5432 each run gets a fresh database
-#   allot_bench_vs there, dropped and created with psql)
+#   PG=postgres://postgres@127.0.0.1:5432, a server URL without a path,
+#   each run gets a fresh database allot_bench_vs there, dropped and
+#   created with psql. allot bench reaches PostgreSQL on SQLite runs too,
+#   for its baselines: it must be running, see scripts/services.sh)
 #
 # For example, against the current main's binary:
 #   git worktree add /tmp/main-old main && (cd /tmp/main-old && go build -o /tmp/allot-old ./cmd/allot)
@@ -17,7 +19,7 @@
 #   scripts/bench-vs.sh /tmp/allot-old bin/allot 5 5s
 set -euo pipefail
 if [ $# -lt 2 ]; then
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 old=$1 new=$2 rounds=${3:-5} dur=${4:-5s}
@@ -28,7 +30,9 @@ trap 'rm -rf "$dir"' EXIT
 # fresh: the store flags of a run on a fresh database.
 fresh() {
   if [ -n "${PG:-}" ]; then
-    psql "$PG/postgres" -qc 'DROP DATABASE IF EXISTS allot_bench_vs' -c 'CREATE DATABASE allot_bench_vs' >/dev/null 2>&1
+    if ! psql "$PG/postgres" -qc 'DROP DATABASE IF EXISTS allot_bench_vs' -c 'CREATE DATABASE allot_bench_vs' >"$dir/err" 2>&1; then
+      echo "bench-vs.sh: can't make a fresh database at $PG:" >&2; cat "$dir/err" >&2; return 1
+    fi
     echo "--pg $PG/allot_bench_vs?sslmode=disable"
   else
     rm -f "$dir"/r.db*
@@ -39,18 +43,21 @@ fresh() {
 # rate BINARY SCENARIO TARGET: one run; prints "target_req/s noop_req/s".
 rate() {
   local out store
-  store=$(fresh)
+  store=$(fresh) || exit 1
   if [ "$2" = gapless ]; then
-    out=$("$1" bench $store --only noop,gapless --rate 0 --repeat 1 --duration "$dur" --markdown 2>/dev/null)
+    out=$("$1" bench $store --only noop,gapless --rate 0 --repeat 1 --duration "$dur" --markdown 2>"$dir/err") || true
   else
-    out=$("$1" bench claims $store --only noop,allot --rate 0 --repeat 1 --duration "$dur" --markdown 2>/dev/null)
+    out=$("$1" bench claims $store --only noop,allot --rate 0 --repeat 1 --duration "$dur" --markdown 2>"$dir/err") || true
   fi
   awk -F'|' -v t="$3" '
     function num(s) { gsub(/[ ,]/, "", s); return s }
     { name = $2; gsub(/^ +| +$/, "", name) }
     name == t && !got { tr = num($3); got = 1 }
     name == "baseline noop" && !gotn { nr = num($3); gotn = 1 }
-    END { if (!got || !gotn) exit 1; print tr, nr }' <<<"$out"
+    END { if (!got || !gotn) exit 1; print tr, nr }' <<<"$out" && return
+  echo "bench-vs.sh: $1 $2 gave no figures:" >&2
+  cat "$dir/err" >&2
+  exit 1
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

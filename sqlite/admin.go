@@ -137,7 +137,7 @@ func (s *Store) SequenceSkip(ctx context.Context, p allot.SequenceSkipParams) (*
 
 // ServersForget records that no server is running.
 func (s *Store) ServersForget(ctx context.Context) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE allot_servers SET seen_at = 0 WHERE stopped_at IS NULL`)
+	_, err := s.write(ctx, `UPDATE allot_servers SET seen_at = 0 WHERE stopped_at IS NULL`)
 	return translate(err, "forget servers")
 }
 
@@ -156,6 +156,6 @@ func (s *Store) ServersRunning(ctx context.Context, asOf time.Time) ([]allot.Ser
 // ForgetBackupTime drops the record BackupTime reads, once a restore is
 // done with it.
 func (s *Store) ForgetBackupTime(ctx context.Context) error {
-	_, err := s.db.ExecContext(ctx, `DROP TABLE IF EXISTS allot_backup`)
+	_, err := s.write(ctx, `DROP TABLE IF EXISTS allot_backup`)
 	return translate(err, "forget the backup time")
 }
