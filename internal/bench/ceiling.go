@@ -19,9 +19,10 @@ import (
 // Ceiling is what the store alone does for the work of an allot target:
 // the same group-commit batches, called on the Store directly (no HTTP,
 // no Service), one batch in flight at a time, as the Service has per
-// sequence period or pool. It is the limit the HTTP figure is measured
-// against at that batch size with one batch in flight (bigger batches,
-// or more in flight, would commit more).
+// sequence period or pool on PostgreSQL (on SQLite the next batch is
+// formed while one commits, but the commits still follow one another).
+// It is the limit the HTTP figure is measured against at that batch size
+// with one batch in flight (bigger batches would commit more).
 type Ceiling struct {
 	// Name says what was measured, e.g. "gapless numbers".
 	Name string
