@@ -32,13 +32,13 @@ type Admission interface {
 	// behind the batch that sold the pool out. It returns a mark handed
 	// back to Decided (the state it saw, so it can tell a change that
 	// raced the batch). With two batches of a pool in flight (a store
-	// that pipelines them), the second is Flushed before the first is
-	// Decided: a batch right behind the one that sold out still goes to
+	// that pipelines them), the second may be Flushed before the first is
+	// Decided: a batch right behind the one that sold out may still go to
 	// the store, which refuses it.
 	Flush(pool string, reqs []PoolClaimRequest, refused []error) (mark uint64)
 	// Decided is called with what became of every claim this admission
-	// let through: once for every batch Flush saw whose outcome is known,
-	// and (with mark 0 and Stored false) for a claim that never reached a
+	// let through: once for every batch Flush saw (except one that runs
+	// again, below), and (with mark 0 and Stored false) for a claim that never reached a
 	// batch: refused by a later admission's Admit, given up by its caller
 	// while it queued, or refused because the Service was closing. A batch
 	// the store wrote nothing of and that runs again (split request by

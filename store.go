@@ -10,11 +10,13 @@ import (
 // Turn is a group commit's place in its key's pipeline (see package
 // batch): a Store that can tell when it holds the lock that orders the
 // key's writes calls Locked then, so the next batch may start and queue
-// behind it, and then calls Ready before it commits, rolling back and
-// returning Ready's error (batch.ErrPrevious: the batch before failed) if
-// there is one; once it called Locked it must not take that lock again in
-// the same call. A Store that never calls Locked may ignore the Turn: its
-// batches run one at a time. A nil Turn means no pipeline.
+// behind it, and then calls Ready before it commits anything, rolling back
+// and returning Ready's error (batch.ErrPrevious: the batch before failed,
+// or its undo must run first) if there is one; once it called Locked it
+// must not let that lock go and take it again in the same call unless
+// nothing else can take it in between. A Store that never calls Locked
+// may ignore the Turn: the next batch of the key starts only once this one
+// has been dealt with. A nil Turn means no pipeline.
 type Turn = batch.Turn
 
 // Store is the storage seam. A Store is the single source of truth: every

@@ -54,11 +54,12 @@
 // again. SQLite's store does so as soon as its write transaction began
 // (its write lock is the process's one writer), so batch k+1 is formed and
 // queued while k writes, commits and its callers are answered: on SQLite
-// that paid (BENCHMARKS.md). PostgreSQL's store does not: its batch takes
-// the row lock inside one autocommit statement, and pipelining it would
-// need an explicit transaction whose lock is held across a round trip to
-// Go (Locked, Ready, then COMMIT), which measured slower on a busy
-// two-core machine than one statement per batch.
+// that paid (BENCHMARKS.md). PostgreSQL's store does not: its common
+// batches (claims, issued gapless numbers) take the row lock inside one
+// autocommit statement, and pipelining them would need an explicit
+// transaction whose lock is held across a round trip to Go (Locked,
+// Ready, then COMMIT); measured on a busy two-core machine, that was
+// slower for gapless numbers and no faster for claims.
 //
 // Why not a pipeline on one PostgreSQL connection: a backend runs one
 // connection's statements one after the other, so batch k+1's statement
@@ -101,14 +102,16 @@ type FlushFunc[K comparable, Req, Res any] func(ctx context.Context, key K, reqs
 type Turn interface {
 	// Locked says the flush now holds the lock that orders its key's
 	// writes, so the next batch may start and queue behind it. A flush
-	// that has called Locked must not take that lock again once it let it
-	// go (no retry after a rollback): the next batch may hold it, waiting
-	// in Ready for this one.
+	// that has called Locked must not let that lock go and take it again
+	// (a retry after a rollback) unless nothing else can take it in
+	// between (SQLite's store holds its writer turn across its retry): the
+	// next batch may take it and wait in Ready for this one.
 	Locked()
-	// Ready waits until the batch before this one has ended. It returns
-	// nil if that batch succeeded (or there was none in flight),
-	// ErrPrevious if it failed, or ctx's error. A flush that called
-	// Locked must call Ready before it commits, and commit only on nil.
+	// Ready waits until the batch before this one has been dealt with. It
+	// returns nil if that batch succeeded (or there was none in flight),
+	// ErrPrevious if it failed or its undo must run first, or ctx's error.
+	// A flush that writes anything must call Ready before it commits, and
+	// commit only on nil.
 	Ready(ctx context.Context) error
 }
 

@@ -18,8 +18,9 @@
 #   go build -o bin/allot ./cmd/allot
 #   scripts/bench-vs.sh /tmp/allot-old bin/allot 5 5s
 set -euo pipefail
+export LC_ALL=C
 if [ $# -lt 2 ]; then
-  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 old=$1 new=$2 rounds=${3:-5} dur=${4:-5s}
@@ -30,7 +31,7 @@ trap 'rm -rf "$dir"' EXIT
 # fresh: the store flags of a run on a fresh database.
 fresh() {
   if [ -n "${PG:-}" ]; then
-    if ! psql "$PG/postgres" -qc 'DROP DATABASE IF EXISTS allot_bench_vs' -c 'CREATE DATABASE allot_bench_vs' >"$dir/err" 2>&1; then
+    if ! psql "$PG/postgres" -qc 'DROP DATABASE IF EXISTS allot_bench_vs WITH (FORCE)' -c 'CREATE DATABASE allot_bench_vs' >"$dir/err" 2>&1; then
       echo "bench-vs.sh: can't make a fresh database at $PG:" >&2; cat "$dir/err" >&2; return 1
     fi
     echo "--pg $PG/allot_bench_vs?sslmode=disable"
@@ -42,12 +43,19 @@ fresh() {
 
 # rate BINARY SCENARIO TARGET: one run; prints "target_req/s noop_req/s".
 rate() {
-  local out store
+  local out store rc=0
   store=$(fresh) || exit 1
+  local -a flags
+  read -r -a flags <<<"$store"
   if [ "$2" = gapless ]; then
-    out=$("$1" bench $store --only noop,gapless --rate 0 --repeat 1 --duration "$dur" --markdown 2>"$dir/err") || true
+    out=$("$1" bench "${flags[@]}" --only noop,gapless --rate 0 --repeat 1 --duration "$dur" --markdown 2>"$dir/err") || rc=$?
   else
-    out=$("$1" bench claims $store --only noop,allot --rate 0 --repeat 1 --duration "$dur" --markdown 2>"$dir/err") || true
+    out=$("$1" bench claims "${flags[@]}" --only noop,allot --rate 0 --repeat 1 --duration "$dur" --markdown 2>"$dir/err") || rc=$?
+  fi
+  if [ $rc != 0 ]; then
+    echo "bench-vs.sh: $1 $2 exited with $rc:" >&2
+    cat "$dir/err" >&2
+    exit 1
   fi
   awk -F'|' -v t="$3" '
     function num(s) { gsub(/[ ,]/, "", s); return s }

@@ -310,7 +310,7 @@ func translate(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return allot.NotFoundf("%s", what)
 	}
-	if strings.Contains(err.Error(), "sql: database is closed") {
+	if strings.Contains(err.Error(), "sql: database is closed") || strings.Contains(err.Error(), "sql: statement is closed") {
 		return allot.ErrClosed
 	}
 	for _, sentinel := range []error{allot.ErrInvalid, allot.ErrAlreadyExists, allot.ErrNotFound, allot.ErrInvalidState,
