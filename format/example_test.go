@@ -40,5 +40,5 @@ func ExampleParse() {
 	_, err := format.Parse("ID-{x}{n}")
 	fmt.Println(err)
 	// Output:
-	// format: position 3: unknown token "{x}" (want {n}, {n:WIDTH}, {n:MASK}, {yyyy}, {yy}, {mm}, {dd}, {check:luhn|mod97|mod37})
+	// format: position 3: unknown token "{x}" (want {n}, {n:WIDTH}, {n:MASK}, {yyyy}, {yy}, {mm}, {dd}, {check:luhn|mod97|mod37|gs1})
 }

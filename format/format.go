@@ -14,6 +14,7 @@
 //	{check:luhn}   Luhn check digit over the digits rendered before it
 //	{check:mod97}  ISO 7064 MOD 97-10 (two digits) over the digits rendered before it
 //	{check:mod37}  ISO 7064 MOD 37-2 (one of 0–9, A–Z, *) over the letters and digits before it
+//	{check:gs1}    GS1 mod-10 check digit (weights 3 and 1 from the rightmost digit) over the digits before it
 //	{{ and }}      literal { and }
 //
 // A number spec made only of decimal digits is a width; anything else is a
@@ -112,6 +113,7 @@ const (
 	kLuhn              // {check:luhn}
 	kMod97             // {check:mod97}
 	kMod37             // {check:mod37}
+	kGS1               // {check:gs1}
 )
 
 type token struct {
@@ -133,7 +135,7 @@ type Template struct {
 	hasYYYY  bool
 }
 
-const wantTokens = "(want {n}, {n:WIDTH}, {n:MASK}, {yyyy}, {yy}, {mm}, {dd}, {check:luhn|mod97|mod37})"
+const wantTokens = "(want {n}, {n:WIDTH}, {n:MASK}, {yyyy}, {yy}, {mm}, {dd}, {check:luhn|mod97|mod37|gs1})"
 
 func syntaxErr(pos int, format string, args ...any) error {
 	return &SyntaxError{Pos: pos, Msg: fmt.Sprintf(format, args...)}
@@ -243,8 +245,11 @@ func Parse(s string) (*Template, error) {
 			case "mod37":
 				tk = token{kind: kMod37}
 				t.fixed++
+			case "gs1":
+				tk = token{kind: kGS1}
+				t.fixed++
 			default:
-				return nil, syntaxErr(i+1+len("check:"), "unknown check algorithm %q (want luhn, mod97 or mod37)", alg)
+				return nil, syntaxErr(i+1+len("check:"), "unknown check algorithm %q (want luhn, mod97, mod37 or gs1)", alg)
 			}
 			if !hasBefore {
 				return nil, syntaxErr(i, "check token %q has nothing before it to check", tokSrc)
@@ -389,6 +394,8 @@ func (t *Template) AppendRender(dst []byte, n int64, d Date) ([]byte, error) {
 			dst = append2(dst, mod97(dst[start:]))
 		case kMod37:
 			dst = append(dst, mod37Alphabet[mod37(dst[start:])])
+		case kGS1:
+			dst = append(dst, '0'+gs1(dst[start:]))
 		}
 	}
 	return dst, nil
@@ -475,6 +482,27 @@ func luhn[T text](b T) byte {
 		}
 		sum += d
 		double = !double
+	}
+	return byte((10 - sum%10) % 10)
+}
+
+// gs1 returns the GS1 mod-10 check digit for the decimal digits in b
+// (other bytes are ignored): the rightmost digit weighs 3, the next 1, and
+// so on alternately; the check digit brings the weighted sum up to a
+// multiple of ten. It is the check digit of GTIN, SSCC and GLN.
+func gs1[T text](b T) byte {
+	sum, three := 0, true
+	for i := len(b) - 1; i >= 0; i-- {
+		c := b[i]
+		if c < '0' || c > '9' {
+			continue
+		}
+		d := int(c - '0')
+		if three {
+			d *= 3
+		}
+		sum += d
+		three = !three
 	}
 	return byte((10 - sum%10) % 10)
 }
@@ -672,6 +700,15 @@ func (t *Template) Decode(id string) (Decoded, error) {
 			}
 			if want := mod37Alphabet[mod37(id[:pos])]; c != want && badCheck == nil {
 				badCheck = fmt.Errorf("%w: mod37 at byte %d: got %q, want %q", ErrBadCheck, pos, c, want)
+			}
+			pos++
+		case kGS1:
+			c := id[pos]
+			if c < '0' || c > '9' {
+				return Decoded{}, noMatch(pos, "want a gs1 check digit, got %q", c)
+			}
+			if want := '0' + gs1(id[:pos]); c != want && badCheck == nil {
+				badCheck = fmt.Errorf("%w: gs1 at byte %d: got %q, want %q", ErrBadCheck, pos, c, want)
 			}
 			pos++
 		}

@@ -42,6 +42,32 @@ func refLuhn(payload string) byte {
 	panic("no luhn digit")
 }
 
+// refGS1Valid checks a GS1 number with its check digit as the GS1 General
+// Specifications state it: counting from the right, the check digit is
+// position 1; digits in even positions weigh 3, odd ones 1, and the sum is
+// a multiple of ten.
+func refGS1Valid(digits string) bool {
+	sum := 0
+	for pos := 1; pos <= len(digits); pos++ {
+		d := int(digits[len(digits)-pos] - '0')
+		if pos%2 == 0 {
+			d *= 3
+		}
+		sum += d
+	}
+	return sum%10 == 0
+}
+
+// refGS1 finds the GS1 check digit by trying all ten.
+func refGS1(payload string) byte {
+	for c := byte('0'); c <= '9'; c++ {
+		if refGS1Valid(payload + string(c)) {
+			return c
+		}
+	}
+	panic("no gs1 digit")
+}
+
 // refMod97 computes 98 - (value*100 mod 97) with arbitrary precision.
 func refMod97(digits string) int {
 	if digits == "" {
@@ -171,6 +197,9 @@ func TestCheckAlgorithmsAgainstReferences(t *testing.T) {
 		if got, want := mod37Alphabet[mod37(s)], refMod37(onlyAlnum(s)); got != want {
 			t.Fatalf("mod37(%q) = %c, want %c", s, got, want)
 		}
+		if got, want := '0'+gs1(s), refGS1(d); got != want {
+			t.Fatalf("gs1(%q) = %c, want %c", s, got, want)
+		}
 	}
 	// Long digit strings (far beyond int64) for mod97.
 	for _, n := range []int{40, 100, 250} {
@@ -178,6 +207,44 @@ func TestCheckAlgorithmsAgainstReferences(t *testing.T) {
 		if got, want := mod97(s), refMod97(s); got != want {
 			t.Errorf("mod97 of %d digits = %d, want %d", n, got, want)
 		}
+	}
+}
+
+// TestGS1PublishedExamples checks {check:gs1} against numbers GS1 and the
+// standards publish with their check digits: SSCC-18 examples of the GS1
+// General Specifications (extension digit, company prefix 0614141, serial
+// reference), and well-known GTIN-12/13 examples.
+func TestGS1PublishedExamples(t *testing.T) {
+	for _, want := range []string{
+		"106141411234567897", // SSCC (00) 1 0614141 123456789 7
+		"006141411234567890", // SSCC (00) 0 0614141 123456789 0
+		"036000291452",       // UPC-A (GTIN-12)
+		"4006381333931",      // EAN-13 (GTIN-13)
+		"9501101530003",      // GTIN-13, GS1's example company prefix 950110153
+	} {
+		payload := want[:len(want)-1]
+		if got := string('0' + gs1(payload)); got != want[len(want)-1:] {
+			t.Errorf("gs1(%s) = %s, want %s", payload, got, want[len(want)-1:])
+		}
+		if !refGS1Valid(want) {
+			t.Errorf("the reference rejects the published %s", want)
+		}
+	}
+	// An SSCC as a template: extension digit 1 and company prefix 0614141
+	// as literal text, the serial reference as the number.
+	sscc := MustParse("10614141{n:9}{check:gs1}")
+	id, err := sscc.Render(123456789, Date{})
+	if err != nil || id != "106141411234567897" {
+		t.Fatalf("SSCC render = %q, %v; want 106141411234567897", id, err)
+	}
+	if d, err := sscc.Decode(id); err != nil || d.Number != 123456789 {
+		t.Fatalf("Decode(%s) = %+v, %v", id, d, err)
+	}
+	if _, err := sscc.Decode("106141411234567891"); !errors.Is(err, ErrBadCheck) {
+		t.Fatalf("Decode with a wrong gs1 digit: %v, want ErrBadCheck", err)
+	}
+	if _, err := Parse("LP{n:AA9}{check:gs1}"); err == nil {
+		t.Fatal("Parse accepted {check:gs1} after a letter mask")
 	}
 }
 
@@ -274,6 +341,8 @@ func TestRenderChecksMatchReferences(t *testing.T) {
 		"{n:AAA999}{check:mod37}",
 		"Lot {yyyy}/{n:aA9}{check:mod37}-{check:mod37}",
 		"{n:12}{check:mod37}",
+		"{n:17}{check:gs1}",
+		"(00)0{n:9}-{check:gs1}{check:luhn}",
 	} {
 		tmpl := MustParse(src)
 		for range 300 {
@@ -301,7 +370,7 @@ func TestRenderChecksMatchReferences(t *testing.T) {
 					k = 4
 				case kYY, kMM, kDD, kMod97:
 					k = 2
-				case kLuhn, kMod37:
+				case kLuhn, kMod37, kGS1:
 					k = 1
 				}
 				before, part := got[:pos], got[pos:pos+k]
@@ -317,6 +386,10 @@ func TestRenderChecksMatchReferences(t *testing.T) {
 				case kMod37:
 					if w := string(refMod37(onlyAlnum(before))); part != w {
 						t.Fatalf("%q.Render(%d) = %q: mod37 at %d is %q, want %q", src, n, got, pos, part, w)
+					}
+				case kGS1:
+					if w := string(refGS1(onlyDigits(before))); part != w {
+						t.Fatalf("%q.Render(%d) = %q: gs1 at %d is %q, want %q", src, n, got, pos, part, w)
 					}
 				}
 				pos += k
@@ -477,7 +550,7 @@ func TestParseErrors(t *testing.T) {
 		pos  int
 		msg  string // substring of Msg
 	}{
-		{"ID-{x}{n}", 3, `unknown token "{x}" (want {n}, {n:WIDTH}, {n:MASK}, {yyyy}, {yy}, {mm}, {dd}, {check:luhn|mod97|mod37})`},
+		{"ID-{x}{n}", 3, `unknown token "{x}" (want {n}, {n:WIDTH}, {n:MASK}, {yyyy}, {yy}, {mm}, {dd}, {check:luhn|mod97|mod37|gs1})`},
 		{"{N}", 0, "unknown token"},
 		{"{ n}", 0, "unknown token"},
 		{"{n}{yyy}", 3, `unknown token "{yyy}"`},
@@ -532,7 +605,7 @@ func TestParseErrors(t *testing.T) {
 
 	// The exact error text.
 	_, err := Parse("ID-{x}{n}")
-	const want = `format: position 3: unknown token "{x}" (want {n}, {n:WIDTH}, {n:MASK}, {yyyy}, {yy}, {mm}, {dd}, {check:luhn|mod97|mod37})`
+	const want = `format: position 3: unknown token "{x}" (want {n}, {n:WIDTH}, {n:MASK}, {yyyy}, {yy}, {mm}, {dd}, {check:luhn|mod97|mod37|gs1})`
 	if err == nil || err.Error() != want {
 		t.Errorf("Parse error text = %v, want %s", err, want)
 	}
@@ -594,6 +667,7 @@ var roundTripTemplates = []string{
 	"{yy}{n}{mm}",
 	"{n}{dd}{mm}{yy}",
 	"{n}7{dd}",
+	"{n:17}{check:gs1}",
 	"{yyyy}{yy}{n}{yyyy}",
 	"{n}{check:luhn}",
 	"{n:12}{check:mod97}",

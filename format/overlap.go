@@ -129,7 +129,7 @@ func (t *Template) shape(numLen int, lo, hi int64) (shape, bool) {
 			sh.sets = append(sh.sets, setDigit, setDigit, setDigit, setDigit)
 		case kYY, kMM, kDD, kMod97:
 			sh.sets = append(sh.sets, setDigit, setDigit)
-		case kLuhn:
+		case kLuhn, kGS1:
 			sh.sets = append(sh.sets, setDigit)
 		case kMod37:
 			sh.sets = append(sh.sets, setMod37)

@@ -64,7 +64,7 @@ var seqCommands = map[string]subcommand{
 
 The template renders each number: {n} as it is, {n:6} zero-padded to 6
 digits, {n:AA9} as a mixed-radix mask (A = A-Z, a = a-z, 9 = 0-9), {yyyy}
-{yy} {mm} {dd} as the date, {check:luhn|mod97|mod37} as a check character.
+{yy} {mm} {dd} as the date, {check:luhn|mod97|mod37|gs1} as a check character.
 A cached sequence leases blocks of numbers and serves them from memory; a
 gapless one commits every number before answering, so each number from
 --start on is issued or voided with a reason. With --reset every period
