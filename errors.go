@@ -54,6 +54,9 @@ var (
 	// doorman) turned away before the store was asked. An admission's
 	// refusals that are not about stock wrap it.
 	ErrNotAdmitted = errors.New("not admitted")
+	// ErrNotIssued reports a reprint of a number that was never issued,
+	// was voided, or is not known to be handed out.
+	ErrNotIssued = errors.New("number not issued")
 )
 
 // kindError is an error with its own message that unwraps to a sentinel.

@@ -335,6 +335,9 @@ func (p SequenceUpdateParams) ApplyTo(q *Sequence) {
 	if p.ConfirmWithin != nil {
 		q.ConfirmWithin = *p.ConfirmWithin
 	}
+	if p.Label != nil {
+		q.Label = *p.Label
+	}
 }
 
 // ReadNear fills l.Taken and l.Notes with the entries the planners need

@@ -108,6 +108,10 @@ type Sequence struct {
 	// AllowOverlap lets this sequence render IDs another sequence can
 	// render too. Defaults to false: such a create is refused.
 	AllowOverlap bool `json:"allow_overlap"`
+	// Label is the saved label settings: what a label request leaves out
+	// is taken from here, so a scanner station only sends a count. Nil
+	// when none are saved.
+	Label *LabelSpec `json:"label,omitempty"`
 	// CreatedAt is when the sequence was created.
 	CreatedAt time.Time `json:"created_at"`
 	// UpdatedAt is when the sequence was last changed.
@@ -134,6 +138,8 @@ type SequenceCreateParams struct {
 	// AllowOverlap creates the sequence even if another sequence can
 	// render the same IDs.
 	AllowOverlap bool `json:"allow_overlap,omitempty"`
+	// Label saves label settings with the sequence.
+	Label *LabelSpec `json:"label,omitempty"`
 }
 
 // SequencePatchParams change a sequence. Nil fields stay as they are.
@@ -147,6 +153,8 @@ type SequencePatchParams struct {
 	PeriodsAhead *int `json:"periods_ahead,omitempty"`
 	// ConfirmWithin changes the two-phase setting ("0s" turns it off).
 	ConfirmWithin *Duration `json:"confirm_within,omitempty"`
+	// Label replaces the saved label settings ({} removes them).
+	Label *LabelSpec `json:"label,omitempty"`
 }
 
 // NewSequence fills defaults into params and validates the result. Every
@@ -223,7 +231,27 @@ func NewSequence(p SequenceCreateParams) (*Sequence, error) {
 	if err := s.validate(tmpl); err != nil {
 		return nil, err
 	}
+	if s.Label, err = savedLabel(p.Label); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// savedLabel validates label settings to save with a sequence: nil or {}
+// saves none. A message names the field as label.FIELD.
+func savedLabel(l *LabelSpec) (*LabelSpec, error) {
+	if l == nil || *l == (LabelSpec{}) {
+		return nil, nil
+	}
+	if _, err := l.Setup(); err != nil {
+		var ie *InvalidError
+		if errors.As(err, &ie) {
+			return nil, &InvalidError{Field: "label." + ie.Field, Reason: ie.Reason}
+		}
+		return nil, err
+	}
+	c := *l
+	return &c, nil
 }
 
 func (s *Sequence) validate(tmpl *format.Template) error {
@@ -427,6 +455,10 @@ type NextParams struct {
 	// within this time (1s..24h). Defaults to the sequence's
 	// confirm_within.
 	ConfirmWithin time.Duration
+	// Record, when set, writes the numbers to the ledger as issued, never
+	// serving them from a cached lease (labels set it, so a reprint finds
+	// printed numbers issued at once).
+	Record bool
 	// Deliver, when set, is called with the result before Next returns,
 	// to hand it to the caller (an HTTP server writes the response). If it
 	// returns an error, the numbers were not delivered: unless the request

@@ -321,7 +321,15 @@ func (s *Service) SequencePatch(ctx context.Context, name string, p SequencePatc
 	}
 	defer s.running.Done()
 	if p == (SequencePatchParams{}) {
-		return nil, Invalidf("", "nothing to change: give max, warn_at, periods_back, periods_ahead and/or confirm_within")
+		return nil, Invalidf("", "nothing to change: give max, warn_at, periods_back, periods_ahead, confirm_within and/or label")
+	}
+	var label **LabelSpec
+	if p.Label != nil {
+		l, err := savedLabel(p.Label)
+		if err != nil {
+			return nil, err
+		}
+		label = &l
 	}
 	if p.Max != nil {
 		if *p.Max < 0 {
@@ -354,7 +362,7 @@ func (s *Service) SequencePatch(ctx context.Context, name string, p SequencePatc
 		}
 	}
 	seq, err := s.store.SequenceUpdate(ctx, SequenceUpdateParams{Name: name, Max: p.Max, WarnAt: p.WarnAt,
-		PeriodsBack: p.PeriodsBack, PeriodsAhead: p.PeriodsAhead, ConfirmWithin: p.ConfirmWithin})
+		PeriodsBack: p.PeriodsBack, PeriodsAhead: p.PeriodsAhead, ConfirmWithin: p.ConfirmWithin, Label: label})
 	if err != nil {
 		next := *rt.seq
 		if p.Max != nil {
@@ -395,7 +403,7 @@ func (s *Service) Next(ctx context.Context, p NextParams) (*NextResult, error) {
 	// The in-memory path needs no shutdown bookkeeping: a retired
 	// allocator hands out nothing more, and Close waits for the answers of
 	// numbers already out (see allocator.drain and Service.waitBusy).
-	if p.IdempotencyKey == "" && p.Reference == "" && np.confirmBy == nil && rt.seq.Mode == ModeCached && p.Count <= rt.seq.BlockSize {
+	if !p.Record && p.IdempotencyKey == "" && p.Reference == "" && np.confirmBy == nil && rt.seq.Mode == ModeCached && p.Count <= rt.seq.BlockSize {
 		for {
 			a := rt.allocatorFor(s, allocKey{np.period, np.dateKey})
 			if a == nil {

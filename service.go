@@ -362,6 +362,9 @@ func (s *Service) Store() Store { return s.store }
 // Owner returns the name this process records in the ledger.
 func (s *Service) Owner() string { return s.cfg.Owner }
 
+// Now is the time on the Service's clock (Config.Now).
+func (s *Service) Now() time.Time { return s.cfg.Now() }
+
 // enter marks a call in progress so Close can wait for it.
 func (s *Service) enter() error {
 	s.running.Add(1)

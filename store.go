@@ -109,6 +109,9 @@ type SequenceUpdateParams struct {
 	PeriodsBack   *int
 	PeriodsAhead  *int
 	ConfirmWithin *Duration
+	// Label replaces the saved label settings; a pointer to nil removes
+	// them.
+	Label **LabelSpec
 }
 
 // SequenceCounter is the state of one period of a sequence.

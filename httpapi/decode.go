@@ -422,29 +422,42 @@ func nextParams(b []byte, p *allot.NextParams) error {
 		if err := decodeJSON(b, &body); err != nil {
 			return err
 		}
-		if body.Count != nil {
-			count, hasCount = *body.Count, true
-		}
-		if body.Date != nil {
-			date, hasDate = *body.Date, true
-		}
-		if body.Reference != nil {
-			if *body.Reference == "" {
-				return allot.Invalidf("reference", "is empty: give the document's id, or leave reference out")
-			}
-			p.Reference = *body.Reference
-		}
-		d, err := parseDuration("confirm_within", body.ConfirmWithin)
-		if err != nil {
-			return err
-		}
-		if d != nil {
-			if *d <= 0 {
-				return allot.Invalidf("confirm_within", "must be between 1s and %s, got %s", allot.ConfirmWithinMax, time.Duration(*d))
-			}
-			p.ConfirmWithin = time.Duration(*d)
-		}
+		return applyNext(&body, p)
 	}
+	return setNext(p, count, hasCount, date, hasDate)
+}
+
+// applyNext checks the fields of a next body and sets them on p.
+func applyNext(body *nextBody, p *allot.NextParams) error {
+	var count int64
+	var date string
+	if body.Count != nil {
+		count = *body.Count
+	}
+	if body.Date != nil {
+		date = *body.Date
+	}
+	if body.Reference != nil {
+		if *body.Reference == "" {
+			return allot.Invalidf("reference", "is empty: give the document's id, or leave reference out")
+		}
+		p.Reference = *body.Reference
+	}
+	d, err := parseDuration("confirm_within", body.ConfirmWithin)
+	if err != nil {
+		return err
+	}
+	if d != nil {
+		if *d <= 0 {
+			return allot.Invalidf("confirm_within", "must be between 1s and %s, got %s", allot.ConfirmWithinMax, time.Duration(*d))
+		}
+		p.ConfirmWithin = time.Duration(*d)
+	}
+	return setNext(p, count, body.Count != nil, date, body.Date != nil)
+}
+
+// setNext checks count and date and sets those given on p.
+func setNext(p *allot.NextParams, count int64, hasCount bool, date string, hasDate bool) error {
 	if hasCount {
 		if count < 1 || count > allot.CountMax {
 			return allot.Invalidf("count", "must be between 1 and %d, got %d", allot.CountMax, count)

@@ -46,6 +46,8 @@ var routes = []route{
 	{http.MethodGet, "/v1/sequences/{name}", clientLevel, dateQuery, (*Server).sequenceGet},
 	{http.MethodPatch, "/v1/sequences/{name}", adminLevel, nil, (*Server).sequencePatch},
 	{http.MethodPost, "/v1/sequences/{name}/next", clientLevel, nil, (*Server).next},
+	{http.MethodPost, "/v1/sequences/{name}/labels", clientLevel, nil, (*Server).labels},
+	{http.MethodGet, "/v1/sequences/{name}/labels", clientLevel, labelsQuery, (*Server).reprint},
 	{http.MethodPost, "/v1/sequences/{name}/void", adminLevel, nil, (*Server).sequenceVoid},
 	{http.MethodGet, "/v1/sequences/{name}/ids/{id}", clientLevel, nil, (*Server).sequenceParse},
 	{http.MethodGet, "/v1/sequences/{name}/ledger", adminLevel, ledgerQuery, (*Server).sequenceLedger},

@@ -140,6 +140,7 @@ CREATE TABLE allot_sequences (
     periods_ahead integer NOT NULL DEFAULT 0,
     confirm_within_ms bigint NOT NULL DEFAULT 0,
     allow_overlap boolean NOT NULL DEFAULT false,
+    label text NOT NULL DEFAULT ''::text,
     CONSTRAINT allot_sequences_block_size_check CHECK ((block_size >= 1)),
     CONSTRAINT allot_sequences_check CHECK ((max >= start)),
     CONSTRAINT allot_sequences_confirm_within_ms_check CHECK ((confirm_within_ms >= 0)),

@@ -20,14 +20,18 @@ type querier interface {
 }
 
 const seqCols = `name, format, start, max, mode, block_size, reset, timezone, warn_at, created_at, updated_at,
-	periods_back, periods_ahead, confirm_within_ms, allow_overlap`
+	periods_back, periods_ahead, confirm_within_ms, allow_overlap, label`
 
 func scanSeq(row pgx.Row) (*allot.Sequence, error) {
 	var q allot.Sequence
 	var mode, reset string
 	var confirmMS int64
+	var label string
 	err := row.Scan(&q.Name, &q.Format, &q.Start, &q.Max, &mode, &q.BlockSize, &reset, &q.Timezone, &q.WarnAt, &q.CreatedAt, &q.UpdatedAt,
-		&q.PeriodsBack, &q.PeriodsAhead, &confirmMS, &q.AllowOverlap)
+		&q.PeriodsBack, &q.PeriodsAhead, &confirmMS, &q.AllowOverlap, &label)
+	if err == nil {
+		q.Label, err = allot.ParseLabelSetting(label)
+	}
 	q.Mode, q.Reset = allot.Mode(mode), allot.Reset(reset)
 	q.CreatedAt, q.UpdatedAt = q.CreatedAt.UTC(), q.UpdatedAt.UTC()
 	q.ConfirmWithin = allot.Duration(time.Duration(confirmMS) * time.Millisecond)
@@ -78,10 +82,10 @@ func (s *Store) SequenceCreate(ctx context.Context, q *allot.Sequence) (*allot.S
 			return nil, err
 		}
 		return scanSeq(tx.QueryRow(ctx, `INSERT INTO allot_sequences (name, format, start, max, mode, block_size, reset, timezone, warn_at,
-				periods_back, periods_ahead, confirm_within_ms, allow_overlap)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING `+seqCols,
+				periods_back, periods_ahead, confirm_within_ms, allow_overlap, label)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING `+seqCols,
 			q.Name, q.Format, q.Start, q.Max, string(q.Mode), q.BlockSize, string(q.Reset), q.Timezone, q.WarnAt,
-			q.PeriodsBack, q.PeriodsAhead, time.Duration(q.ConfirmWithin).Milliseconds(), q.AllowOverlap))
+			q.PeriodsBack, q.PeriodsAhead, time.Duration(q.ConfirmWithin).Milliseconds(), q.AllowOverlap, allot.LabelSetting(q.Label)))
 	})
 	return out, translate(err, fmt.Sprintf("sequence %q", q.Name))
 }
@@ -129,8 +133,8 @@ func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams
 			return nil, translate(err, "update counters")
 		}
 		return scanSeq(tx.QueryRow(ctx, `UPDATE allot_sequences SET max = $2, warn_at = $3, periods_back = $4, periods_ahead = $5,
-			confirm_within_ms = $6, updated_at = now() WHERE name = $1 RETURNING `+seqCols,
-			p.Name, q.Max, q.WarnAt, q.PeriodsBack, q.PeriodsAhead, time.Duration(q.ConfirmWithin).Milliseconds()))
+			confirm_within_ms = $6, label = $7, updated_at = now() WHERE name = $1 RETURNING `+seqCols,
+			p.Name, q.Max, q.WarnAt, q.PeriodsBack, q.PeriodsAhead, time.Duration(q.ConfirmWithin).Milliseconds(), allot.LabelSetting(q.Label)))
 	})
 	return out, translate(err, "update sequence")
 }

@@ -114,7 +114,7 @@ CREATE TABLE allot_sequences (
     timezone    text NOT NULL,
     warn_at     REAL NOT NULL CHECK (warn_at > 0 AND warn_at <= 1),
     created_at  INTEGER NOT NULL,
-    updated_at  INTEGER NOT NULL, periods_back INTEGER NOT NULL DEFAULT 1 CHECK (periods_back BETWEEN 0 AND 1000), periods_ahead INTEGER NOT NULL DEFAULT 0 CHECK (periods_ahead BETWEEN 0 AND 1000), confirm_within_ms INTEGER NOT NULL DEFAULT 0 CHECK (confirm_within_ms >= 0), allow_overlap INTEGER NOT NULL DEFAULT 0 CHECK (allow_overlap IN (0, 1)),
+    updated_at  INTEGER NOT NULL, periods_back INTEGER NOT NULL DEFAULT 1 CHECK (periods_back BETWEEN 0 AND 1000), periods_ahead INTEGER NOT NULL DEFAULT 0 CHECK (periods_ahead BETWEEN 0 AND 1000), confirm_within_ms INTEGER NOT NULL DEFAULT 0 CHECK (confirm_within_ms >= 0), allow_overlap INTEGER NOT NULL DEFAULT 0 CHECK (allow_overlap IN (0, 1)), label TEXT NOT NULL DEFAULT '',
     CHECK (max >= start)
 );
 

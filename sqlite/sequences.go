@@ -10,7 +10,7 @@ import (
 )
 
 const seqCols = `name, format, start, max, mode, block_size, reset, timezone, warn_at, created_at, updated_at,
-	periods_back, periods_ahead, confirm_within_ms, allow_overlap`
+	periods_back, periods_ahead, confirm_within_ms, allow_overlap, label`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -18,8 +18,12 @@ func scanSeq(row scanner) (*allot.Sequence, error) {
 	var q allot.Sequence
 	var mode, reset string
 	var created, updated, confirmMS int64
+	var label string
 	err := row.Scan(&q.Name, &q.Format, &q.Start, &q.Max, &mode, &q.BlockSize, &reset, &q.Timezone, &q.WarnAt, &created, &updated,
-		&q.PeriodsBack, &q.PeriodsAhead, &confirmMS, &q.AllowOverlap)
+		&q.PeriodsBack, &q.PeriodsAhead, &confirmMS, &q.AllowOverlap, &label)
+	if err == nil {
+		q.Label, err = allot.ParseLabelSetting(label)
+	}
 	q.Mode, q.Reset = allot.Mode(mode), allot.Reset(reset)
 	q.CreatedAt, q.UpdatedAt = fromMicros(created), fromMicros(updated)
 	q.ConfirmWithin = allot.Duration(time.Duration(confirmMS) * time.Millisecond)
@@ -78,9 +82,9 @@ func (s *Store) SequenceCreate(ctx context.Context, q *allot.Sequence) (*allot.S
 		}
 		now := micros(time.Now())
 		return scanSeq(tx.QueryRowContext(ctx, `INSERT INTO allot_sequences (`+seqCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+seqCols,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+seqCols,
 			q.Name, q.Format, q.Start, q.Max, string(q.Mode), q.BlockSize, string(q.Reset), q.Timezone, q.WarnAt, now, now,
-			q.PeriodsBack, q.PeriodsAhead, time.Duration(q.ConfirmWithin).Milliseconds(), q.AllowOverlap))
+			q.PeriodsBack, q.PeriodsAhead, time.Duration(q.ConfirmWithin).Milliseconds(), q.AllowOverlap, allot.LabelSetting(q.Label)))
 	})
 	return out, translate(err, fmt.Sprintf("sequence %q", q.Name))
 }
@@ -120,8 +124,9 @@ func (s *Store) SequenceUpdate(ctx context.Context, p allot.SequenceUpdateParams
 			return nil, err
 		}
 		return scanSeq(tx.QueryRowContext(ctx, `UPDATE allot_sequences SET max = ?, warn_at = ?, periods_back = ?, periods_ahead = ?,
-			confirm_within_ms = ?, updated_at = ? WHERE name = ? RETURNING `+seqCols,
-			q.Max, q.WarnAt, q.PeriodsBack, q.PeriodsAhead, time.Duration(q.ConfirmWithin).Milliseconds(), micros(time.Now()), p.Name))
+			confirm_within_ms = ?, label = ?, updated_at = ? WHERE name = ? RETURNING `+seqCols,
+			q.Max, q.WarnAt, q.PeriodsBack, q.PeriodsAhead, time.Duration(q.ConfirmWithin).Milliseconds(), allot.LabelSetting(q.Label),
+			micros(time.Now()), p.Name))
 	})
 	return out, translate(err, "update sequence")
 }

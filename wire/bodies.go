@@ -71,3 +71,11 @@ type AuditReport struct {
 	OK     bool               `json:"ok"`
 	Checks []allot.AuditCheck `json:"checks"`
 }
+
+// LabelsRequest is the body of POST /v1/sequences/{name}/labels: what
+// next takes, and how to print the labels (what it leaves out comes from
+// the sequence's saved label settings, then the defaults).
+type LabelsRequest struct {
+	NextRequest
+	allot.LabelSpec
+}

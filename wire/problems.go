@@ -32,6 +32,7 @@ const (
 	CodeInvalidState     = "invalid_state"
 	CodePeriodClosed     = "period_closed"
 	CodeRangeOverlap     = "range_overlap"
+	CodeNotIssued        = "not_issued"
 	CodeUnauthorized     = "unauthorized"
 	CodeForbidden        = "forbidden"
 	CodeMethodNotAllowed = "method_not_allowed"
@@ -113,6 +114,7 @@ var Problems = []ProblemKind{
 	{CodeInvalidState, http.StatusConflict, "Invalid state", []error{allot.ErrInvalidState}},
 	{CodePeriodClosed, http.StatusConflict, "Period closed", []error{allot.ErrPeriodClosed}},
 	{CodeRangeOverlap, http.StatusConflict, "Sequences overlap", []error{allot.ErrOverlap}},
+	{CodeNotIssued, http.StatusConflict, "Number not issued", []error{allot.ErrNotIssued}},
 	// A server shutting down and a store that can't be reached both mean
 	// "nothing was done; retry later".
 	{CodeUnavailable, http.StatusServiceUnavailable, "Unavailable", []error{allot.ErrUnavailable, allot.ErrClosed}},

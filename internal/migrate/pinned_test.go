@@ -28,6 +28,7 @@ var shipped = map[string][]string{
 		"9e1c766c83d499dc777f06f7cfad9b71f54961a48e2a8de91fadc10b8272ecbf", // 005_accounting
 		"7f7de6a13303f998d2265d263c3f1399a0b2fc7a9ff1a6b83419c4ffbbed2742", // 006_claim_columns
 		"ad0dc08d7e60f5efee00b98cac6663a9b003673a3dc871124702f5b3945e2825", // 007_held_by_pool
+		"5320a4bc9a7cbd65786f943e84f435184949022c229ad6030942ba0fddbc10f9", // 008_sequence_label
 	},
 	"../../sqlite/migrations": {
 		"97d68f3b78dea03c471e7a27b4267214ce75dd9f75dd35819ddb8cea365ff970", // 001_sequences
@@ -37,6 +38,7 @@ var shipped = map[string][]string{
 		"9bd5e8577827a0d50a68c87a8e6fc48c6fea2d6ee05d21866c1de6027389c7f3", // 005_accounting
 		"1ac5fb0cde5e902d47c497559d98b13afc22ee578e8ee897713002cd5334241c", // 006_claim_columns
 		"95abde1911a7cd15686c951258cc06125b1a137c550c32802b480b4688d2274c", // 007_held_by_pool
+		"10a299a1c3cdf092ab1524d7c566a2c5db9d964b86cbb16fbed402ed8be3a875", // 008_sequence_label
 	},
 }
 

@@ -1,0 +1,128 @@
+package label
+
+import (
+	"github.com/allot/allot"
+)
+
+// zpl writes one ^XA…^XZ label per ID. Text fields go through ^FH (hex
+// escapes for ^, ~, _ and bytes outside printable ASCII) with ^CI28
+// (UTF-8). Bar codes use the printer's own commands:
+//
+//	code128     ^BY<module>^BCN,<height>,N,N,N^FD>:<ID>^FS   (code set B; > is written ><)
+//	gs1-128     ^BY<module>^BCN,<height>,N,N,N^FD>;>800<SSCC>^FS (code set C, FNC1, AI 00)
+//	qr          ^BQN,2,<module>^FDMA,<ID>^FS                  (model 2, error correction M)
+//	datamatrix  ^BXN,<module>,200^FD<ID>^FS                   (ECC 200)
+//
+// The human-readable text is printed as a separate centred field, so it
+// is the same on every bar code.
+func (p *Plan) zpl(ids []string) []byte {
+	b := make([]byte, 0, len(ids)*(200+2*len(ids[0])))
+	for _, id := range ids {
+		b = append(b, "^XA^CI28^PW"...)
+		b = append(b, itoa(p.W)...)
+		b = append(b, "^LL"...)
+		b = append(b, itoa(p.H)...)
+		b = append(b, "^LH0,0\n"...)
+		if p.Setup.Title != "" {
+			b = p.zplText(b, p.TitleTop, p.Setup.Title)
+		}
+		b = p.zplBarcode(b, id)
+		if p.Setup.Text || p.Setup.Barcode == allot.BarcodeNone {
+			text := id
+			if p.Setup.Barcode == allot.BarcodeGS1128 {
+				text = "(00)" + id
+			}
+			b = p.zplText(b, p.TextTop, text)
+		}
+		b = append(b, "^XZ\n"...)
+	}
+	return b
+}
+
+// zplText writes a centred line of text at y.
+func (p *Plan) zplText(b []byte, y int, text string) []byte {
+	b = append(b, "^FO"...)
+	b = append(b, itoa(p.Margin)...)
+	b = append(b, ',')
+	b = append(b, itoa(y)...)
+	b = append(b, "^FB"...)
+	b = append(b, itoa(p.W-2*p.Margin)...)
+	b = append(b, ",1,0,C^A0N,"...)
+	b = append(b, itoa(p.FontH)...)
+	b = append(b, ',')
+	b = append(b, itoa(p.FontH*4/5)...)
+	b = append(b, "^FH^FD"...)
+	b = appendFieldHex(b, text)
+	return append(b, "^FS\n"...)
+}
+
+// zplBarcode writes the bar code of id.
+func (p *Plan) zplBarcode(b []byte, id string) []byte {
+	m := p.Module
+	switch p.Setup.Barcode {
+	case allot.BarcodeCode128, allot.BarcodeGS1128:
+		// The printer encodes the symbol; its width is at most the bound
+		// Check sized the module for.
+		w := code128Bound(len(id))
+		if p.Setup.Barcode == allot.BarcodeGS1128 {
+			w = 11*(len(id)/2+3) + 13 // start C, FNC1, digit pairs, check, stop
+		}
+		b = p.zplOrigin(b, p.barLeft(w), p.BarTop)
+		b = append(b, "^BY"...)
+		b = append(b, itoa(m)...)
+		b = append(b, "^BCN,"...)
+		b = append(b, itoa(p.BarHeight)...)
+		b = append(b, ",N,N,N^FD"...)
+		if p.Setup.Barcode == allot.BarcodeGS1128 {
+			b = append(b, ">;>800"...)
+			b = append(b, id...)
+		} else {
+			b = append(b, ">:"...)
+			for i := 0; i < len(id); i++ {
+				if id[i] == '>' {
+					b = append(b, "><"...)
+					continue
+				}
+				b = append(b, id[i])
+			}
+		}
+	case allot.BarcodeQR:
+		b = p.zplOrigin(b, p.barLeft(p.Modules), p.BarTop)
+		b = append(b, "^BQN,2,"...)
+		b = append(b, itoa(m)...)
+		b = append(b, "^FH^FDMA,"...)
+		b = appendFieldHex(b, id)
+	case allot.BarcodeDataMatrix:
+		b = p.zplOrigin(b, p.barLeft(p.Modules), p.BarTop)
+		b = append(b, "^BXN,"...)
+		b = append(b, itoa(m)...)
+		b = append(b, ",200^FH^FD"...)
+		b = appendFieldHex(b, id)
+	default:
+		return b
+	}
+	return append(b, "^FS\n"...)
+}
+
+func (p *Plan) zplOrigin(b []byte, x, y int) []byte {
+	b = append(b, "^FO"...)
+	b = append(b, itoa(max(x, 0))...)
+	b = append(b, ',')
+	b = append(b, itoa(y)...)
+	return b
+}
+
+// appendFieldHex appends s as ^FH field data: ^, ~ and _ (the escape
+// character) and every byte outside printable ASCII as _XX.
+func appendFieldHex(b []byte, s string) []byte {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '^' || c == '~' || c == '_' || c < 0x20 || c > 0x7e {
+			b = append(b, '_', hex[c>>4], hex[c&15])
+			continue
+		}
+		b = append(b, c)
+	}
+	return b
+}
