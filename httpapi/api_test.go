@@ -700,6 +700,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"PeriodRequest":  reflect.TypeFor[periodBody](),
 
 		"ConfirmNumbersRequest": reflect.TypeFor[confirmNumbersBody](),
+		"LabelSpec":             reflect.TypeFor[allot.LabelSpec](),
+		"LabelsRequest":         reflect.TypeFor[wire.LabelsRequest](),
 		"AuditCheck":            reflect.TypeFor[allot.AuditCheck](),
 		"AuditReport":           reflect.TypeFor[auditReport](),
 	} {

@@ -59,6 +59,7 @@ func Run(t *testing.T, opener Opener, h Hooks) {
 		{"TurnRollsBack", testTurnRollsBack},
 	}
 	tests = append(tests, ledgerTests...)
+	tests = append(tests, labelTests...)
 	tests = append(tests, poolTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
