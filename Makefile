@@ -5,6 +5,7 @@ GO ?= go
 .PHONY: test build bench fuzz
 test:
 	bash scripts/services.sh
+	bash scripts/label-tools.sh
 	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 25m ./...
 
 build:
