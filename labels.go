@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/allot/allot/format"
 )
@@ -130,7 +129,7 @@ func (s *Service) renderIssued(ctx context.Context, rt *seqRuntime, period strin
 // decodeReprint decodes an ID a reprint names; a wrong check character
 // is bad input here, not a status.
 func (s *Service) decodeReprint(rt *seqRuntime, field, id string) (int64, format.Date, string, error) {
-	n, d, period, err := s.decode(rt, strings.TrimSpace(id))
+	n, d, period, err := s.decode(rt, id)
 	if err != nil {
 		var ie *InvalidError
 		if errors.As(err, &ie) {

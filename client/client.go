@@ -412,14 +412,19 @@ type joinedErr []error
 func (j joinedErr) Error() string   { return j[0].Error() }
 func (j joinedErr) Unwrap() []error { return j }
 
-func nextRequest(p allot.NextParams, accept string) request {
-	// Zero fields are left out: count 0 means 1 and an empty date today,
-	// as in allot.NextParams.
+// nextBody is the body next (and labels) take for p. Zero fields are
+// left out: count 0 means 1 and an empty date today, as in
+// allot.NextParams.
+func nextBody(p allot.NextParams) wire.NextRequest {
 	body := wire.NextRequest{Count: unlessZero(p.Count), Date: unlessZero(p.Date), Reference: unlessZero(p.Reference)}
 	if p.ConfirmWithin != 0 {
 		body.ConfirmWithin = durationText(p.ConfirmWithin)
 	}
-	req := sequenceReq(http.MethodPost, p.Sequence, "next").with(body).keyed(p.IdempotencyKey)
+	return body
+}
+
+func nextRequest(p allot.NextParams, accept string) request {
+	req := sequenceReq(http.MethodPost, p.Sequence, "next").with(nextBody(p)).keyed(p.IdempotencyKey)
 	req.accept = accept
 	return req
 }

@@ -124,10 +124,11 @@ func (s *Server) reprint(w http.ResponseWriter, r *http.Request) outcome {
 		}
 		spec.Text = &t
 	}
-	doc, err := label.Reprint(r.Context(), s.svc, p, spec)
+	doc, ids, err := label.Reprint(r.Context(), s.svc, p, spec)
 	if err != nil {
 		return s.problem(w, r, err)
 	}
+	setLabelHeaders(w.Header(), ids)
 	out, _ := deliverBytes(w, http.StatusOK, []string{doc.ContentType}, doc.Body)
 	return out
 }

@@ -55,9 +55,11 @@ func TestLabelsHTTP(t *testing.T) {
 
 	// Reprints.
 	rp := e.do("GET", "/v1/sequences/lp/labels?idempotency_key=roll-9", "")
-	if rp.status != 200 || !bytes.Equal(rp.body, r.body) {
-		t.Fatalf("reprint by key: %d %s", rp.status, rp.body)
+	if rp.status != 200 || !bytes.Equal(rp.body, r.body) || rp.header.Get("Allot-First-Id") != "LPAA6" || rp.header.Get("Allot-Count") != "2" {
+		t.Fatalf("reprint by key: %d %v %s", rp.status, rp.header, rp.body)
 	}
+	// An ID is taken as it is: one with a space does not match the format.
+	e.problem(e.do("GET", "/v1/sequences/lp/labels?ids=%20LPAA6", ""), 400, "invalid_request")
 	if rp := e.do("GET", "/v1/sequences/lp/labels?first=LPAA0&last=LPAA2&format=pdf&text=false&dpi=300", ""); rp.status != 200 || rp.header.Get("Content-Type") != "application/pdf" {
 		t.Fatalf("reprint pdf: %d %s", rp.status, rp.body)
 	}

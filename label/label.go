@@ -249,24 +249,26 @@ func Next(ctx context.Context, svc *allot.Service, r Request) (*allot.NextResult
 }
 
 // Reprint renders labels for numbers already issued (see
-// allot.Service.Reprint), with the sequence's saved settings under spec.
-func Reprint(ctx context.Context, svc *allot.Service, p allot.ReprintParams, spec allot.LabelSpec) (Document, error) {
+// allot.Service.Reprint), with the sequence's saved settings under spec,
+// and returns the IDs it printed.
+func Reprint(ctx context.Context, svc *allot.Service, p allot.ReprintParams, spec allot.LabelSpec) (Document, []string, error) {
 	st, err := svc.SequenceGet(ctx, p.Sequence)
 	if err != nil {
-		return Document{}, err
+		return Document{}, nil, err
 	}
 	plan, err := plan(&st.Sequence, spec, "", svc)
 	if err != nil {
-		return Document{}, err
+		return Document{}, nil, err
 	}
 	ids, err := svc.Reprint(ctx, p)
 	if err != nil {
-		return Document{}, err
+		return Document{}, nil, err
 	}
 	if plan.Setup.Format == allot.LabelPNG && len(ids) != 1 {
-		return Document{}, allot.Invalidf("format", "png renders one label: reprint one ID, or use pdf or zpl for %d", len(ids))
+		return Document{}, nil, allot.Invalidf("format", "png renders one label: reprint one ID, or use pdf or zpl for %d", len(ids))
 	}
-	return plan.Render(ids)
+	doc, err := plan.Render(ids)
+	return doc, ids, err
 }
 
 // plan checks spec over seq's saved settings for IDs of date (YYYY-MM-DD,

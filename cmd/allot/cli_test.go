@@ -95,10 +95,10 @@ func helpCommands() [][]string {
 func TestSeqCommandHelp(t *testing.T) {
 	ownFlags := map[string][]string{
 		"create": {"--format TEMPLATE", "--start N", "--max N", "--mode MODE", "--block-size N", "--reset PERIOD", "--timezone ZONE", "--warn-at FRACTION",
-			"--periods-back N", "--periods-ahead N", "--confirm-within DURATION", "--allow-overlap"},
+			"--periods-back N", "--periods-ahead N", "--confirm-within DURATION", "--allow-overlap", "--label JSON"},
 		"get":           {"--date YYYY-MM-DD"},
 		"list":          {},
-		"patch":         {"--max N", "--warn-at FRACTION", "--periods-back N", "--periods-ahead N", "--confirm-within DURATION"},
+		"patch":         {"--max N", "--warn-at FRACTION", "--periods-back N", "--periods-ahead N", "--confirm-within DURATION", "--label JSON"},
 		"next":          {"--count N", "--date YYYY-MM-DD", "--idempotency-key KEY", "--reference REF", "--confirm-within DURATION"},
 		"confirm":       {"--first N", "--last N", "--period PERIOD", "--reference REF"},
 		"void":          {"--number N", "--id ID", "--date YYYY-MM-DD", "--reason REASON", "--force"},
@@ -106,6 +106,10 @@ func TestSeqCommandHelp(t *testing.T) {
 		"ledger":        {"--after CURSOR", "--limit N", "--format FORMAT"},
 		"close-period":  {},
 		"reopen-period": {},
+		"labels": {"--count N", "--format FORMAT", "--barcode BARCODE", "--size SIZE", "--dpi DPI", "--layout LAYOUT", "--no-text", "--title TITLE",
+			"--date YYYY-MM-DD", "--reference REF", "--confirm-within DURATION", "--idempotency-key KEY", "--output FILE", "--o FILE"},
+		"reprint": {"--first ID", "--last ID", "--ids ID,ID", "--idempotency-key KEY", "--format FORMAT", "--barcode BARCODE", "--size SIZE",
+			"--dpi DPI", "--layout LAYOUT", "--no-text", "--title TITLE", "--output FILE", "--o FILE"},
 	}
 	if len(ownFlags) != len(seqCommands) {
 		t.Fatalf("the test knows %d seq commands, seqCommands has %d", len(ownFlags), len(seqCommands))

@@ -27,12 +27,19 @@ Commands:
               [--block-size N] [--reset never|yearly|monthly|daily]
               [--timezone ZONE] [--warn-at FRACTION] [--periods-back N]
               [--periods-ahead N] [--confirm-within DURATION] [--allow-overlap]
+              [--label JSON]
   get NAME [--date YYYY-MM-DD]
   list
   patch NAME [--max N] [--warn-at FRACTION] [--periods-back N] [--periods-ahead N]
-             [--confirm-within DURATION]
+             [--confirm-within DURATION] [--label JSON]
   next NAME [--count N] [--date YYYY-MM-DD] [--reference REF]
             [--confirm-within DURATION] [--idempotency-key KEY]
+  labels NAME [--count N] [--format zpl|pdf|png] [--barcode BARCODE] [--size SIZE]
+              [--dpi 203|300] [--layout label|a4|letter] [--no-text] [--title TITLE]
+              [--date YYYY-MM-DD] [--reference REF] [--confirm-within DURATION]
+              [--idempotency-key KEY] [-o FILE]
+  reprint NAME (--first ID --last ID | --ids ID,ID | --idempotency-key KEY)
+               [label flags as for labels] [-o FILE]
   confirm NAME --first N --last N [--period PERIOD] [--reference REF]
   void NAME (--number N [--date YYYY-MM-DD] | --id ID) --reason REASON [--force]
   parse NAME ID
@@ -44,7 +51,8 @@ Run "allot seq <command> --help" for what a command does and its flags.
 
 Every command takes --server URL (env ALLOT_SERVER, default http://127.0.0.1:7070),
 --key TOKEN (env ALLOT_KEY) and --json (print the API's JSON, and errors as JSON).
-"next" prints one ID per line, ready for a label printer.
+"next" prints one ID per line, ready for a label printer; "labels" prints the
+labels themselves (ZPL, PDF or PNG) and "reprint" prints issued ones again.
 `
 
 // subcommand is the help of one command of a group such as "allot seq".
@@ -59,7 +67,8 @@ var seqCommands = map[string]subcommand{
 	"create": {"allot seq create NAME [--format TEMPLATE] [--start N] [--max N] [--mode cached|gapless]\n" +
 		"                        [--block-size N] [--reset never|yearly|monthly|daily]\n" +
 		"                        [--timezone ZONE] [--warn-at FRACTION] [--periods-back N]\n" +
-		"                        [--periods-ahead N] [--confirm-within DURATION] [--allow-overlap]",
+		"                        [--periods-ahead N] [--confirm-within DURATION] [--allow-overlap]\n" +
+		"                        [--label JSON]",
 		`Creates the sequence NAME (admin key) and prints its settings.
 
 The template renders each number: {n} as it is, {n:6} zero-padded to 6
@@ -73,7 +82,8 @@ counts from --start again, and a document date is accepted only from
 With --confirm-within every number is two-phase: next returns it reserved,
 and it is voided unless confirmed ("allot seq confirm") in time.
 A sequence that could issue the same IDs as another is refused unless
---allow-overlap.`},
+--allow-overlap. --label saves label settings for "allot seq labels" as a
+JSON object, e.g. {"format":"zpl","size":"4x6in","title":"ACME"}.`},
 	"get": {"allot seq get NAME [--date YYYY-MM-DD]",
 		`Prints the sequence NAME's settings and its figures for the current period
 (or the period --date falls in): the next number, how many were issued,
@@ -84,9 +94,11 @@ figures come from the database, so every server shows the same.`},
 	"list": {"allot seq list",
 		`Lists every sequence with its figures for the current period, by name.`},
 	"patch": {"allot seq patch NAME [--max N] [--warn-at FRACTION] [--periods-back N] [--periods-ahead N]\n" +
-		"                       [--confirm-within DURATION]",
+		"                       [--confirm-within DURATION] [--label JSON]",
 		`Changes settings of the sequence NAME (admin key) and prints them. Give at
-least one flag. --confirm-within 0s turns two-phase numbers off.`},
+least one flag. --confirm-within 0s turns two-phase numbers off. --label
+replaces the saved label settings (a JSON object, as for create); --label {}
+removes them.`},
 	"next": {"allot seq next NAME [--count N] [--date YYYY-MM-DD] [--reference REF]\n" +
 		"                      [--confirm-within DURATION] [--idempotency-key KEY]",
 		`Takes the next --count numbers of the sequence NAME and prints their IDs,
@@ -97,6 +109,8 @@ With --idempotency-key a retry returns the same IDs instead of new ones.
 confirm them with "allot seq confirm" before the deadline printed on
 stderr, or they are voided. A warning on stderr says when the range is
 nearly used up.`},
+	"labels":  seqLabelsCommand,
+	"reprint": seqReprintCommand,
 	"confirm": {"allot seq confirm NAME --first N --last N [--period PERIOD] [--reference REF]",
 		`Confirms reserved (two-phase) numbers --first..--last of the sequence NAME:
 they become issued, with --reference. --period is required when the
@@ -360,7 +374,7 @@ func checkLimit(limit int) error {
 	return nil
 }
 
-// runSeq is "allot seq create|get|list|patch|next|void|parse|ledger".
+// runSeq is "allot seq create|get|list|patch|next|labels|reprint|void|parse|ledger|...".
 func runSeq(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	cmd, args, fs, cf, done, err := groupCommand(ctx, "seq", seqUsage, seqCommands, args, getenv, stdout, stderr, runSeq)
 	if done {
@@ -387,13 +401,15 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		fs.Var(&ahead, "periods-ahead", "accept document dates up to `N` periods after the current one (default 0)")
 		fs.Var(&within, "confirm-within", "make every number two-phase, voided unless confirmed within `DURATION` (e.g. 30s; default off)")
 		fs.BoolVar(&p.AllowOverlap, "allow-overlap", false, "create it even if another sequence could issue the same IDs")
+		var label labelSpecFlag
+		fs.Var(&label, "label", "save label settings for seq labels, a `JSON` object, e.g. {\"format\":\"zpl\",\"size\":\"4x6in\"}")
 		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
 			return err
 		}
 		p.Name, p.Mode, p.Reset = pos[0], allot.Mode(*mode), allot.Reset(*reset)
 		p.Start, p.Max, p.BlockSize, p.WarnAt = start.v, maxv.v, block.v, warn.v
-		p.PeriodsBack, p.PeriodsAhead, p.ConfirmWithin = back.v, ahead.v, within.v
+		p.PeriodsBack, p.PeriodsAhead, p.ConfirmWithin, p.Label = back.v, ahead.v, within.v, label.v
 		st, err := cl.SequenceCreate(ctx, p)
 		if err != nil {
 			return err
@@ -445,13 +461,15 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 		fs.Var(&back, "periods-back", "accept document dates from `N` periods before the current one")
 		fs.Var(&ahead, "periods-ahead", "accept document dates up to `N` periods after the current one")
 		fs.Var(&within, "confirm-within", "make numbers two-phase within `DURATION` (0s: off)")
+		var label labelSpecFlag
+		fs.Var(&label, "label", "replace the saved label settings with a `JSON` object ({} removes them)")
 		pos, cl, err := cf.setup(fs, args, 1, "NAME")
 		if err != nil {
 			return err
 		}
-		p := allot.SequencePatchParams{Max: maxv.v, WarnAt: warn.v, PeriodsBack: back.v, PeriodsAhead: ahead.v, ConfirmWithin: within.v}
+		p := allot.SequencePatchParams{Max: maxv.v, WarnAt: warn.v, PeriodsBack: back.v, PeriodsAhead: ahead.v, ConfirmWithin: within.v, Label: label.v}
 		if p == (allot.SequencePatchParams{}) {
-			return usagef("seq patch needs at least one of --max, --warn-at, --periods-back, --periods-ahead, --confirm-within: nothing to change")
+			return usagef("seq patch needs at least one of --max, --warn-at, --periods-back, --periods-ahead, --confirm-within, --label: nothing to change")
 		}
 		st, err := cl.SequencePatch(ctx, pos[0], p)
 		if err != nil {
@@ -507,6 +525,12 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 			fmt.Fprintf(stderr, "warning: sequence %s has %d numbers left in %s\n", r.Sequence, r.Remaining, periodText(r.Period))
 		}
 		return nil
+
+	case "labels":
+		return seqLabels(ctx, fs, cf, args, stdout, stderr)
+
+	case "reprint":
+		return seqReprint(ctx, fs, cf, args, stdout, stderr)
 
 	case "confirm":
 		var first, last int64Flag
@@ -684,6 +708,9 @@ func printState(w io.Writer, asJSON bool, s *allot.SequenceState) error {
 	}
 	if s.AllowOverlap {
 		rows = append(rows, [2]string{"overlap", "allowed"})
+	}
+	if s.Label != nil {
+		rows = append(rows, [2]string{"label", allot.LabelSetting(s.Label)})
 	}
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])

@@ -131,7 +131,8 @@ func testReprint(t *testing.T, open func() allot.Store) {
 		}
 		reprint := func(p allot.ReprintParams) (label.Document, error) {
 			p.Sequence = name
-			return label.Reprint(ctx(t), svc, p, allot.LabelSpec{Format: allot.LabelZPL})
+			doc, _, err := label.Reprint(ctx(t), svc, p, allot.LabelSpec{Format: allot.LabelZPL})
+			return doc, err
 		}
 		for _, p := range []allot.ReprintParams{{First: "LPAA0", Last: "LPAA4"}, {IdempotencyKey: "roll-1"}} {
 			doc, err := reprint(p)
