@@ -465,44 +465,37 @@ func appendMask(dst []byte, v uint64, mask string) []byte {
 type text interface{ ~string | ~[]byte }
 
 // luhn returns the Luhn check digit for the decimal digits in b (other bytes
-// are ignored).
-func luhn[T text](b T) byte {
-	sum, double := 0, true
-	for i := len(b) - 1; i >= 0; i-- {
-		c := b[i]
-		if c < '0' || c > '9' {
-			continue
-		}
-		d := int(c - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return byte((10 - sum%10) % 10)
-}
+// are ignored): from the rightmost digit, every other digit is doubled
+// (and its digits summed).
+func luhn[T text](b T) byte { return mod10(b, &luhnHeavy) }
 
 // gs1 returns the GS1 mod-10 check digit for the decimal digits in b
 // (other bytes are ignored): the rightmost digit weighs 3, the next 1, and
-// so on alternately; the check digit brings the weighted sum up to a
-// multiple of ten. It is the check digit of GTIN, SSCC and GLN.
-func gs1[T text](b T) byte {
-	sum, three := 0, true
+// so on alternately. It is the check digit of GTIN, SSCC and GLN.
+func gs1[T text](b T) byte { return mod10(b, &gs1Heavy) }
+
+// What the heavy positions of luhn and gs1 make of a digit.
+var (
+	luhnHeavy = [10]int{0, 2, 4, 6, 8, 1, 3, 5, 7, 9}
+	gs1Heavy  = [10]int{0, 3, 6, 9, 12, 15, 18, 21, 24, 27}
+)
+
+// mod10 returns the digit that brings the sum of the decimal digits in b
+// to a multiple of ten, where the rightmost digit and every other one
+// from it count as heavy[d] and the rest as themselves.
+func mod10[T text](b T, heavy *[10]int) byte {
+	sum, isHeavy := 0, true
 	for i := len(b) - 1; i >= 0; i-- {
 		c := b[i]
 		if c < '0' || c > '9' {
 			continue
 		}
 		d := int(c - '0')
-		if three {
-			d *= 3
+		if isHeavy {
+			d = heavy[d]
 		}
 		sum += d
-		three = !three
+		isHeavy = !isHeavy
 	}
 	return byte((10 - sum%10) % 10)
 }

@@ -181,6 +181,28 @@ func (p *Plan) symbolFor(id string) (*symbol, int, error) {
 	return s, p.Module, nil
 }
 
+// bars calls fn with every dark rectangle of id's bar code (runs of
+// dark modules in a row), in dots from the label's top left corner.
+// Without a bar code it calls nothing.
+func (p *Plan) bars(id string, fn func(x, y, w, h int)) error {
+	if p.Setup.Barcode == allot.BarcodeNone {
+		return nil
+	}
+	s, m, err := p.symbolFor(id)
+	if err != nil {
+		return err
+	}
+	left := p.barLeft(s.w)
+	for y := 0; y < s.h; y++ {
+		top, h := p.BarTop+y*m, m
+		if s.h == 1 {
+			top, h = p.BarTop, p.BarHeight
+		}
+		s.runs(y, func(x0, n int) { fn(left+x0*m, top, n*m, h) })
+	}
+	return nil
+}
+
 // barLeft is where a symbol w modules wide starts, centred.
 func (p *Plan) barLeft(w int) int { return (p.W - w*p.Module) / 2 }
 

@@ -58,21 +58,10 @@ func (p *Plan) pdf(ids []string) ([]byte, error) {
 
 // pdfLabel draws one label with its top left corner at ox, oy (mm).
 func (p *Plan) pdfLabel(f *fpdf.Fpdf, ox, oy float64, id string) error {
-	if p.Setup.Barcode != allot.BarcodeNone {
-		s, m, err := p.symbolFor(id)
-		if err != nil {
-			return err
-		}
-		left := p.barLeft(s.w)
-		for y := 0; y < s.h; y++ {
-			top, h := p.BarTop+y*m, m
-			if s.h == 1 {
-				top, h = p.BarTop, p.BarHeight
-			}
-			s.runs(y, func(x0, n int) {
-				f.Rect(ox+p.mm(left+x0*m), oy+p.mm(top), p.mm(n*m), p.mm(h), "F")
-			})
-		}
+	if err := p.bars(id, func(x, y, w, h int) {
+		f.Rect(ox+p.mm(x), oy+p.mm(y), p.mm(w), p.mm(h), "F")
+	}); err != nil {
+		return err
 	}
 	if p.Setup.Title != "" {
 		p.pdfText(f, ox, oy, p.TitleTop, p.Setup.Title)

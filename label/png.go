@@ -21,21 +21,10 @@ import (
 func (p *Plan) png(id string) ([]byte, error) {
 	img := image.NewGray(image.Rect(0, 0, p.W, p.H))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
-	if p.Setup.Barcode != allot.BarcodeNone {
-		s, m, err := p.symbolFor(id)
-		if err != nil {
-			return nil, err
-		}
-		left := p.barLeft(s.w)
-		for y := 0; y < s.h; y++ {
-			top, h := p.BarTop+y*m, m
-			if s.h == 1 {
-				top, h = p.BarTop, p.BarHeight
-			}
-			s.runs(y, func(x0, n int) {
-				draw.Draw(img, image.Rect(left+x0*m, top, left+(x0+n)*m, top+h), image.Black, image.Point{}, draw.Src)
-			})
-		}
+	if err := p.bars(id, func(x, y, w, h int) {
+		draw.Draw(img, image.Rect(x, y, x+w, y+h), image.Black, image.Point{}, draw.Src)
+	}); err != nil {
+		return nil, err
 	}
 	if p.Setup.Title != "" {
 		if err := p.drawText(img, p.TitleTop, p.Setup.Title); err != nil {

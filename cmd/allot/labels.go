@@ -305,18 +305,26 @@ func seqLabels(ctx context.Context, fs *flag.FlagSet, cf *clientFlags, args []st
 	if cf.json {
 		return nil
 	}
-	if doc.Status == allot.StatusReserved && doc.ConfirmBy != nil {
+	nextNotes(stderr, p.Sequence, &allot.NextResult{First: doc.First, Last: doc.Last, Period: doc.Period, Status: doc.Status,
+		ConfirmBy: doc.ConfirmBy, Remaining: doc.Remaining, Warning: doc.Warning})
+	return nil
+}
+
+// nextNotes prints on stderr what a caller of next must know besides the
+// IDs: that reserved numbers must be confirmed (and how), and that the
+// range is nearly used up.
+func nextNotes(stderr io.Writer, seq string, r *allot.NextResult) {
+	if r.Status == allot.StatusReserved && r.ConfirmBy != nil {
 		period := ""
-		if doc.Period != "" {
-			period = " --period " + doc.Period
+		if r.Period != "" {
+			period = " --period " + r.Period
 		}
 		fmt.Fprintf(stderr, "reserved until %s: confirm with `allot seq confirm %s --first %d --last %d%s`, or they are voided\n",
-			doc.ConfirmBy.Format(time.RFC3339), shellWord(p.Sequence), doc.First, doc.Last, period)
+			r.ConfirmBy.Format(time.RFC3339), shellWord(seq), r.First, r.Last, period)
 	}
-	if doc.Warning {
-		fmt.Fprintf(stderr, "warning: sequence %s has %d numbers left in %s\n", p.Sequence, doc.Remaining, periodText(doc.Period))
+	if r.Warning {
+		fmt.Fprintf(stderr, "warning: sequence %s has %d numbers left in %s\n", seq, r.Remaining, periodText(r.Period))
 	}
-	return nil
 }
 
 // seqReprint is "allot seq reprint".

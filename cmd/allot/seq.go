@@ -513,17 +513,7 @@ func runSeq(ctx context.Context, args []string, getenv func(string) string, stdo
 			return err
 		}
 		// Notes go to stderr, so stdout stays one ID per line.
-		if r.Status == allot.StatusReserved && r.ConfirmBy != nil {
-			period := ""
-			if r.Period != "" {
-				period = " --period " + r.Period
-			}
-			fmt.Fprintf(stderr, "reserved until %s: confirm with `allot seq confirm %s --first %d --last %d%s`, or they are voided\n",
-				r.ConfirmBy.Format(time.RFC3339), r.Sequence, r.First, r.Last, period)
-		}
-		if r.Warning {
-			fmt.Fprintf(stderr, "warning: sequence %s has %d numbers left in %s\n", r.Sequence, r.Remaining, periodText(r.Period))
-		}
+		nextNotes(stderr, r.Sequence, r)
 		return nil
 
 	case "labels":
