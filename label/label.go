@@ -157,7 +157,8 @@ func (p *Plan) Render(ids []string) (Document, error) {
 	}
 	switch p.Setup.Format {
 	case allot.LabelZPL:
-		return Document{ContentZPL, p.zpl(ids)}, nil
+		b, err := p.zpl(ids)
+		return Document{ContentZPL, b}, err
 	case allot.LabelPNG:
 		if len(ids) != 1 {
 			return Document{}, allot.Invalidf("format", "png renders one label: ask for count 1, or use pdf or zpl for %d", len(ids))

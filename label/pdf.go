@@ -31,7 +31,9 @@ func (p *Plan) pdf(ids []string) ([]byte, error) {
 	f.SetMargins(0, 0, 0)
 	f.SetAutoPageBreak(false, 0)
 	f.SetCreator("allot", true)
-	f.AddUTF8FontFromBytes("gomono", "", gomono.TTF)
+	// fpdf writes into the font bytes it is given: each document gets
+	// its own copy, so concurrent renders don't share (and corrupt) them.
+	f.AddUTF8FontFromBytes("gomono", "", bytes.Clone(gomono.TTF))
 	f.SetFillColor(0, 0, 0)
 	// Sheets are centred on the page.
 	x0 := (page.Wd - float64(cols)*lw) / 2

@@ -1,6 +1,9 @@
 package label
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/allot/allot"
 )
 
@@ -8,14 +11,14 @@ import (
 // escapes for ^, ~, _ and bytes outside printable ASCII) with ^CI28
 // (UTF-8). Bar codes use the printer's own commands:
 //
-//	code128     ^BY<module>^BCN,<height>,N,N,N^FD>:<ID>^FS   (code set B; > is written ><)
-//	gs1-128     ^BY<module>^BCN,<height>,N,N,N^FD>;>800<SSCC>^FS (code set C, FNC1, AI 00)
-//	qr          ^BQN,2,<module>^FDMA,<ID>^FS                  (model 2, error correction M)
-//	datamatrix  ^BXN,<module>,200^FD<ID>^FS                   (ECC 200)
+//	code128     ^BY<module>^BCN,<height>,N,N,N^FH^FD>:<ID>^FS     (code set B; > is written ><)
+//	gs1-128     ^BY<module>^BCN,<height>,N,N,N^FH^FD>;>800<SSCC>^FS (code set C, FNC1, AI 00)
+//	qr          ^BQN,2,<module>^FH^FDMA,<ID>^FS                  (model 2, error correction M)
+//	datamatrix  ^BXN,<module>,200,0,0,6,<esc>^FH^FD<ID>^FS       (ECC 200, an escape character the ID lacks)
 //
 // The human-readable text is printed as a separate centred field, so it
 // is the same on every bar code.
-func (p *Plan) zpl(ids []string) []byte {
+func (p *Plan) zpl(ids []string) ([]byte, error) {
 	b := make([]byte, 0, len(ids)*(200+2*len(ids[0])))
 	for _, id := range ids {
 		b = append(b, "^XA^CI28^PW"...)
@@ -26,7 +29,10 @@ func (p *Plan) zpl(ids []string) []byte {
 		if p.Setup.Title != "" {
 			b = p.zplText(b, p.TitleTop, p.Setup.Title)
 		}
-		b = p.zplBarcode(b, id)
+		var err error
+		if b, err = p.zplBarcode(b, id); err != nil {
+			return nil, err
+		}
 		if p.Setup.Text || p.Setup.Barcode == allot.BarcodeNone {
 			text := id
 			if p.Setup.Barcode == allot.BarcodeGS1128 {
@@ -36,7 +42,7 @@ func (p *Plan) zpl(ids []string) []byte {
 		}
 		b = append(b, "^XZ\n"...)
 	}
-	return b
+	return b, nil
 }
 
 // zplText writes a centred line of text at y.
@@ -57,7 +63,7 @@ func (p *Plan) zplText(b []byte, y int, text string) []byte {
 }
 
 // zplBarcode writes the bar code of id.
-func (p *Plan) zplBarcode(b []byte, id string) []byte {
+func (p *Plan) zplBarcode(b []byte, id string) ([]byte, error) {
 	m := p.Module
 	switch p.Setup.Barcode {
 	case allot.BarcodeCode128, allot.BarcodeGS1128:
@@ -65,25 +71,28 @@ func (p *Plan) zplBarcode(b []byte, id string) []byte {
 		// Check sized the module for.
 		w := code128Bound(len(id))
 		if p.Setup.Barcode == allot.BarcodeGS1128 {
-			w = 11*(len(id)/2+3) + 13 // start C, FNC1, digit pairs, check, stop
+			// Start C, FNC1, the digit pairs of 00 and the SSCC, check, stop.
+			w = 11*((len(id)+2)/2+3) + 13
 		}
 		b = p.zplOrigin(b, p.barLeft(w), p.BarTop)
 		b = append(b, "^BY"...)
 		b = append(b, itoa(m)...)
 		b = append(b, "^BCN,"...)
 		b = append(b, itoa(p.BarHeight)...)
-		b = append(b, ",N,N,N^FD"...)
+		b = append(b, ",N,N,N^FH^FD"...)
 		if p.Setup.Barcode == allot.BarcodeGS1128 {
 			b = append(b, ">;>800"...)
-			b = append(b, id...)
+			b = append(b, id...) // 18 digits
 		} else {
+			// Code set B; > starts an invocation code, so a > of the ID is
+			// written ><, and ^ ~ _ as ^FH escapes.
 			b = append(b, ">:"...)
 			for i := 0; i < len(id); i++ {
 				if id[i] == '>' {
 					b = append(b, "><"...)
 					continue
 				}
-				b = append(b, id[i])
+				b = appendFieldHex(b, id[i:i+1])
 			}
 		}
 	case allot.BarcodeQR:
@@ -94,14 +103,34 @@ func (p *Plan) zplBarcode(b []byte, id string) []byte {
 		b = appendFieldHex(b, id)
 	case allot.BarcodeDataMatrix:
 		b = p.zplOrigin(b, p.barLeft(p.Modules), p.BarTop)
+		// ECC 200 data has an escape character of its own (~ by default),
+		// applied after ^FH: name one the ID does not contain.
+		esc, ok := dataMatrixEscape(id)
+		if !ok {
+			return b, fmt.Errorf("label: %q uses every character ZPL's Data Matrix could take as its escape character: use the png or pdf format", id)
+		}
 		b = append(b, "^BXN,"...)
 		b = append(b, itoa(m)...)
-		b = append(b, ",200^FH^FD"...)
+		b = append(b, ",200,0,0,6,"...)
+		b = append(b, esc)
+		b = append(b, "^FH^FD"...)
 		b = appendFieldHex(b, id)
 	default:
-		return b
+		return b, nil
 	}
-	return append(b, "^FS\n"...)
+	return append(b, "^FS\n"...), nil
+}
+
+// dataMatrixEscape picks an escape character for ^BX that id does not
+// contain: printable ASCII other than ZPL's own ^ and ~, and _ (the ^FH
+// escape).
+func dataMatrixEscape(id string) (byte, bool) {
+	for c := byte('!'); c < 0x7f; c++ {
+		if c != '^' && c != '~' && c != '_' && strings.IndexByte(id, c) < 0 {
+			return c, true
+		}
+	}
+	return 0, false
 }
 
 func (p *Plan) zplOrigin(b []byte, x, y int) []byte {
