@@ -31,6 +31,11 @@ func (p *Plan) pdf(ids []string) ([]byte, error) {
 	f.SetMargins(0, 0, 0)
 	f.SetAutoPageBreak(false, 0)
 	f.SetCreator("allot", true)
+	// fpdf starts a new zlib writer for every page, and that allocation
+	// was 98% of the time of a roll: pages stay uncompressed (a roll of
+	// 1,000 2x1in labels: about 30 ms and 1.2-1.4 MB instead of 0.5 s and
+	// 0.5 MB).
+	f.SetCompression(false)
 	// fpdf writes into the font bytes it is given: each document gets
 	// its own copy, so concurrent renders don't share (and corrupt) them.
 	f.AddUTF8FontFromBytes("gomono", "", bytes.Clone(gomono.TTF))
