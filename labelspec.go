@@ -53,7 +53,7 @@ const (
 	LabelCountMax = 10_000
 	// LabelSideMinMM and LabelSideMaxMM bound each side of a label.
 	LabelSideMinMM, LabelSideMaxMM = 15.0, 300.0
-	// LabelTitleMax is the longest title, in characters.
+	// LabelTitleMax is the longest title, in bytes of UTF-8.
 	LabelTitleMax = 60
 )
 
@@ -99,7 +99,8 @@ type LabelSpec struct {
 	// code. Defaults to true.
 	Text *bool `json:"text,omitempty"`
 	// Title is a line printed above the bar code (a company or
-	// warehouse name), up to 60 printable characters.
+	// warehouse name), up to 60 bytes of printable UTF-8; it must fit
+	// across the label.
 	Title string `json:"title,omitempty"`
 }
 

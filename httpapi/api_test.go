@@ -492,6 +492,9 @@ func TestAuthRoles(t *testing.T) {
 				name = "y"
 			}
 			path := strings.NewReplacer("{name}", name, "{id}", id, "{period}", year).Replace(rt.path)
+			if pattern == "GET /v1/sequences/{name}/labels" {
+				path += "?first=1&last=1" // a reprint of a number the set-up issued
+			}
 			body := bodies[pattern]
 			if strings.Contains(body, "%d") {
 				body = fmt.Sprintf(body, n)

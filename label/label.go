@@ -21,9 +21,13 @@ package label
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
 
 	"github.com/allot/allot"
 	"github.com/allot/allot/format"
@@ -63,8 +67,11 @@ type Plan struct {
 	// BarTop and BarHeight place the bar code vertically.
 	BarTop, BarHeight int
 	// TitleTop, TextTop and FontH place the title and the ID's text; FontH
-	// is the text's height in dots.
-	TitleTop, TextTop, FontH int
+	// and TitleH are their heights in dots.
+	TitleTop, TextTop, FontH, TitleH int
+
+	// sizes caches the 2D symbol size of each ID shape (see shapeOf).
+	sizes *sync.Map
 }
 
 func (p *Plan) dotsPerMM() float64 { return float64(p.Setup.DPI) / 25.4 }
@@ -72,13 +79,18 @@ func (p *Plan) dotsPerMM() float64 { return float64(p.Setup.DPI) / 25.4 }
 // mm converts dots to millimetres.
 func (p *Plan) mm(dots int) float64 { return float64(dots) / p.dotsPerMM() }
 
-// Check lays out a label for IDs like samples (the first and last IDs
-// the sequence can render: they bound the others' length) and refuses,
-// as *allot.InvalidError naming the field to change, a bar code that
-// can't carry them or a label they don't fit on.
+// Check lays out a label for IDs like samples (the shortest and longest
+// IDs to print: a sequence's IDs differ only in their number and check
+// characters) and refuses, as *allot.InvalidError naming the field to
+// change, a bar code that can't carry them or a label they don't fit on.
+// A 2D code is sized for the samples with their digits as letters, the
+// most room their number and check characters can take.
 func Check(setup allot.LabelSetup, samples []string) (*Plan, error) {
+	if len(samples) == 0 {
+		return nil, fmt.Errorf("label: no sample IDs to lay out")
+	}
 	dpmm := float64(setup.DPI) / 25.4
-	p := &Plan{Setup: setup, W: int(math.Round(setup.WidthMM * dpmm)), H: int(math.Round(setup.HeightMM * dpmm))}
+	p := &Plan{Setup: setup, W: int(math.Round(setup.WidthMM * dpmm)), H: int(math.Round(setup.HeightMM * dpmm)), sizes: &sync.Map{}}
 	p.Margin = int(math.Round(1.5 * dpmm))
 	longest := 0
 	for _, id := range samples {
@@ -102,8 +114,14 @@ func Check(setup allot.LabelSetup, samples []string) (*Plan, error) {
 	p.FontH = fontH
 	line := fontH + fontH/4
 	if setup.Title != "" {
+		// The title gets its own size, at most the text's.
+		dflt := int(math.Round(min(max(float64(p.H)*0.12, 2.2*dpmm), 6*dpmm)))
+		p.TitleH = min(dflt, int(float64(aw)/(0.62*float64(utf8.RuneCountInString(setup.Title)))))
+		if p.TitleH < int(1.5*dpmm) {
+			return nil, allot.Invalidf("title", "%d characters don't fit across %s: shorten the title or use a wider size", utf8.RuneCountInString(setup.Title), setup)
+		}
 		p.TitleTop = top
-		top += line
+		top += p.TitleH + p.TitleH/4
 	}
 	if setup.Text || setup.Barcode == allot.BarcodeNone {
 		bottom -= line
@@ -115,11 +133,13 @@ func Check(setup allot.LabelSetup, samples []string) (*Plan, error) {
 	}
 	ah := bottom - top - p.Margin/2
 	for _, id := range samples {
-		s, err := encode(setup.Barcode, id)
-		if err != nil {
-			return nil, allot.Invalidf("barcode", "%v", err)
+		for _, v := range []string{id, widest(setup.Barcode, id)} {
+			s, err := encode(setup.Barcode, v)
+			if err != nil {
+				return nil, allot.Invalidf("barcode", "%v", err)
+			}
+			p.Modules = max(p.Modules, s.w)
 		}
-		p.Modules = max(p.Modules, s.w)
 		if setup.Barcode == allot.BarcodeCode128 {
 			p.Modules = max(p.Modules, code128Bound(len(id)))
 		}
@@ -131,18 +151,100 @@ func Check(setup allot.LabelSetup, samples []string) (*Plan, error) {
 		if p.BarHeight < int(5*dpmm) {
 			return nil, allot.Invalidf("size", "%s leaves %.1f mm for the bar code's height, and it needs 5 mm: use a taller size, or leave out title or text", setup, p.mm(p.BarHeight))
 		}
+		p.Module = min(p.Module, 10) // ZPL's ^BY takes at most 10
 	} else {
 		side := min(aw, ah)
-		p.Module = side / (p.Modules + 2*q)
+		p.Module = min(side/(p.Modules+2*q), 10) // and ^BQ at most 10
 		p.BarHeight = p.Module * p.Modules
 		p.BarTop = top + (ah-p.BarHeight)/2
 	}
-	p.Module = min(p.Module, 10) // ZPL's ^BY and ^BQ take at most 10
 	if p.Module < MinModuleDots {
-		return nil, allot.Invalidf("size", "a %s of IDs like %q needs %d modules (with quiet zones) at %d dots each, and %s has room for %d dots: use a larger size, dpi 300, or a 2D bar code (qr, datamatrix)",
+		return nil, allot.Invalidf("size", "a %s of IDs like %q needs %d modules (with quiet zones) at %d dots each, and %s has room for %d dots: use a larger size, dpi 300, a 2D bar code (qr, datamatrix), or a lower max for the sequence",
 			setup.Barcode, samples[len(samples)-1], p.Modules+2*q, MinModuleDots, setup, aw)
 	}
+	if setup.Barcode == allot.BarcodeDataMatrix && setup.Format == allot.LabelZPL {
+		if _, ok := dataMatrixEscape(samples[0]); !ok {
+			return nil, allot.Invalidf("barcode", "IDs like %q use every character ZPL's Data Matrix could take as its escape character: use format png or pdf, or another bar code", samples[0])
+		}
+	}
 	return p, nil
+}
+
+// widest is id with its digits as letters: where a sequence's IDs differ
+// (the number, a mod37 check character that may be a digit, a letter or
+// *), that is the most a 2D code can need for them (QR byte mode, no
+// Data Matrix digit pairs).
+func widest(b allot.Symbology, id string) string {
+	if linear(b) {
+		return id
+	}
+	w := []byte(id)
+	for i, c := range w {
+		if c >= '0' && c <= '9' {
+			w[i] = 'a'
+		}
+	}
+	return string(w)
+}
+
+// fits refuses an ID the plan has no room for: one longer, or with a
+// bigger 2D symbol, than the samples it was laid out for.
+func (p *Plan) fits(id string) error {
+	need := 0
+	switch p.Setup.Barcode {
+	case allot.BarcodeNone:
+		return nil
+	case allot.BarcodeCode128:
+		need = code128Bound(len(id))
+	default:
+		w, _, err := p.symbolSize(id)
+		if err != nil {
+			return err
+		}
+		need = w
+	}
+	if need > p.Modules {
+		return fmt.Errorf("label: the bar code of %q needs %d modules, more than the %d its label was laid out for", id, need, p.Modules)
+	}
+	return nil
+}
+
+// symbolSize is the size in modules of id's 2D symbol. It depends only
+// on the ID's shape, and the IDs of a sequence have few shapes, so the
+// (slow) encoding runs once a shape.
+func (p *Plan) symbolSize(id string) (w, h int, err error) {
+	key := shapeOf(id)
+	if v, ok := p.sizes.Load(key); ok {
+		wh := v.([2]int)
+		return wh[0], wh[1], nil
+	}
+	s, err := encode(p.Setup.Barcode, id)
+	if err != nil {
+		return 0, 0, err
+	}
+	p.sizes.Store(key, [2]int{s.w, s.h})
+	return s.w, s.h, nil
+}
+
+// shapeOf is what a 2D symbol's size depends on: the ID's length and, at
+// each position, whether it holds a digit (QR numeric mode, Data Matrix
+// digit pairs), a QR alphanumeric, other ASCII, or a byte of a non-ASCII
+// character.
+func shapeOf(id string) string {
+	k := make([]byte, len(id))
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= '0' && c <= '9':
+			k[i] = 'd'
+		case c >= 'A' && c <= 'Z' || strings.IndexByte(" $%*+-./:", c) >= 0:
+			k[i] = 'a'
+		case c < 0x80:
+			k[i] = 'b'
+		default:
+			k[i] = 'x'
+		}
+	}
+	return string(k)
 }
 
 // Render renders ids as one document in the plan's format.
@@ -152,6 +254,9 @@ func (p *Plan) Render(ids []string) (Document, error) {
 	}
 	for _, id := range ids {
 		if err := checkEncodable(p.Setup.Barcode, id); err != nil {
+			return Document{}, err
+		}
+		if err := p.fits(id); err != nil {
 			return Document{}, err
 		}
 	}
@@ -170,18 +275,6 @@ func (p *Plan) Render(ids []string) (Document, error) {
 	return Document{ContentPDF, b}, err
 }
 
-// symbolFor encodes id and checks that it fits the plan's bar code area.
-func (p *Plan) symbolFor(id string) (*symbol, int, error) {
-	s, err := encode(p.Setup.Barcode, id)
-	if err != nil {
-		return nil, 0, err
-	}
-	if s.w > p.Modules {
-		return nil, 0, fmt.Errorf("label: the bar code of %q needs %d modules, more than the %d its sequence's first and last IDs need", id, s.w, p.Modules)
-	}
-	return s, p.Module, nil
-}
-
 // bars calls fn with every dark rectangle of id's bar code (runs of
 // dark modules in a row), in dots from the label's top left corner.
 // Without a bar code it calls nothing.
@@ -189,13 +282,14 @@ func (p *Plan) bars(id string, fn func(x, y, w, h int)) error {
 	if p.Setup.Barcode == allot.BarcodeNone {
 		return nil
 	}
-	s, m, err := p.symbolFor(id)
+	s, err := encode(p.Setup.Barcode, id)
 	if err != nil {
 		return err
 	}
-	left := p.barLeft(s.w)
+	m := p.Module
+	left, top0 := p.barLeft(s.w), p.barTop(s.h)
 	for y := 0; y < s.h; y++ {
-		top, h := p.BarTop+y*m, m
+		top, h := top0+y*m, m
 		if s.h == 1 {
 			top, h = p.BarTop, p.BarHeight
 		}
@@ -207,15 +301,24 @@ func (p *Plan) bars(id string, fn func(x, y, w, h int)) error {
 // barLeft is where a symbol w modules wide starts, centred.
 func (p *Plan) barLeft(w int) int { return (p.W - w*p.Module) / 2 }
 
-// Samples renders the first and last numbers seq can issue on date d:
-// every other ID of the period is between them in length.
-func Samples(seq *allot.Sequence, d format.Date) ([]string, error) {
+// barTop is where a 2D symbol h modules high starts, centred in the room
+// laid out for the largest (a linear code fills its room).
+func (p *Plan) barTop(h int) int {
+	if linear(p.Setup.Barcode) {
+		return p.BarTop
+	}
+	return p.BarTop + (p.Modules-h)*p.Module/2
+}
+
+// Samples renders numbers lo and hi of seq on date d: every ID of the
+// numbers between them is between those two in length.
+func Samples(seq *allot.Sequence, d format.Date, lo, hi int64) ([]string, error) {
 	tmpl, err := seq.Template()
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	for _, n := range []int64{seq.Start, seq.Max} {
+	for _, n := range []int64{lo, hi} {
 		id, err := tmpl.Render(n, d)
 		if err != nil {
 			return nil, err
@@ -236,32 +339,52 @@ type Request struct {
 	Deliver func(*allot.NextResult, Document) error
 }
 
+// Headroom is how far past a period's next number a label request is
+// laid out for when the sequence's whole range does not fit the label
+// (a sequence left at the default max of 2^63-1 has 19-digit IDs): the
+// IDs of numbers up to next+count-1+Headroom fit, so numbers others take
+// meanwhile do not make this request's IDs too long. Should they after
+// all, the document fails to render and its numbers are given back, as
+// for any answer that could not be delivered.
+const Headroom = 1_000_000
+
 // Next issues numbers exactly as svc.Next does and renders their labels.
 // The label is checked first, against the sequence's saved settings
-// (what Spec leaves out) and its first and last IDs, so a refused label
-// issues nothing; an ID that fails to render after all is not delivered,
-// so its numbers are given back as for any undelivered answer.
+// (what Spec leaves out) and the IDs the request can get, so a refused
+// label issues nothing; an ID that fails to render after all is not
+// delivered, so its numbers are given back as for any undelivered
+// answer. A keyed retry (a replay) is checked against the ledger as a
+// reprint is: numbers voided since are not printed again.
 func Next(ctx context.Context, svc *allot.Service, r Request) (*allot.NextResult, error) {
-	st, err := svc.SequenceGet(ctx, r.Sequence)
-	if err != nil {
-		return nil, err
-	}
-	plan, err := plan(&st.Sequence, r.Spec, r.Date, svc)
-	if err != nil {
-		return nil, err
-	}
 	count := max(r.Count, 1)
 	if count > allot.LabelCountMax {
 		return nil, allot.Invalidf("count", "at most %d labels in one request, got %d", allot.LabelCountMax, count)
 	}
-	if plan.Setup.Format == allot.LabelPNG && count != 1 {
-		return nil, allot.Invalidf("format", "png renders one label: ask for count 1, or use pdf or zpl for %d", count)
+	st, err := svc.SequenceGetAt(ctx, r.Sequence, r.Date)
+	if err != nil {
+		return nil, err
+	}
+	setup, err := r.Spec.Over(st.Label).Setup()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCount(setup, count); err != nil {
+		return nil, err
+	}
+	plan, err := planIssue(setup, st, r.Date, count, svc)
+	if err != nil {
+		return nil, err
 	}
 	p := r.NextParams
 	// Printed numbers are written to the ledger as issued, never served
 	// from a cached lease, so a reprint finds them issued at once.
 	p.Record = true
 	p.Deliver = func(res *allot.NextResult) error {
+		if res.Replayed {
+			if _, err := svc.Reprint(ctx, allot.ReprintParams{Sequence: r.Sequence, IdempotencyKey: r.IdempotencyKey}); err != nil {
+				return err
+			}
+		}
 		doc, err := plan.Render(res.IDs)
 		if err != nil {
 			return err
@@ -273,13 +396,13 @@ func Next(ctx context.Context, svc *allot.Service, r Request) (*allot.NextResult
 
 // Reprint renders labels for numbers already issued (see
 // allot.Service.Reprint), with the sequence's saved settings under spec,
-// and returns the IDs it printed.
+// and returns the IDs it printed. The label is laid out for those IDs.
 func Reprint(ctx context.Context, svc *allot.Service, p allot.ReprintParams, spec allot.LabelSpec) (Document, []string, error) {
 	st, err := svc.SequenceGet(ctx, p.Sequence)
 	if err != nil {
 		return Document{}, nil, err
 	}
-	plan, err := plan(&st.Sequence, spec, "", svc)
+	setup, err := spec.Over(st.Label).Setup()
 	if err != nil {
 		return Document{}, nil, err
 	}
@@ -287,21 +410,50 @@ func Reprint(ctx context.Context, svc *allot.Service, p allot.ReprintParams, spe
 	if err != nil {
 		return Document{}, nil, err
 	}
-	if plan.Setup.Format == allot.LabelPNG && len(ids) != 1 {
-		return Document{}, nil, allot.Invalidf("format", "png renders one label: reprint one ID, or use pdf or zpl for %d", len(ids))
+	if err := checkCount(setup, int64(len(ids))); err != nil {
+		return Document{}, nil, err
+	}
+	shortest, longest := ids[0], ids[0]
+	for _, id := range ids {
+		if len(id) < len(shortest) {
+			shortest = id
+		}
+		if len(id) > len(longest) {
+			longest = id
+		}
+	}
+	plan, err := Check(setup, []string{shortest, longest})
+	if err != nil {
+		return Document{}, nil, err
 	}
 	doc, err := plan.Render(ids)
 	return doc, ids, err
 }
 
-// plan checks spec over seq's saved settings for IDs of date (YYYY-MM-DD,
-// "" for today).
-func plan(seq *allot.Sequence, spec allot.LabelSpec, date string, svc *allot.Service) (*Plan, error) {
-	setup, err := spec.Over(seq.Label).Setup()
-	if err != nil {
-		return nil, err
+// QRDocumentMax is the most QR labels one PDF renders: encoding a QR
+// symbol takes about half a millisecond here, and a document must be
+// rendered well within the request's deadline (after which a keyed
+// request would keep its numbers and every retry run out of time too).
+// ZPL leaves the encoding to the printer and takes LabelCountMax.
+const QRDocumentMax = 2000
+
+// checkCount refuses more labels than one document of setup holds.
+func checkCount(setup allot.LabelSetup, count int64) error {
+	switch {
+	case setup.Format == allot.LabelPNG && count != 1:
+		return allot.Invalidf("format", "png renders one label: ask for one, or use pdf or zpl for %d", count)
+	case setup.Format == allot.LabelPDF && setup.Barcode == allot.BarcodeQR && count > QRDocumentMax:
+		return allot.Invalidf("count", "a PDF holds at most %d QR labels, got %d: split the roll, or use zpl", QRDocumentMax, count)
 	}
-	loc, err := seq.Location()
+	return nil
+}
+
+// planIssue lays out the labels of a request for count numbers of the
+// period st shows, on date ("" for today): for every ID the sequence can
+// render if they fit, else for the numbers from the period's next one on
+// (see Headroom).
+func planIssue(setup allot.LabelSetup, st *allot.SequenceState, date string, count int64, svc *allot.Service) (*Plan, error) {
+	loc, err := st.Location()
 	if err != nil {
 		return nil, err
 	}
@@ -311,11 +463,32 @@ func plan(seq *allot.Sequence, spec allot.LabelSpec, date string, svc *allot.Ser
 			return nil, err
 		}
 	}
-	samples, err := Samples(seq, d)
+	seq := &st.Sequence
+	whole, err := Samples(seq, d, seq.Start, seq.Max)
 	if err != nil {
 		return nil, allot.Invalidf("date", "%v", err)
 	}
-	return Check(setup, samples)
+	plan, err := Check(setup, whole)
+	var ie *allot.InvalidError
+	if err == nil || !errors.As(err, &ie) || ie.Field != "size" {
+		return plan, err
+	}
+	lo := max(st.Next, seq.Start)
+	hi := seq.Max
+	if lo <= seq.Max && seq.Max-lo > count-1+Headroom {
+		hi = lo + count - 1 + Headroom
+	}
+	if lo > hi || st.Remaining < count {
+		return nil, &allot.ExhaustedError{Sequence: seq.Name, Period: st.Period, Requested: count, Remaining: st.Remaining}
+	}
+	near, err2 := Samples(seq, d, lo, hi)
+	if err2 != nil {
+		return nil, err
+	}
+	if plan, err2 := Check(setup, near); err2 == nil {
+		return plan, nil
+	}
+	return nil, err
 }
 
 // itoa is strconv.Itoa, short for the ZPL writer.

@@ -401,3 +401,37 @@ func TestRenderConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestCheckSizesForEveryCheckCharacter: a 2D code laid out from a
+// sequence's first and last IDs has room for every ID between, although a
+// mod37 check character can be a digit, a letter or *, which changes the
+// QR mode and the Data Matrix digit pairs (a plan sized from the samples
+// alone was too small for 00040M).
+func TestCheckSizesForEveryCheckCharacter(t *testing.T) {
+	for _, src := range []string{"{n:5}{check:mod37}", "00000{n:19}{check:mod37}", "LOT-{n:AA9}{check:mod37}"} {
+		tmpl := format.MustParse(src)
+		maxN := int64(99998)
+		if c, ok := tmpl.Capacity(); ok {
+			maxN = c - 1
+		}
+		samples := []string{}
+		for _, n := range []int64{39, maxN} {
+			id, err := tmpl.Render(n, format.Date{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			samples = append(samples, id)
+		}
+		for _, b := range []allot.Symbology{allot.BarcodeQR, allot.BarcodeDataMatrix} {
+			for _, f := range []allot.LabelFormat{allot.LabelPNG, allot.LabelZPL} {
+				p := mustPlan(t, allot.LabelSpec{Format: f, Barcode: b, Size: "50x25mm"}, samples)
+				for n := int64(39); n < 39+400 && n <= maxN; n++ {
+					id, _ := tmpl.Render(n, format.Date{})
+					if _, err := p.Render([]string{id}); err != nil {
+						t.Fatalf("%s %s %s: %s does not fit the plan laid out from %q: %v", src, b, f, id, samples, err)
+					}
+				}
+			}
+		}
+	}
+}

@@ -71,18 +71,18 @@ func (p *Plan) pdfLabel(f *fpdf.Fpdf, ox, oy float64, id string) error {
 		return err
 	}
 	if p.Setup.Title != "" {
-		p.pdfText(f, ox, oy, p.TitleTop, p.Setup.Title)
+		p.pdfText(f, ox, oy, p.TitleTop, p.TitleH, p.Setup.Title)
 	}
 	if p.Setup.Text || p.Setup.Barcode == allot.BarcodeNone {
-		p.pdfText(f, ox, oy, p.TextTop, humanText(p.Setup.Barcode, id))
+		p.pdfText(f, ox, oy, p.TextTop, p.FontH, humanText(p.Setup.Barcode, id))
 	}
 	return f.Error()
 }
 
-// pdfText draws a centred line of text whose top is at y dots, shrinking
-// it to fit the label's width.
-func (p *Plan) pdfText(f *fpdf.Fpdf, ox, oy float64, y int, text string) {
-	size := p.mm(p.FontH) * pointsPerMM
+// pdfText draws a centred line of text h dots high whose top is at y
+// dots, shrinking it to fit the label's width.
+func (p *Plan) pdfText(f *fpdf.Fpdf, ox, oy float64, y, h int, text string) {
+	size := p.mm(h) * pointsPerMM
 	room := p.Setup.WidthMM - 2*p.mm(p.Margin)
 	f.SetFont("gomono", "", size)
 	if w := f.GetStringWidth(text); w > room {

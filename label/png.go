@@ -27,12 +27,12 @@ func (p *Plan) png(id string) ([]byte, error) {
 		return nil, err
 	}
 	if p.Setup.Title != "" {
-		if err := p.drawText(img, p.TitleTop, p.Setup.Title); err != nil {
+		if err := p.drawText(img, p.TitleTop, p.TitleH, p.Setup.Title); err != nil {
 			return nil, err
 		}
 	}
 	if p.Setup.Text || p.Setup.Barcode == allot.BarcodeNone {
-		if err := p.drawText(img, p.TextTop, humanText(p.Setup.Barcode, id)); err != nil {
+		if err := p.drawText(img, p.TextTop, p.FontH, humanText(p.Setup.Barcode, id)); err != nil {
 			return nil, err
 		}
 	}
@@ -54,14 +54,14 @@ func humanText(b allot.Symbology, id string) string {
 
 var monoFont = sync.OnceValues(func() (*opentype.Font, error) { return opentype.Parse(gomono.TTF) })
 
-// drawText draws a centred line of text whose top is at y, shrinking it
-// to fit the label's width.
-func (p *Plan) drawText(img *image.Gray, y int, text string) error {
+// drawText draws a centred line of text h dots high whose top is at y,
+// shrinking it to fit the label's width.
+func (p *Plan) drawText(img *image.Gray, y, h int, text string) error {
 	f, err := monoFont()
 	if err != nil {
 		return fmt.Errorf("label: font: %w", err)
 	}
-	size := float64(p.FontH)
+	size := float64(h)
 	for {
 		face, err := opentype.NewFace(f, &opentype.FaceOptions{Size: size, DPI: 72, Hinting: font.HintingFull})
 		if err != nil {

@@ -11,7 +11,7 @@ import (
 // escapes for ^, ~, _ and bytes outside printable ASCII) with ^CI28
 // (UTF-8). Bar codes use the printer's own commands:
 //
-//	code128     ^BY<module>^BCN,<height>,N,N,N^FH^FD>:<ID>^FS     (code set B; > is written ><)
+//	code128     ^BY<module>^BCN,<height>,N,N,N^FH^FD>:<ID>^FS     (code set B; ^ > ~ as >< >0 >=)
 //	gs1-128     ^BY<module>^BCN,<height>,N,N,N^FH^FD>;>800<SSCC>^FS (code set C, FNC1, AI 00)
 //	qr          ^BQN,2,<module>^FH^FDMA,<ID>^FS                  (model 2, error correction M)
 //	datamatrix  ^BXN,<module>,200,0,0,6,<esc>^FH^FD<ID>^FS       (ECC 200, an escape character the ID lacks)
@@ -27,7 +27,7 @@ func (p *Plan) zpl(ids []string) ([]byte, error) {
 		b = append(b, itoa(p.H)...)
 		b = append(b, "^LH0,0\n"...)
 		if p.Setup.Title != "" {
-			b = p.zplText(b, p.TitleTop, p.Setup.Title)
+			b = p.zplText(b, p.TitleTop, p.TitleH, p.Setup.Title)
 		}
 		var err error
 		if b, err = p.zplBarcode(b, id); err != nil {
@@ -38,15 +38,15 @@ func (p *Plan) zpl(ids []string) ([]byte, error) {
 			if p.Setup.Barcode == allot.BarcodeGS1128 {
 				text = "(00)" + id
 			}
-			b = p.zplText(b, p.TextTop, text)
+			b = p.zplText(b, p.TextTop, p.FontH, text)
 		}
 		b = append(b, "^XZ\n"...)
 	}
 	return b, nil
 }
 
-// zplText writes a centred line of text at y.
-func (p *Plan) zplText(b []byte, y int, text string) []byte {
+// zplText writes a centred line of text h dots high at y.
+func (p *Plan) zplText(b []byte, y, h int, text string) []byte {
 	b = append(b, "^FO"...)
 	b = append(b, itoa(p.Margin)...)
 	b = append(b, ',')
@@ -54,9 +54,9 @@ func (p *Plan) zplText(b []byte, y int, text string) []byte {
 	b = append(b, "^FB"...)
 	b = append(b, itoa(p.W-2*p.Margin)...)
 	b = append(b, ",1,0,C^A0N,"...)
-	b = append(b, itoa(p.FontH)...)
+	b = append(b, itoa(h)...)
 	b = append(b, ',')
-	b = append(b, itoa(p.FontH*4/5)...)
+	b = append(b, itoa(h*4/5)...)
 	b = append(b, "^FH^FD"...)
 	b = appendFieldHex(b, text)
 	return append(b, "^FS\n"...)
@@ -84,25 +84,38 @@ func (p *Plan) zplBarcode(b []byte, id string) ([]byte, error) {
 			b = append(b, ">;>800"...)
 			b = append(b, id...) // 18 digits
 		} else {
-			// Code set B; > starts an invocation code, so a > of the ID is
-			// written ><, and ^ ~ _ as ^FH escapes.
+			// Code set B. ^ > ~ are written as the invocation codes >< >0
+			// >= (Code 128 values 62, 30, 94), and _ as an ^FH escape.
 			b = append(b, ">:"...)
 			for i := 0; i < len(id); i++ {
-				if id[i] == '>' {
+				switch id[i] {
+				case '^':
 					b = append(b, "><"...)
-					continue
+				case '>':
+					b = append(b, ">0"...)
+				case '~':
+					b = append(b, ">="...)
+				default:
+					b = appendFieldHex(b, id[i:i+1])
 				}
-				b = appendFieldHex(b, id[i:i+1])
 			}
 		}
 	case allot.BarcodeQR:
-		b = p.zplOrigin(b, p.barLeft(p.Modules), p.BarTop)
+		w, h, err := p.symbolSize(id)
+		if err != nil {
+			return b, err
+		}
+		b = p.zplOrigin(b, p.barLeft(w), p.barTop(h))
 		b = append(b, "^BQN,2,"...)
 		b = append(b, itoa(m)...)
 		b = append(b, "^FH^FDMA,"...)
 		b = appendFieldHex(b, id)
 	case allot.BarcodeDataMatrix:
-		b = p.zplOrigin(b, p.barLeft(p.Modules), p.BarTop)
+		w, h, err := p.symbolSize(id)
+		if err != nil {
+			return b, err
+		}
+		b = p.zplOrigin(b, p.barLeft(w), p.barTop(h))
 		// ECC 200 data has an escape character of its own (~ by default),
 		// applied after ^FH: name one the ID does not contain.
 		esc, ok := dataMatrixEscape(id)
@@ -122,11 +135,14 @@ func (p *Plan) zplBarcode(b []byte, id string) ([]byte, error) {
 }
 
 // dataMatrixEscape picks an escape character for ^BX that id does not
-// contain: printable ASCII other than ZPL's own ^ and ~, and _ (the ^FH
-// escape).
+// contain: printable ASCII other than ZPL's own ^ and ~, _ (the ^FH
+// escape), and what the number and check tokens render (letters, digits,
+// *), so that the IDs of one sequence, which differ only there, all get
+// the one Check found for its samples.
 func dataMatrixEscape(id string) (byte, bool) {
 	for c := byte('!'); c < 0x7f; c++ {
-		if c != '^' && c != '~' && c != '_' && strings.IndexByte(id, c) < 0 {
+		alnum := c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
+		if !alnum && c != '*' && c != '^' && c != '~' && c != '_' && strings.IndexByte(id, c) < 0 {
 			return c, true
 		}
 	}

@@ -208,8 +208,10 @@ func unhexField(s string) (string, error) {
 const fnc1 = "\x1d"
 
 // decodeBC reads ^BC field data as the printer does (mode N), from its
-// start code: in code set B printable ASCII is itself, >< and >0 are >
-// and >= is ~; in code set C digit pairs are themselves; >8 is FNC1.
+// start code: in code set B printable ASCII is itself except ^ > ~,
+// which are the invocation codes >< (value 62, ^), >0 (value 30, >) and
+// >= (value 94, ~), as the ZPL II guide's table of Code 128 invocation
+// characters gives them; in code set C digit pairs are themselves; >8 is FNC1.
 // It returns the data and the number of symbol characters, which fixes
 // the symbol's width.
 func decodeBC(data string) (text string, chars int, err error) {
@@ -228,7 +230,9 @@ func decodeBC(data string) (text string, chars int, err error) {
 			switch code := data[i+1]; {
 			case code == '8':
 				b.WriteString(fnc1)
-			case set == ':' && (code == '<' || code == '0'):
+			case set == ':' && code == '<':
+				b.WriteByte('^')
+			case set == ':' && code == '0':
 				b.WriteByte('>')
 			case set == ':' && code == '=':
 				b.WriteByte('~')

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/allot/allot"
@@ -82,6 +83,8 @@ func testLabelsRefusedIssueNothing(t *testing.T, open func() allot.Store) {
 			{name, 1, allot.LabelSpec{Barcode: allot.BarcodeGS1128}, "barcode"},
 			{name, allot.LabelCountMax + 1, allot.LabelSpec{}, "count"},
 			{long, 1, allot.LabelSpec{Size: "50x25mm"}, "size"},
+			{name, 1, allot.LabelSpec{Title: strings.Repeat("W", 60)}, "title"},
+			{name, label.QRDocumentMax + 1, allot.LabelSpec{Barcode: allot.BarcodeQR}, "count"},
 		} {
 			_, err := label.Next(ctx(t), svc, label.Request{NextParams: allot.NextParams{Sequence: tc.seq, Count: tc.count}, Spec: tc.spec, Deliver: deliver})
 			var ie *allot.InvalidError
@@ -98,6 +101,27 @@ func testLabelsRefusedIssueNothing(t *testing.T, open func() allot.Store) {
 		if delivered != 0 {
 			t.Fatalf("%s: %d refused requests delivered a document", mode, delivered)
 		}
+		// A sequence left at the defaults ({n}, max 2^63-1) prints on the
+		// default label: laid out for the numbers at hand, not 19 digits.
+		plain := name + "-plain"
+		if _, err := svc.SequenceCreate(ctx(t), allot.SequenceCreateParams{Name: plain, Mode: mode, AllowOverlap: true}); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := label.Next(ctx(t), svc, label.Request{NextParams: allot.NextParams{Sequence: plain, Count: 3}, Deliver: deliver}); err != nil || res.First != 1 || delivered != 1 {
+			t.Fatalf("%s: labels of a default sequence: %+v, %v", mode, res, err)
+		}
+		// An exhausted range is refused as next refuses it, taking nothing.
+		small := name + "-small"
+		if _, err := svc.SequenceCreate(ctx(t), allot.SequenceCreateParams{Name: small, Max: ptr[int64](2), Mode: mode, AllowOverlap: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := label.Next(ctx(t), svc, label.Request{NextParams: allot.NextParams{Sequence: small, Count: 3}, Deliver: deliver}); !errors.Is(err, allot.ErrExhausted) {
+			t.Fatalf("%s: labels past max: %v, want ErrExhausted", mode, err)
+		}
+		if st, err := svc.SequenceGet(ctx(t), small); err != nil || st.Issued != 0 || st.Next != 1 {
+			t.Fatalf("%s: after exhausted labels: %+v, %v", mode, st, err)
+		}
+		delivered = 0
 		// The same long IDs fit a QR code on that label.
 		if _, err := label.Next(ctx(t), svc, label.Request{NextParams: allot.NextParams{Sequence: long}, Spec: allot.LabelSpec{Size: "50x25mm", Barcode: allot.BarcodeQR}, Deliver: deliver}); err != nil || delivered != 1 {
 			t.Fatalf("%s: qr label of a long ID: %v", mode, err)
@@ -176,6 +200,18 @@ func testReprint(t *testing.T, open func() allot.Store) {
 			if _, err := reprint(p); !errors.Is(err, allot.ErrNotIssued) {
 				t.Fatalf("%s: reprint %+v after a void: %v, want ErrNotIssued", mode, p, err)
 			}
+		}
+		// A keyed retry of the roll is a reprint too: the voided number is
+		// not printed again.
+		if _, err := label.Next(ctx(t), svc, label.Request{
+			NextParams: allot.NextParams{Sequence: name, Count: 5, IdempotencyKey: "roll-1"},
+			Spec:       allot.LabelSpec{Format: allot.LabelZPL},
+			Deliver: func(*allot.NextResult, label.Document) error {
+				t.Error("a replay with a voided number was delivered")
+				return nil
+			},
+		}); !errors.Is(err, allot.ErrNotIssued) {
+			t.Fatalf("%s: replay of a roll with a voided number: %v, want ErrNotIssued", mode, err)
 		}
 		if doc, err := reprint(allot.ReprintParams{First: "LPAA3", Last: "LPAA4"}); err != nil || bytes.Count(doc.Body, []byte("^XA")) != 2 {
 			t.Fatalf("%s: reprint around the void: %v", mode, err)
