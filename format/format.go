@@ -667,13 +667,17 @@ func (t *Template) Decode(id string) (Decoded, error) {
 				return Decoded{}, noMatch(pos, "date part %q disagrees with an earlier one", s)
 			}
 			pos += 2
-		case kLuhn:
+		case kLuhn, kGS1:
+			alg, digit := "luhn", luhn[string]
+			if tk.kind == kGS1 {
+				alg, digit = "gs1", gs1[string]
+			}
 			c := id[pos]
 			if c < '0' || c > '9' {
-				return Decoded{}, noMatch(pos, "want a luhn check digit, got %q", c)
+				return Decoded{}, noMatch(pos, "want a %s check digit, got %q", alg, c)
 			}
-			if want := '0' + luhn(id[:pos]); c != want && badCheck == nil {
-				badCheck = fmt.Errorf("%w: luhn at byte %d: got %q, want %q", ErrBadCheck, pos, c, want)
+			if want := '0' + digit(id[:pos]); c != want && badCheck == nil {
+				badCheck = fmt.Errorf("%w: %s at byte %d: got %q, want %q", ErrBadCheck, alg, pos, c, want)
 			}
 			pos++
 		case kMod97:
@@ -693,15 +697,6 @@ func (t *Template) Decode(id string) (Decoded, error) {
 			}
 			if want := mod37Alphabet[mod37(id[:pos])]; c != want && badCheck == nil {
 				badCheck = fmt.Errorf("%w: mod37 at byte %d: got %q, want %q", ErrBadCheck, pos, c, want)
-			}
-			pos++
-		case kGS1:
-			c := id[pos]
-			if c < '0' || c > '9' {
-				return Decoded{}, noMatch(pos, "want a gs1 check digit, got %q", c)
-			}
-			if want := '0' + gs1(id[:pos]); c != want && badCheck == nil {
-				badCheck = fmt.Errorf("%w: gs1 at byte %d: got %q, want %q", ErrBadCheck, pos, c, want)
 			}
 			pos++
 		}
