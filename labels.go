@@ -26,6 +26,17 @@ type ReprintParams struct {
 	First, Last    string
 	IDs            []string
 	IdempotencyKey string
+	// Max, when set, refuses more numbers than that (before the ledger is
+	// read); at most ReprintMax either way.
+	Max int
+}
+
+// issuedSpan is numbers first..last of a period, shown with one date, for
+// checkIssued; idOf renders one for a message.
+type issuedSpan struct {
+	period, dateKey string
+	first, last     int64
+	idOf            func(int64) string
 }
 
 // Reprint returns the IDs to print again, in order, once the ledger says
@@ -47,21 +58,27 @@ func (s *Service) Reprint(ctx context.Context, p ReprintParams) ([]string, error
 	if ways != 1 {
 		return nil, Invalidf("", "name the numbers to reprint in one way: first and last (a range of IDs), ids (a comma-separated list), or idempotency_key (the key of the request that issued them)")
 	}
+	limit := ReprintMax
+	if p.Max > 0 {
+		limit = min(limit, p.Max)
+	}
 	switch {
 	case p.IdempotencyKey != "":
-		return s.reprintKey(ctx, rt, p.IdempotencyKey)
+		return s.reprintKey(ctx, rt, p.IdempotencyKey, limit)
 	case len(p.IDs) > 0:
-		if len(p.IDs) > ReprintMax {
-			return nil, Invalidf("ids", "at most %d IDs in one reprint, got %d", ReprintMax, len(p.IDs))
+		if len(p.IDs) > limit {
+			return nil, Invalidf("ids", "at most %d labels in one reprint of this kind, got %d IDs", limit, len(p.IDs))
 		}
+		spans := make([]issuedSpan, len(p.IDs))
 		for i, id := range p.IDs {
 			n, d, period, err := s.decodeReprint(rt, "ids", id)
 			if err != nil {
 				return nil, err
 			}
-			if err := s.checkIssued(ctx, rt, period, rt.dateKey(d), n, n, func(int64) string { return p.IDs[i] }); err != nil {
-				return nil, err
-			}
+			spans[i] = issuedSpan{period, rt.dateKey(d), n, n, func(int64) string { return id }}
+		}
+		if err := s.checkIssued(ctx, rt, spans); err != nil {
+			return nil, err
 		}
 		return p.IDs, nil
 	}
@@ -82,15 +99,15 @@ func (s *Service) Reprint(ctx context.Context, p ReprintParams) ([]string, error
 	if last < first {
 		return nil, Invalidf("last", "%q comes before %q: give the range in order", p.Last, p.First)
 	}
-	if last-first >= ReprintMax {
-		return nil, Invalidf("last", "at most %d labels in one reprint, got %d", ReprintMax, last-first+1)
+	if last-first >= int64(limit) {
+		return nil, Invalidf("last", "at most %d labels in one reprint of this kind, got %d", limit, last-first+1)
 	}
 	return s.renderIssued(ctx, rt, period, fd, first, last)
 }
 
 // reprintKey finds the numbers the request with Idempotency-Key key
 // issued.
-func (s *Service) reprintKey(ctx context.Context, rt *seqRuntime, key string) ([]string, error) {
+func (s *Service) reprintKey(ctx context.Context, rt *seqRuntime, key string, limit int) ([]string, error) {
 	if err := ValidateIdempotencyKey(key); err != nil {
 		return nil, &InvalidError{Field: "idempotency_key", Reason: err.(*InvalidError).Reason}
 	}
@@ -107,8 +124,8 @@ func (s *Service) reprintKey(ctx context.Context, rt *seqRuntime, key string) ([
 			return nil, fmt.Errorf("stored idempotency record %q: %w", key, err)
 		}
 	}
-	if rec.Last-rec.First >= ReprintMax {
-		return nil, Invalidf("idempotency_key", "the request with key %q issued %d numbers: reprint at most %d at a time, by first and last", key, rec.Last-rec.First+1, ReprintMax)
+	if rec.Last-rec.First >= int64(limit) {
+		return nil, Invalidf("idempotency_key", "the request with key %q issued %d numbers: reprint at most %d of this kind at a time, by first and last", key, rec.Last-rec.First+1, limit)
 	}
 	return s.renderIssued(ctx, rt, rec.Period, np.date, rec.First, rec.Last)
 }
@@ -120,7 +137,7 @@ func (s *Service) renderIssued(ctx context.Context, rt *seqRuntime, period strin
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkIssued(ctx, rt, period, rt.dateKey(d), first, last, func(n int64) string { return res.IDs[n-first] }); err != nil {
+	if err := s.checkIssued(ctx, rt, []issuedSpan{{period, rt.dateKey(d), first, last, func(n int64) string { return res.IDs[n-first] }}}); err != nil {
 		return nil, err
 	}
 	return res.IDs, nil
@@ -140,47 +157,21 @@ func (s *Service) decodeReprint(rt *seqRuntime, field, id string) (int64, format
 	return n, d, period, nil
 }
 
-// checkIssued walks the ledger from last down to first: every number must
-// lie in a taken entry whose status is issued or reserved, and in no
-// voided note. idOf renders a number for a message.
-func (s *Service) checkIssued(ctx context.Context, rt *seqRuntime, period, dateKey string, first, last int64, idOf func(int64) string) error {
+// checkIssued walks the ledger over every span, in one read: every
+// number must lie in a taken entry whose status is issued or reserved,
+// and in no voided note.
+func (s *Service) checkIssued(ctx context.Context, rt *seqRuntime, spans []issuedSpan) error {
 	var refused error
 	err := s.store.SequenceLedgerRead(ctx, "check reprint", func(r LedgerReader) error {
 		refused = nil
-		// Voids never overlap, so the one with the highest first number at
-		// or below last is the only one that can reach into the range.
-		v, err := r.Nearest(ctx, rt.seq.Name, period, VoidedKindSQL, last)
-		if err != nil {
-			return err
-		}
-		if v != nil && v.Last >= first {
-			refused = Errorf(ErrNotIssued, "%s was voided (%s): a voided number can't be reprinted", idOf(max(v.First, first)), v.Reason)
-			return nil
-		}
-		for n := last; n >= first; {
-			info := NumberInfo{}
-			e, err := r.Nearest(ctx, rt.seq.Name, period, TakenKindsSQL, n)
-			if err != nil {
+		for _, sp := range spans {
+			if err := s.checkSpan(ctx, r, rt.seq.Name, sp); err != nil {
+				if errors.Is(err, ErrNotIssued) {
+					refused = err
+					return nil
+				}
 				return err
 			}
-			if e == nil || e.Last < n {
-				refused = Errorf(ErrNotIssued, "%s was never issued: only issued numbers can be reprinted", idOf(n))
-				return nil
-			}
-			info.Taken = e
-			if e.Kind == LedgerLeased && e.Pending {
-				live, err := r.OwnerLive(ctx, e.Owner)
-				if err != nil {
-					return err
-				}
-				info.OwnerStopped = !live
-			}
-			st, detail := NumberStatusOf(info, dateKey)
-			if st != StatusIssued && st != StatusReserved {
-				refused = Errorf(ErrNotIssued, "%s is %s (%s): only issued numbers can be reprinted", idOf(n), st, detail)
-				return nil
-			}
-			n = e.First - 1
 		}
 		return nil
 	})
@@ -188,4 +179,42 @@ func (s *Service) checkIssued(ctx context.Context, rt *seqRuntime, period, dateK
 		return err
 	}
 	return refused
+}
+
+// checkSpan is checkIssued for one span; a store error is returned as is,
+// a refusal wraps ErrNotIssued.
+func (s *Service) checkSpan(ctx context.Context, r LedgerReader, seq string, sp issuedSpan) error {
+	// Voids never overlap, so the one with the highest first number at or
+	// below last is the only one that can reach into the range.
+	v, err := r.Nearest(ctx, seq, sp.period, VoidedKindSQL, sp.last)
+	if err != nil {
+		return err
+	}
+	if v != nil && v.Last >= sp.first {
+		return Errorf(ErrNotIssued, "%s was voided (%s): a voided number can't be reprinted", sp.idOf(max(v.First, sp.first)), v.Reason)
+	}
+	for n := sp.last; n >= sp.first; {
+		info := NumberInfo{}
+		e, err := r.Nearest(ctx, seq, sp.period, TakenKindsSQL, n)
+		if err != nil {
+			return err
+		}
+		if e == nil || e.Last < n {
+			return Errorf(ErrNotIssued, "%s was never issued: only issued numbers can be reprinted", sp.idOf(n))
+		}
+		info.Taken = e
+		if e.Kind == LedgerLeased && e.Pending {
+			live, err := r.OwnerLive(ctx, e.Owner)
+			if err != nil {
+				return err
+			}
+			info.OwnerStopped = !live
+		}
+		st, detail := NumberStatusOf(info, sp.dateKey)
+		if st != StatusIssued && st != StatusReserved {
+			return Errorf(ErrNotIssued, "%s is %s (%s): only issued numbers can be reprinted", sp.idOf(n), st, detail)
+		}
+		n = e.First - 1
+	}
+	return nil
 }

@@ -97,7 +97,17 @@ func Check(setup allot.LabelSetup, samples []string) (*Plan, error) {
 		if err := checkEncodable(setup.Barcode, id); err != nil {
 			return nil, err
 		}
+		if setup.Format == allot.LabelPDF {
+			if err := checkFont("format", id); err != nil {
+				return nil, err
+			}
+		}
 		longest = max(longest, len(id))
+	}
+	if setup.Format == allot.LabelPDF {
+		if err := checkFont("title", setup.Title); err != nil {
+			return nil, err
+		}
 	}
 	aw, top, bottom := p.W-2*p.Margin, p.Margin, p.H-p.Margin
 	fontH := int(math.Round(min(max(float64(p.H)*0.12, 2.2*dpmm), 6*dpmm)))
@@ -204,7 +214,7 @@ func (p *Plan) fits(id string) error {
 		need = w
 	}
 	if need > p.Modules {
-		return fmt.Errorf("label: the bar code of %q needs %d modules, more than the %d its label was laid out for", id, need, p.Modules)
+		return allot.Invalidf("size", "the bar code of %q needs %d modules, more than the %d the label was laid out for (numbers past the layout's headroom were taken meanwhile): retry, or use a larger size", id, need, p.Modules)
 	}
 	return nil
 }
@@ -247,8 +257,15 @@ func shapeOf(id string) string {
 	return string(k)
 }
 
-// Render renders ids as one document in the plan's format.
-func (p *Plan) Render(ids []string) (Document, error) {
+// Render renders ids as one document in the plan's format. A panic of
+// a library it uses is returned as an error, so a caller that has taken
+// numbers for the document can still give them back.
+func (p *Plan) Render(ids []string) (doc Document, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			doc, err = Document{}, fmt.Errorf("label: rendering %d labels failed: %v", len(ids), r)
+		}
+	}()
 	if len(ids) == 0 {
 		return Document{}, fmt.Errorf("label: nothing to render")
 	}
@@ -344,8 +361,11 @@ type Request struct {
 // (a sequence left at the default max of 2^63-1 has 19-digit IDs): the
 // IDs of numbers up to next+count-1+Headroom fit, so numbers others take
 // meanwhile do not make this request's IDs too long. Should they after
-// all, the document fails to render and its numbers are given back, as
-// for any answer that could not be delivered.
+// all, the document is refused (400, field size) after the numbers were
+// taken: they are given back, as for any answer that could not be
+// delivered, unless the request has an Idempotency-Key, whose retry is
+// laid out for its own numbers (and a reprint by the key, at a larger
+// size, prints them).
 const Headroom = 1_000_000
 
 // Next issues numbers exactly as svc.Next does and renders their labels.
@@ -371,9 +391,24 @@ func Next(ctx context.Context, svc *allot.Service, r Request) (*allot.NextResult
 	if err := checkCount(setup, count); err != nil {
 		return nil, err
 	}
-	plan, err := planIssue(setup, st, r.Date, count, svc)
-	if err != nil {
-		return nil, err
+	var plan *Plan
+	if r.IdempotencyKey != "" {
+		// A retry is laid out for the numbers its first request got (and
+		// refused if one was voided since), not for the counter now.
+		ids, err := svc.Reprint(ctx, allot.ReprintParams{Sequence: r.Sequence, IdempotencyKey: r.IdempotencyKey, Max: maxCount(setup)})
+		switch {
+		case err == nil:
+			if plan, err = Check(setup, bounds(ids)); err != nil {
+				return nil, err
+			}
+		case !errors.Is(err, allot.ErrNotFound):
+			return nil, err
+		}
+	}
+	if plan == nil {
+		if plan, err = planIssue(setup, st, r.Date, count, svc); err != nil {
+			return nil, err
+		}
 	}
 	p := r.NextParams
 	// Printed numbers are written to the ledger as issued, never served
@@ -406,6 +441,7 @@ func Reprint(ctx context.Context, svc *allot.Service, p allot.ReprintParams, spe
 	if err != nil {
 		return Document{}, nil, err
 	}
+	p.Max = maxCount(setup)
 	ids, err := svc.Reprint(ctx, p)
 	if err != nil {
 		return Document{}, nil, err
@@ -413,16 +449,7 @@ func Reprint(ctx context.Context, svc *allot.Service, p allot.ReprintParams, spe
 	if err := checkCount(setup, int64(len(ids))); err != nil {
 		return Document{}, nil, err
 	}
-	shortest, longest := ids[0], ids[0]
-	for _, id := range ids {
-		if len(id) < len(shortest) {
-			shortest = id
-		}
-		if len(id) > len(longest) {
-			longest = id
-		}
-	}
-	plan, err := Check(setup, []string{shortest, longest})
+	plan, err := Check(setup, bounds(ids))
 	if err != nil {
 		return Document{}, nil, err
 	}
@@ -436,6 +463,31 @@ func Reprint(ctx context.Context, svc *allot.Service, p allot.ReprintParams, spe
 // request would keep its numbers and every retry run out of time too).
 // ZPL leaves the encoding to the printer and takes LabelCountMax.
 const QRDocumentMax = 2000
+
+// bounds returns the shortest and the longest of ids, what Check needs.
+func bounds(ids []string) []string {
+	shortest, longest := ids[0], ids[0]
+	for _, id := range ids {
+		if len(id) < len(shortest) {
+			shortest = id
+		}
+		if len(id) > len(longest) {
+			longest = id
+		}
+	}
+	return []string{shortest, longest}
+}
+
+// maxCount is the most labels one document of setup holds.
+func maxCount(setup allot.LabelSetup) int {
+	switch {
+	case setup.Format == allot.LabelPNG:
+		return 1
+	case setup.Format == allot.LabelPDF && setup.Barcode == allot.BarcodeQR:
+		return QRDocumentMax
+	}
+	return allot.LabelCountMax
+}
 
 // checkCount refuses more labels than one document of setup holds.
 func checkCount(setup allot.LabelSetup, count int64) error {

@@ -435,3 +435,36 @@ func TestCheckSizesForEveryCheckCharacter(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedBeforeTheyBreak: text a PDF's font can't carry (beyond
+// U+FFFF) and a Data Matrix whose first byte its encoder takes for FNC1
+// are refused by Check; and should a library panic all the same, Render
+// returns an error instead (a plan laid out for PNG, switched to PDF).
+func TestRefusedBeforeTheyBreak(t *testing.T) {
+	for _, tc := range []struct {
+		spec    allot.LabelSpec
+		samples []string
+		field   string
+	}{
+		{allot.LabelSpec{Format: allot.LabelPDF, Barcode: allot.BarcodeQR}, []string{"📦0001"}, "format"},
+		{allot.LabelSpec{Format: allot.LabelPDF, Title: "Lager 🚚"}, []string{"LP0001"}, "title"},
+		{allot.LabelSpec{Format: allot.LabelPNG, Barcode: allot.BarcodeDataMatrix}, []string{"航-0042"}, "barcode"},
+	} {
+		setup, err := tc.spec.Setup()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = label.Check(setup, tc.samples)
+		var ie *allot.InvalidError
+		if !errors.As(err, &ie) || ie.Field != tc.field {
+			t.Errorf("Check(%+v, %q) = %v, want an invalid %s", tc.spec, tc.samples, err, tc.field)
+		}
+	}
+	p := mustPlan(t, allot.LabelSpec{Format: allot.LabelPNG, Barcode: allot.BarcodeQR}, []string{"📦0001"})
+	p.Setup.Format = allot.LabelPDF
+	if _, err := p.Render([]string{"📦0001", "📦0002"}); err == nil {
+		t.Fatal("a PDF of text beyond U+FFFF rendered")
+	}
+	// 倉 starts with 0xE5 and encodes correctly.
+	mustPlan(t, allot.LabelSpec{Format: allot.LabelPNG, Barcode: allot.BarcodeDataMatrix}, []string{"倉-0042"})
+}

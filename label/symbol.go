@@ -106,7 +106,25 @@ func checkEncodable(b allot.Symbology, id string) error {
 		}
 	case allot.BarcodeGS1128:
 		if len(id) != 18 || !allDigits(id) {
-			return allot.Invalidf("barcode", "gs1-128 prints an SSCC with application identifier (00), which is 18 digits, but the sequence's IDs (such as %q) are not: use a format such as {n:17}{check:gs1} with max below 10^17, or barcode \"code128\"", id)
+			return allot.Invalidf("barcode", "gs1-128 prints an SSCC with application identifier (00), which is 18 digits, but the sequence's IDs (such as %q) are not: use a format that renders 17 digits and {check:gs1} (such as {n:17}{check:gs1}, or the extension digit and company prefix as text before {n:WIDTH}) with a max that keeps the number within its width (99999999999999999 for {n:17}), or barcode \"code128\"", id)
+		}
+	case allot.BarcodeDataMatrix:
+		// boombuler/barcode reads a first byte of 232 as GS1's FNC1 (and
+		// then every 232 after it), which misencodes a UTF-8 character
+		// from U+8000 to U+8FFF at the start.
+		if len(id) > 0 && id[0] == 0xE8 {
+			return allot.Invalidf("barcode", "datamatrix can't start with %q here (its encoder takes that byte for GS1's FNC1): put text before it in the format, or use \"qr\"", firstRune(id))
+		}
+	}
+	return nil
+}
+
+// checkFont refuses text the PDF's font can't carry: fpdf's UTF-8 fonts
+// stop at U+FFFF (a character beyond, such as an emoji, panics it).
+func checkFont(field, text string) error {
+	for _, r := range text {
+		if r > 0xFFFF {
+			return allot.Invalidf(field, "%q has %q, beyond U+FFFF, which a PDF label can't print: leave it out, or use format zpl or png", text, r)
 		}
 	}
 	return nil

@@ -58,7 +58,15 @@ func (p *Plan) zplText(b []byte, y, h int, text string) []byte {
 	b = append(b, ',')
 	b = append(b, itoa(h*4/5)...)
 	b = append(b, "^FH^FD"...)
-	b = appendFieldHex(b, text)
+	// ^FB reads \& as a line break and \ before a letter as a soft
+	// hyphen: a backslash is written \\.
+	for i := 0; i < len(text); i++ {
+		if text[i] == '\\' {
+			b = append(b, '\\', '\\')
+			continue
+		}
+		b = appendFieldHex(b, text[i:i+1])
+	}
 	return append(b, "^FS\n"...)
 }
 

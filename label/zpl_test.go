@@ -183,6 +183,26 @@ func parseZPL(doc string) ([]zplLabel, error) {
 	return labels, nil
 }
 
+// readBlock reads the data of a ^FB field as the printer prints it: \\
+// is a backslash, \& a line break and \ before anything else a soft
+// hyphen; the last two are refused (an ID prints on one line, as itself).
+func readBlock(s string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '\\' {
+			b.WriteByte('\\')
+			i++
+			continue
+		}
+		return "", fmt.Errorf("^FB reads the backslash at byte %d as a line break or a soft hyphen", i)
+	}
+	return b.String(), nil
+}
+
 // unhexField resolves ^FH escapes: _ and two hex digits is a byte.
 func unhexField(s string) (string, error) {
 	var b strings.Builder
@@ -438,8 +458,15 @@ func checkZPLLabel(p *label.Plan, lab zplLabel, id string, pw, ll int) error {
 			if !f.hex {
 				fail("text field %q without ^FH", f.raw)
 			}
-			if f.data != wantTexts[i] {
-				fail("text field ^FD%s reads %q, want %q", f.raw, f.data, wantTexts[i])
+			text := f.data
+			if len(f.block) > 0 {
+				var err error
+				if text, err = readBlock(f.data); err != nil {
+					fail("text field ^FD%s: %v", f.raw, err)
+				}
+			}
+			if text != wantTexts[i] {
+				fail("text field ^FD%s reads %q, want %q", f.raw, text, wantTexts[i])
 			}
 			if len(f.font) < 2 || len(f.block) < 1 {
 				fail("text field %q without ^A0 and ^FB", f.data)

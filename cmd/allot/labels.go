@@ -81,7 +81,7 @@ func (l *labelFlags) register(fs *flag.FlagSet) {
 	fs.Var(&l.dpi, "dpi", "the printer's resolution in `DPI`, for ZPL and PNG: 203 or 300 (default: as saved, else 203)")
 	fs.StringVar(&l.layout, "layout", "", "the PDF `LAYOUT`: label (one label per page), a4 or letter (sheets of labels)")
 	fs.BoolVar(&l.noText, "no-text", false, "leave out the ID printed under the bar code")
-	fs.StringVar(&l.title, "title", "", "a `TITLE` printed above the bar code (a company or warehouse), up to 60 characters")
+	fs.StringVar(&l.title, "title", "", "a `TITLE` printed above the bar code (a company or warehouse), up to 60 bytes")
 	fs.StringVar(&l.output, "output", "", "write the document to `FILE` instead of stdout")
 	fs.StringVar(&l.output, "o", "", "short for --output `FILE`")
 }

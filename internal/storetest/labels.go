@@ -85,6 +85,7 @@ func testLabelsRefusedIssueNothing(t *testing.T, open func() allot.Store) {
 			{long, 1, allot.LabelSpec{Size: "50x25mm"}, "size"},
 			{name, 1, allot.LabelSpec{Title: strings.Repeat("W", 60)}, "title"},
 			{name, label.QRDocumentMax + 1, allot.LabelSpec{Barcode: allot.BarcodeQR}, "count"},
+			{name, 1, allot.LabelSpec{Title: "Lager 🚚"}, "title"}, // beyond U+FFFF: fpdf would panic
 		} {
 			_, err := label.Next(ctx(t), svc, label.Request{NextParams: allot.NextParams{Sequence: tc.seq, Count: tc.count}, Spec: tc.spec, Deliver: deliver})
 			var ie *allot.InvalidError
@@ -120,6 +121,30 @@ func testLabelsRefusedIssueNothing(t *testing.T, open func() allot.Store) {
 		}
 		if st, err := svc.SequenceGet(ctx(t), small); err != nil || st.Issued != 0 || st.Next != 1 {
 			t.Fatalf("%s: after exhausted labels: %+v, %v", mode, st, err)
+		}
+		delivered = 0
+		// A keyed retry is laid out for its own numbers: LP9998900000
+		// fits a 2x1in Code 128, the counter's LP10000100000 onwards do
+		// not, and the retry still replays.
+		lp := name + "-lp"
+		if _, err := svc.SequenceCreate(ctx(t), allot.SequenceCreateParams{Name: lp, Format: "LP{n}", Start: ptr[int64](9_998_900_000), Mode: mode, AllowOverlap: true}); err != nil {
+			t.Fatal(err)
+		}
+		keyed := label.Request{NextParams: allot.NextParams{Sequence: lp, IdempotencyKey: "k1"}, Spec: allot.LabelSpec{Format: allot.LabelZPL}, Deliver: deliver}
+		first, err := label.Next(ctx(t), svc, keyed)
+		if err != nil || first.IDs[0] != "LP9998900000" {
+			t.Fatalf("%s: keyed label: %+v, %v", mode, first, err)
+		}
+		for range 12 {
+			if _, err := svc.Next(ctx(t), allot.NextParams{Sequence: lp, Count: 100_000, Reference: "bulk"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := label.Next(ctx(t), svc, label.Request{NextParams: allot.NextParams{Sequence: lp}, Spec: allot.LabelSpec{Format: allot.LabelZPL}, Deliver: deliver}); err == nil {
+			t.Fatalf("%s: a 14-character ID fit a 2x1in Code 128 at 2 dots a module", mode)
+		}
+		if again, err := label.Next(ctx(t), svc, keyed); err != nil || !again.Replayed || again.IDs[0] != first.IDs[0] {
+			t.Fatalf("%s: keyed retry after the counter moved on: %+v, %v", mode, again, err)
 		}
 		delivered = 0
 		// The same long IDs fit a QR code on that label.
