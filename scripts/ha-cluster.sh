@@ -18,8 +18,9 @@
 #   scripts/ha-cluster.sh start NODE     start a node's Patroni again (after kill-leader)
 #
 # Settings (environment): HA_DIR (default /tmp/allot-ha), HA_PORT (the
-# first node's PostgreSQL port, default 5433: nodes use HA_PORT..HA_PORT+2,
-# Patroni's REST API 8433..8435), HA_ETCD_PORT (default 2479),
+# first node's PostgreSQL port, default 5433: nodes use HA_PORT..HA_PORT+2),
+# HA_REST_PORT (Patroni's REST API of the first node, default 8433),
+# HA_ETCD_PORT (default 2479, and the next one for its peers),
 # HA_PGBOUNCER_PORT (default 6433). Timings are short, for tests: ttl 10 s,
 # loop_wait 1 s, retry_timeout 4 s. fsync stays on.
 set -euo pipefail
@@ -31,14 +32,15 @@ ETCD_PEER=$((ETCD_PORT + 1))
 BOUNCER_PORT=${HA_PGBOUNCER_PORT:-6433}
 SCOPE=allot-ha
 DB=allot
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+REST_PORT=${HA_REST_PORT:-8433}
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 NODES=(node1 node2 node3)
 
 log() { echo "ha-cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 node_port() { echo $((PORT + ${1#node} - 1)); }
-rest_port() { echo $((8433 + ${1#node} - 1)); }
+rest_port() { echo $((REST_PORT + ${1#node} - 1)); }
 
 # as_postgres runs a command as the postgres user: PostgreSQL and
 # PgBouncer refuse to run as root.
@@ -63,14 +65,24 @@ install_missing() {
   fi
 }
 
-running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# alive PID WHAT: PID is a live process (not a zombie, not a reused pid)
+# whose command line contains WHAT.
+alive() {
+  local pid=$1 what=$2
+  [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+  [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$what"
+}
+
+# running PIDFILE WHAT: the pid file names a live process running WHAT.
+running() { [ -f "$1" ] && alive "$(head -1 "$1")" "$2"; }
 
 # start NAME PIDFILE CMD...: runs CMD in the background as postgres,
 # logging to $DIR/NAME.log, unless PIDFILE names a live process.
 start() {
   local name=$1 pidfile=$2
   shift 2
-  if running "$pidfile"; then return; fi
+  if running "$pidfile" "$name"; then return; fi
   as_postgres sh -c 'exec "$@" >>"'"$DIR/$name.log"'" 2>&1 & echo $! >"'"$pidfile"'"' sh "$@"
 }
 
@@ -116,6 +128,8 @@ postgresql:
   pgpass: $DIR/$n/pgpass
   basebackup:
     - checkpoint: fast
+  parameters:
+    unix_socket_directories: '$DIR/$n'
   authentication:
     superuser:
       username: postgres
@@ -138,7 +152,7 @@ EOF
 # ACTION ROLE CLUSTER; the node's port comes from HA_NODE_PORT, which each
 # Patroni is started with (its callbacks inherit its environment).
 write_callback() {
-  cat >"$DIR/on-role-change.sh" <<EOF
+  cat >"$DIR/on-role-change.sh.new" <<EOF
 #!/bin/sh
 # Patroni callback: when this node becomes the primary, PgBouncer follows.
 role=\$2
@@ -148,7 +162,8 @@ port=\$HA_NODE_PORT
 sed -i "s/^$DB = .*/$DB = host=127.0.0.1 port=\$port dbname=$DB/" "$DIR/pgbouncer.ini"
 psql -h 127.0.0.1 -p $BOUNCER_PORT -U postgres pgbouncer -c RELOAD >/dev/null 2>&1 || true
 EOF
-  chmod +x "$DIR/on-role-change.sh"
+  chmod +x "$DIR/on-role-change.sh.new"
+  mv "$DIR/on-role-change.sh.new" "$DIR/on-role-change.sh"
 }
 
 leader() {
@@ -179,8 +194,66 @@ pgbouncer_url() {
   echo "postgres://postgres@127.0.0.1:$BOUNCER_PORT/$DB?sslmode=disable&default_query_exec_mode=simple_protocol"
 }
 
+# wait_writable PORT: the primary on PORT has both standbys streaming,
+# one of them synchronously (strict synchronous mode takes no commit
+# without one), and Patroni has named it (only it may be promoted).
+wait_writable() {
+  local port=$1 i
+  local q="SELECT count(*) || ',' || count(*) FILTER (WHERE sync_state = 'sync') FROM pg_stat_replication WHERE state = 'streaming' AND application_name LIKE 'node%'"
+  for i in $(seq 1 240); do
+    if [ "$(psql -h 127.0.0.1 -p "$port" -U postgres -Atc "$q" 2>/dev/null)" = "2,1" ] && sync_standby >/dev/null; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  die "the standbys of 127.0.0.1:$port do not stream (one synchronously) after 2 minutes: see $DIR/node*.log"
+}
+
+# sql PORT SQL...: runs statements on the primary, bounded in time (a
+# strict synchronous primary without a standby would wait for ever).
+sql() {
+  local port=$1 q
+  shift
+  local args=()
+  for q in "$@"; do args+=(-c "$q"); done
+  timeout 30 psql -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1 -qAt "${args[@]}" ||
+    die "on 127.0.0.1:$port: $* failed or timed out"
+}
+
+write_pgbouncer() {
+  local lport=$1
+  echo '"postgres" ""' >"$DIR/userlist.txt"
+  cat >"$DIR/pgbouncer.ini.new" <<INI
+[databases]
+$DB = host=127.0.0.1 port=$lport dbname=$DB
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $DIR/userlist.txt
+admin_users = postgres
+pool_mode = transaction
+max_client_conn = 500
+default_pool_size = 40
+server_reset_query =
+ignore_startup_parameters = extra_float_digits,options,statement_timeout,lock_timeout,idle_in_transaction_session_timeout
+logfile = $DIR/pgbouncer.log
+pidfile = $DIR/pgbouncer.pid
+INI
+  mv "$DIR/pgbouncer.ini.new" "$DIR/pgbouncer.ini"
+  chown postgres: "$DIR/pgbouncer.ini" "$DIR/userlist.txt" 2>/dev/null || true
+}
+
+bouncer_answers() { psql -h 127.0.0.1 -p "$BOUNCER_PORT" -U postgres pgbouncer -qc 'SHOW VERSION' >/dev/null 2>&1; }
+
 up() {
   install_missing
+  command -v curl >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1 || die "needs curl and python3"
+  if [ -e "$DIR" ] && [ "$(stat -c %U "$DIR")" != root ] && [ "$(stat -c %U "$DIR")" != postgres ]; then
+    die "$DIR belongs to $(stat -c %U "$DIR"), not root or postgres: remove it or set HA_DIR"
+  fi
   mkdir -p "$DIR"
   chown postgres: "$DIR" 2>/dev/null || true
   chmod 0755 "$DIR"
@@ -195,82 +268,74 @@ up() {
     sleep 0.5
   done
   curl -sf -o /dev/null "http://127.0.0.1:$ETCD_PORT/health" || die "etcd did not start: see $DIR/etcd.log"
-  local n
+  # A new cluster: node1 bootstraps alone, then the others join it. An
+  # existing one (all stopped, or some): every node starts at once, since
+  # only the synchronous standby may take over a leader that is gone.
+  local fresh=1 n
+  [ -s "$DIR/node1/data/PG_VERSION" ] && fresh=0
   for n in "${NODES[@]}"; do
     write_node_config "$n"
     mkdir -p "$DIR/$n"
     chown postgres: "$DIR/$n" "$DIR/$n.yml" 2>/dev/null || true
     chmod 0700 "$DIR/$n"
     start "$n" "$DIR/$n.pid" env HA_NODE_PORT="$(node_port "$n")" patroni "$DIR/$n.yml"
-    # The first node bootstraps; the others wait for it before joining.
-    if [ "$n" = node1 ]; then wait_leader 120 || die "no leader: see $DIR/node1.log"; fi
+    if [ "$n" = node1 ] && [ "$fresh" = 1 ]; then
+      wait_leader 120 || die "node1 did not bootstrap a leader: see $DIR/node1.log"
+    fi
   done
+  wait_leader 120 || die "no leader: see $DIR/node*.log"
   local lport
-  lport=$(leader | cut -d' ' -f2)
-  psql -h 127.0.0.1 -p "$lport" -U postgres -Atc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 ||
-    psql -h 127.0.0.1 -p "$lport" -U postgres -qc "CREATE DATABASE $DB"
+  lport=$(leader) || die "no leader"
+  lport=${lport#* }
+  wait_writable "$lport"
+  if [ "$(sql "$lport" "SELECT count(*) FROM pg_database WHERE datname = '$DB'")" = 0 ]; then
+    sql "$lport" "CREATE DATABASE $DB"
+  fi
   # PgBouncer can't pass the timeouts allot sets when it connects (it
   # refuses unknown startup parameters, so it is told to ignore them):
   # the database carries allot's defaults itself.
-  psql -h 127.0.0.1 -p "$lport" -U postgres -qc "ALTER DATABASE $DB SET statement_timeout = '10s'" \
-    -c "ALTER DATABASE $DB SET lock_timeout = '10s'" -c "ALTER DATABASE $DB SET idle_in_transaction_session_timeout = '30s'"
-  if [ ! -f "$DIR/pgbouncer.ini" ]; then
-    echo '"postgres" ""' >"$DIR/userlist.txt"
-    cat >"$DIR/pgbouncer.ini" <<EOF
-[databases]
-$DB = host=127.0.0.1 port=$lport dbname=$DB
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $BOUNCER_PORT
-unix_socket_dir =
-auth_type = trust
-auth_file = $DIR/userlist.txt
-admin_users = postgres
-pool_mode = transaction
-max_client_conn = 1000
-default_pool_size = 40
-server_reset_query =
-ignore_startup_parameters = extra_float_digits,options,statement_timeout,lock_timeout,idle_in_transaction_session_timeout
-logfile = $DIR/pgbouncer.log
-pidfile = $DIR/pgbouncer.pid
-EOF
-    chown postgres: "$DIR/pgbouncer.ini" "$DIR/userlist.txt" 2>/dev/null || true
-  fi
-  if ! running "$DIR/pgbouncer.pid"; then
+  sql "$lport" "ALTER DATABASE $DB SET statement_timeout = '10s'" "ALTER DATABASE $DB SET lock_timeout = '10s'" \
+    "ALTER DATABASE $DB SET idle_in_transaction_session_timeout = '30s'"
+  # PgBouncer's config is written on every up, pointing at the leader now
+  # (the callback keeps it pointing there on every change).
+  write_pgbouncer "$lport"
+  if running "$DIR/pgbouncer.pid" pgbouncer; then
+    psql -h 127.0.0.1 -p "$BOUNCER_PORT" -U postgres pgbouncer -qc RELOAD >/dev/null 2>&1 || true
+  else
     as_postgres pgbouncer -d "$DIR/pgbouncer.ini" >/dev/null
   fi
-  # Both standbys stream, one of them synchronously (strict synchronous
-  # mode takes no write without one), before up returns.
-  local q="SELECT count(*) || ',' || count(*) FILTER (WHERE sync_state = 'sync') FROM pg_stat_replication WHERE state = 'streaming' AND application_name LIKE 'node%'"
-  for i in $(seq 1 240); do
-    [ "$(psql -h 127.0.0.1 -p "$lport" -U postgres -Atc "$q" 2>/dev/null)" = "2,1" ] && break
-    sleep 0.5
+  for i in $(seq 1 40); do
+    bouncer_answers && break
+    sleep 0.25
   done
-  [ "$(psql -h 127.0.0.1 -p "$lport" -U postgres -Atc "$q")" = "2,1" ] ||
-    die "the standbys did not start replicating (one synchronously): see $DIR/node2.log and $DIR/node3.log"
-  # And Patroni has recorded which one is synchronous: only it may be
-  # promoted, so until then a failover has no candidate.
-  for i in $(seq 1 120); do
-    sync_standby >/dev/null && break
-    sleep 0.5
-  done
-  sync_standby >/dev/null || die "Patroni named no synchronous standby: see $DIR/node*.log"
+  bouncer_answers || die "PgBouncer does not answer on 127.0.0.1:$BOUNCER_PORT: see $DIR/pgbouncer.log"
   url
 }
 
 down() {
-  local f
-  for f in "$DIR"/node*.pid "$DIR/pgbouncer.pid" "$DIR/etcd.pid"; do
-    [ -f "$f" ] || continue
-    kill "$(cat "$f")" 2>/dev/null || true
+  [ -d "$DIR" ] || return 0
+  local f n i left
+  for n in "${NODES[@]}"; do
+    if running "$DIR/$n.pid" "$DIR/$n.yml"; then kill "$(cat "$DIR/$n.pid")" 2>/dev/null || true; fi
   done
-  sleep 1
-  # What is left (a postmaster whose Patroni was killed) goes by force.
-  for f in "$DIR"/node*/data/postmaster.pid "$DIR"/node*.pid "$DIR/pgbouncer.pid" "$DIR/etcd.pid"; do
-    [ -f "$f" ] || continue
-    kill -9 "$(head -1 "$f")" 2>/dev/null || true
+  if running "$DIR/pgbouncer.pid" pgbouncer; then kill "$(cat "$DIR/pgbouncer.pid")" 2>/dev/null || true; fi
+  for i in $(seq 1 40); do
+    left=0
+    for n in "${NODES[@]}"; do running "$DIR/$n.pid" "$DIR/$n.yml" && left=1; done
+    [ "$left" = 0 ] && break
+    sleep 0.25
   done
+  # What is left goes by force: a Patroni that did not stop, a postmaster
+  # whose Patroni was killed. Only processes that are what their pid file
+  # says are killed.
+  for n in "${NODES[@]}"; do
+    if running "$DIR/$n.pid" "$DIR/$n.yml"; then kill -9 "$(cat "$DIR/$n.pid")" 2>/dev/null || true; fi
+    f="$DIR/$n/data/postmaster.pid"
+    if running "$f" "postgres"; then kill -9 "$(head -1 "$f")" 2>/dev/null || true; fi
+  done
+  if running "$DIR/etcd.pid" etcd; then kill "$(cat "$DIR/etcd.pid")" 2>/dev/null || true; fi
+  sleep 0.5
+  if running "$DIR/etcd.pid" etcd; then kill -9 "$(cat "$DIR/etcd.pid")" 2>/dev/null || true; fi
   rm -rf "$DIR"
 }
 
@@ -294,14 +359,21 @@ failover() {
   local cur cand
   cur=$(leader | cut -d' ' -f1) || die "no leader"
   cand=$(sync_standby) || die "no synchronous standby to switch over to"
-  patronictl -c "$DIR/node1.yml" switchover --leader "$cur" --candidate "$cand" --force >/dev/null
-  wait_leader 60 || die "no leader after the switchover"
+  patronictl -c "$DIR/node1.yml" switchover --leader "$cur" --candidate "$cand" --force
+  local i now=""
+  for i in $(seq 1 120); do
+    now=$(leader 2>/dev/null | cut -d' ' -f1) && [ -n "$now" ] && [ "$now" != "$cur" ] && break
+    sleep 0.5
+  done
+  [ -n "$now" ] && [ "$now" != "$cur" ] || die "the switchover did not happen: $cur is still the leader (see $DIR/*.log)"
+  wait_writable "$(node_port "$now")"
   leader
 }
 
 kill_primary() {
   local n
   n=$(leader | cut -d' ' -f1) || die "no leader"
+  [ -f "$DIR/$n/data/postmaster.pid" ] || die "$n has no postmaster.pid: its PostgreSQL is not running"
   kill -9 "$(head -1 "$DIR/$n/data/postmaster.pid")"
   echo "$n"
 }
